@@ -1,0 +1,1 @@
+"""The `flatnas-tf` command line, installed as `flatnas_tf.cli`."""

@@ -1,0 +1,56 @@
+"""Packaging for flatnas-tf.
+
+`tuners/` and `cli/` live at the top of the repository but install under the
+`flatnas_tf` namespace (`flatnas_tf.tuners`, `flatnas_tf.cli`), so no generic
+top-level `tuners` or `cli` module is ever installed.
+"""
+
+import pathlib
+import re
+
+from setuptools import setup
+
+ROOT = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"',
+    (ROOT / "flatnas_tf" / "_version.py").read_text(),
+    re.MULTILINE,
+).group(1)
+
+setup(
+    name="flatnas-tf",
+    version=VERSION,
+    description=(
+        "FlatNAS in TensorFlow/Keras: neural architecture search for accuracy, "
+        "flatness and size, with SAM training and OOD evaluation."
+    ),
+    long_description=(ROOT / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["flatnas_tf", "flatnas_tf.tuners", "flatnas_tf.cli"],
+    package_dir={
+        "flatnas_tf": "flatnas_tf",
+        "flatnas_tf.tuners": "tuners",
+        "flatnas_tf.cli": "cli",
+    },
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "keras-tuner>=1.4",
+        "tensorflow-datasets>=4.9",
+        "numpy>=1.23",
+        "click>=8.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6"],
+        "bench": [],
+        "lint": ["ruff>=0.5"],
+        "and-cuda": ["tensorflow[and-cuda]>=2.16"],
+    },
+    entry_points={"console_scripts": ["flatnas-tf=flatnas_tf.cli.main:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

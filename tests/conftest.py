@@ -1,0 +1,40 @@
+"""Test set-up shared by all modules.
+
+TensorFlow is split into two logical CPU devices before anything runs, so the
+tf.distribute tests can use a two-replica MirroredStrategy on any machine.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import keras
+import pytest
+import tensorflow as tf
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state and the default dtype policy."""
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture
+def cifar_subset():
+    """The shared real CIFAR-10 subset, or a skip when this machine lacks it."""
+    import numpy as np
+
+    path = SHARED_DATA / "cifar10_subset_dev.npz"
+    if not path.exists():
+        pytest.skip(f"real-image data not found at {path}")
+    with np.load(path) as data:
+        return {key: data[key] for key in ("x_train", "y_train", "x_test", "y_test")}
