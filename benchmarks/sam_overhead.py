@@ -15,40 +15,15 @@ Prints one JSON object with both median step times (seconds) and their ratio.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from common import compile_classifier, print_json, small_cnn
 
 from flatnas_tf import SAMModel
-
-
-def small_cnn(model_class, **kwargs) -> keras.Model:
-    """A 32x32x3 CNN of four conv/BatchNorm/ReLU blocks and a dense head."""
-    inputs = keras.Input((32, 32, 3))
-    x = inputs
-    for filters in (32, 32, 64, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
-        x = keras.layers.ReLU()(x)
-        if filters == 64 or x.shape[1] == 32:
-            x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return model_class(inputs, keras.layers.Dense(10)(x), **kwargs)
-
-
-def _compiled(model: keras.Model, jit: bool) -> keras.Model:
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=5e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=jit,
-    )
-    return model
 
 
 def main() -> None:
@@ -60,12 +35,12 @@ def main() -> None:
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
-    plain = _compiled(small_cnn(keras.Model), args.jit)
-    sam = _compiled(small_cnn(SAMModel, rho=0.05), args.jit)
+    plain = compile_classifier(small_cnn(keras.Model), args.jit)
+    sam = compile_classifier(small_cnn(SAMModel, rho=0.05), args.jit)
     sam.set_weights(plain.get_weights())
 
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (args.batch_size, 32, 32, 3)).astype("float32") / 255.0
+    x = rng.integers(0, 256, (args.batch_size, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, args.batch_size)
     batches = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
 
@@ -83,22 +58,17 @@ def main() -> None:
 
     plain_median = statistics.median(times["plain"])
     sam_median = statistics.median(times["sam"])
-    print(
-        json.dumps(
-            {
-                "benchmark": "sam_overhead",
-                "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-                "machine": platform.machine(),
-                "jit_compile": args.jit,
-                "batch_size": args.batch_size,
-                "steps": args.steps,
-                "params": plain.count_params(),
-                "plain_step_median_s": round(plain_median, 6),
-                "sam_step_median_s": round(sam_median, 6),
-                "ratio_sam_over_plain": round(sam_median / plain_median, 4),
-            },
-            indent=2,
-        )
+    print_json(
+        "sam_overhead",
+        {
+            "jit_compile": args.jit,
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+            "params": plain.count_params(),
+            "plain_step_median_s": round(plain_median, 6),
+            "sam_step_median_s": round(sam_median, 6),
+            "ratio_sam_over_plain": round(sam_median / plain_median, 4),
+        },
     )
 
 
