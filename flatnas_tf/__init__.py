@@ -4,9 +4,24 @@ The public API is re-exported here:
 
 - `SAMModel`: a `keras.Model` whose `train_step` runs Sharpness-Aware
   Minimization (SAM) or its adaptive form (ASAM).
+- `weight_robustness`, `FlatnessCallback`: FlatNAS's flatness figure R, the
+  robustness of accuracy to random weight perturbations.
 """
 
 from flatnas_tf._version import __version__
+from flatnas_tf.flatness import (
+    FlatnessCallback,
+    PerturbedEvaluator,
+    RobustnessResult,
+    weight_robustness,
+)
 from flatnas_tf.sam import SAMModel
 
-__all__ = ["SAMModel", "__version__"]
+__all__ = [
+    "FlatnessCallback",
+    "PerturbedEvaluator",
+    "RobustnessResult",
+    "SAMModel",
+    "__version__",
+    "weight_robustness",
+]

@@ -38,3 +38,18 @@ def cifar_subset():
         pytest.skip(f"real-image data not found at {path}")
     with np.load(path) as data:
         return {key: data[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+
+
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One two-replica MirroredStrategy for the whole session.
+
+    TensorFlow's collective ops key their instances per process: a second
+    MirroredStrategy over the same devices can collide with the first one's
+    instance keys ("Shape mismatch in the collective instance"), so every test
+    shares this one.
+    """
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices")
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])

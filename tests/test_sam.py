@@ -232,19 +232,11 @@ def test_overflowing_first_gradient_does_not_poison_the_weights():
 # tf.distribute with two logical CPU devices (see conftest.py).
 
 
-def _two_replicas():
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices")
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-
-
 @pytest.mark.parametrize("sync_epsilon", [False, True], ids=["per-replica", "synchronised"])
-def test_mirrored_strategy_step_matches_reference(sync_epsilon):
+def test_mirrored_strategy_step_matches_reference(two_replicas, sync_epsilon):
     x, y, w, b = _linear_problem(n=8)
     rho, lr = 0.3, 0.1
-    strategy = _two_replicas()
-    with strategy.scope():
+    with two_replicas.scope():
         model = _linear_sam_model(w, b, rho=rho, sync_epsilon=sync_epsilon)
         model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse")
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
