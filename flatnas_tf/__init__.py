@@ -6,6 +6,8 @@ The public API is re-exported here:
   Minimization (SAM) or its adaptive form (ASAM).
 - `weight_robustness`, `FlatnessCallback`: FlatNAS's flatness figure R, the
   robustness of accuracy to random weight perturbations.
+- `FlatNASHyperModel`: the MobileNetV3 / Once-For-All search space for
+  KerasTuner, made to be subclassed (`ResNetHyperModel` is an example).
 """
 
 from flatnas_tf._version import __version__
@@ -15,13 +17,19 @@ from flatnas_tf.flatness import (
     RobustnessResult,
     weight_robustness,
 )
+from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
+from flatnas_tf.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.sam import SAMModel
 
 __all__ = [
+    "FlatNASHyperModel",
     "FlatnessCallback",
     "PerturbedEvaluator",
+    "ResNetHyperModel",
     "RobustnessResult",
     "SAMModel",
+    "SparseCrossentropyWithSmoothing",
+    "TrainingSettings",
     "__version__",
     "weight_robustness",
 ]
