@@ -41,10 +41,13 @@ setup(
         "tensorflow-datasets>=4.9",
         "numpy>=1.23",
         "click>=8.0",
+        "moocore>=0.3",  # exact Pareto ranking and hypervolume (what pymoo delegates to)
+        "scikit-learn>=1.2",  # ships the bundled default data set, digits (offline)
+        "importlib_resources",  # TFDS's download path imports it without depending on it
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
-        "bench": [],
+        "test": ["pytest>=7", "hypothesis>=6", "pillow>=9"],
+        "bench": ["scipy>=1.9", "pillow>=9", "optuna>=3.4"],
         "lint": ["ruff>=0.5"],
         "and-cuda": ["tensorflow[and-cuda]>=2.16"],
     },

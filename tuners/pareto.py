@@ -1,0 +1,478 @@
+"""Pareto ranking, crowding distance, constrained domination and hypervolume.
+
+The numerics behind NSGA-II selection (Deb et al., 2002), on top of `moocore`
+(the C library that pymoo delegates non-dominated sorting and hypervolume to).
+This module adds what moocore lacks: objective directions, missing values,
+constraint violations, crowding distance and a deterministic total order.
+
+For n points with m objectives, each "min" or "max", and optional total
+constraint violations v (0 = feasible):
+
+    F        = objectives, "max" columns negated          (all minimisation)
+    v[i]     = inf   if any F[i, j] is NaN or +-inf       (a missing value)
+    a < b    (a constrained-dominates b):
+                 v[a] = 0 and v[b] > 0                     feasible first
+              or v[a] > 0 and v[b] > 0 and v[a] < v[b]     less violation first
+              or v[a] = v[b] = 0 and F[a] <= F[b] everywhere and < somewhere
+    rank     = index of the front in the peeling of < :
+               feasible points: moocore.pareto_rank        fronts 0 .. K-1
+               infeasible:      K + dense rank of v       one front per value
+    crowding = per front, sum over objectives j of the normalised gap between
+               the neighbouring distinct values of F[:, j]; extremes get inf
+    order    = sort by (rank, -crowding, index)            NSGA-II survival
+
+Choices this implementation makes, each tested in `tests/test_pareto.py`:
+
+- Missing values. A NaN, or an infinity of either sign, in any objective makes
+  the point infeasible with violation inf: it is worse than every feasible
+  point and than every point with a finite violation, and all such points
+  share the last front. An infinity "in the good direction" (-inf loss) is no
+  measurement either and would make the hypervolume infinite, so it is treated
+  like NaN. Ranking never raises on such values.
+- Infeasible points are compared by total violation only (as in Deb's rule
+  and Optuna's NSGA-II): equal violations give equal ranks, whatever the
+  objectives. Violations come from `total_violation` (sum of the excesses
+  over `metric <= bound` constraints; a NaN metric is an infinite violation).
+- Duplicates. Identical points never dominate each other, so they share a
+  rank (also through moocore). Crowding distance is a function of the *set*
+  of values in each objective: for a point with value x in objective j, the
+  contribution is (next larger distinct value - next smaller distinct value)
+  / range_j, and inf when x is the smallest or largest value. Identical
+  points therefore get identical distances, the same as if only one copy were
+  present, and the result does not depend on the order of the points or on
+  the objective directions. (The alternative, giving all copies but one a
+  distance of 0 as pymoo does, depends on which copy comes first.) Two copies
+  of a boundary point are thus both inf; the ties are broken by index, and
+  removing duplicate configurations is the oracle's business.
+- An objective whose range over the front is 0 contributes 0 (and no inf).
+  A front of one point, of two points, or of copies of one point gets inf
+  for every member. Rows with a missing value are left out of the crowding
+  computation and get 0.
+- The hypervolume counts only points that are feasible, have no missing
+  value and are strictly better than the reference in every objective;
+  others contribute nothing. moocore computes it exactly.
+
+References:
+    K. Deb, A. Pratap, S. Agarwal, T. Meyarivan. A Fast and Elitist
+    Multiobjective Genetic Algorithm: NSGA-II. IEEE Transactions on
+    Evolutionary Computation 6(2), 2002. doi:10.1109/4235.996017.
+    M. Lopez-Ibanez et al. moocore: Core Algorithms for Multi-Objective
+    Optimization. https://multi-objective.github.io/moocore/python/
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import moocore
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "DIRECTIONS",
+    "constrained_dominates",
+    "crowding_distance",
+    "fronts",
+    "hypervolume",
+    "non_dominated_ranks",
+    "rank_and_crowd",
+    "survival_order",
+    "to_minimisation",
+    "total_violation",
+]
+
+#: The accepted objective directions.
+DIRECTIONS = ("min", "max")
+
+
+def _as_objectives(objectives: ArrayLike, name: str = "objectives") -> np.ndarray:
+    """A float64 (n, m) copy of `objectives`, with m >= 1."""
+    try:
+        array = np.array(objectives, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"`{name}` must be a 2-D array of numbers of shape (n_points, n_objectives); "
+            f"received {name}={objectives!r}."
+        ) from error
+    if array.ndim != 2 or array.shape[1] < 1:
+        raise ValueError(
+            f"`{name}` must be a 2-D array of shape (n_points, n_objectives) with at least "
+            f"one objective; received an array of shape {array.shape}. Pass one row per "
+            "point (reshape a single objective with `.reshape(-1, 1)`, a single point with "
+            "`.reshape(1, -1)`)."
+        )
+    return array
+
+
+def _as_directions(directions: str | Sequence[str], n_objectives: int) -> np.ndarray:
+    """A boolean mask of the "max" objectives."""
+    if isinstance(directions, str):
+        directions = [directions] * n_objectives
+    directions = list(directions)
+    if len(directions) != n_objectives:
+        raise ValueError(
+            f"`directions` must give one of {DIRECTIONS} per objective: expected "
+            f"{n_objectives}, received {len(directions)} ({directions!r})."
+        )
+    for direction in directions:
+        if direction not in DIRECTIONS:
+            raise ValueError(
+                f"`directions` must contain only 'min' or 'max'; received {directions!r}."
+            )
+    return np.array([direction == "max" for direction in directions], dtype=bool)
+
+
+def _as_violations(violations: ArrayLike | None, n_points: int) -> np.ndarray:
+    """A float64 (n,) copy of `violations` (zeros if None), NaN replaced by inf."""
+    if violations is None:
+        return np.zeros(n_points)
+    array = np.array(violations, dtype=np.float64)
+    if array.shape != (n_points,):
+        raise ValueError(
+            f"`violations` must hold one total violation per point, shape ({n_points},); "
+            f"received shape {array.shape}."
+        )
+    if np.any(array < 0):
+        raise ValueError(
+            "`violations` must be >= 0 (0 = feasible; see `total_violation`); received "
+            f"negative values {array[array < 0]!r}."
+        )
+    array[np.isnan(array)] = np.inf
+    return array
+
+
+def to_minimisation(objectives: ArrayLike, directions: str | Sequence[str]) -> np.ndarray:
+    """Converts objectives to all-minimisation by negating the "max" columns.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives).
+        directions: "min" or "max" per objective, or one string for all.
+
+    Returns:
+        A new float64 array of the same shape; NaN stays NaN.
+
+    Example:
+    >>> to_minimisation([[0.9, 2.0]], ["max", "min"]).tolist()
+    [[-0.9, 2.0]]
+    """
+    array = _as_objectives(objectives)
+    maximise = _as_directions(directions, array.shape[1])
+    array[:, maximise] = -array[:, maximise]
+    return array
+
+
+def total_violation(values: ArrayLike, bounds: ArrayLike) -> np.ndarray:
+    """Total violation of constraints of the form `metric <= bound`, per point.
+
+    violation = sum over constraints of max(0, value - bound); a NaN value
+    (an unmeasured metric) is an infinite violation. 0 means feasible.
+
+    Args:
+        values: Metric values, shape (n_points, n_constraints), or (n_points,)
+            for a single constraint.
+        bounds: Upper bound per constraint, shape (n_constraints,), or a
+            scalar for a single constraint. Must not be NaN.
+
+    Returns:
+        A float64 array of shape (n_points,), >= 0.
+
+    Example:
+    >>> total_violation([[4e6], [6e6], [float("nan")]], [5e6]).tolist()
+    [0.0, 1000000.0, inf]
+    """
+    array = np.array(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise ValueError(
+            "`values` must have shape (n_points, n_constraints) or (n_points,); received "
+            f"shape {array.shape}."
+        )
+    limits = np.atleast_1d(np.asarray(bounds, dtype=np.float64))
+    if limits.shape != (array.shape[1],):
+        raise ValueError(
+            f"`bounds` must give one bound per constraint, shape ({array.shape[1]},); "
+            f"received shape {limits.shape}."
+        )
+    if np.any(np.isnan(limits)):
+        raise ValueError(f"`bounds` must not be NaN; received bounds={limits!r}.")
+    with np.errstate(invalid="ignore"):  # inf - inf when value and bound are both inf
+        excess = np.maximum(array - limits, 0.0)
+    excess[np.isnan(array)] = np.inf
+    excess[np.isnan(excess)] = 0.0  # value = bound = +inf: not above the bound
+    return excess.sum(axis=1)
+
+
+def _prepare(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimisation objectives and effective violations (inf for missing values)."""
+    minimised = to_minimisation(objectives, directions)
+    effective = _as_violations(violations, minimised.shape[0])
+    effective[~np.isfinite(minimised).all(axis=1)] = np.inf
+    return minimised, effective
+
+
+def constrained_dominates(
+    a: ArrayLike,
+    b: ArrayLike,
+    directions: str | Sequence[str],
+    violation_a: float = 0.0,
+    violation_b: float = 0.0,
+) -> bool:
+    """Whether point `a` constrained-dominates point `b` (Deb's rule).
+
+    Feasible beats infeasible; of two infeasible points the one with the
+    smaller total violation wins; two feasible points are compared by Pareto
+    domination. A point with a missing (NaN or infinite) objective counts as
+    infinitely violating.
+
+    Args:
+        a: Objective values of the first point, shape (n_objectives,).
+        b: Objective values of the second point, shape (n_objectives,).
+        directions: "min" or "max" per objective, or one string for all.
+        violation_a: Total constraint violation of `a` (0 = feasible).
+        violation_b: Total constraint violation of `b`.
+
+    Returns:
+        True if `a` dominates `b`. Never True for identical points.
+
+    Example:
+    >>> constrained_dominates([0.9, 1.0], [0.8, 1.0], ["max", "min"])
+    True
+    >>> constrained_dominates([0.9, 1.0], [0.8, 1.0], ["max", "min"], violation_a=2.0)
+    False
+    """
+    points = np.stack([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+    minimised, violation = _prepare(points, directions, [violation_a, violation_b])
+    if violation[0] > 0 or violation[1] > 0:
+        return bool(violation[0] < violation[1])
+    return bool(np.all(minimised[0] <= minimised[1]) and np.any(minimised[0] < minimised[1]))
+
+
+def _ranks(minimised: np.ndarray, violations: np.ndarray) -> np.ndarray:
+    ranks = np.empty(minimised.shape[0], dtype=np.int64)
+    feasible = violations == 0
+    n_feasible_fronts = 0
+    if feasible.any():
+        feasible_ranks = np.asarray(moocore.pareto_rank(minimised[feasible]), dtype=np.int64)
+        ranks[feasible] = feasible_ranks
+        n_feasible_fronts = int(feasible_ranks.max()) + 1
+    if not feasible.all():
+        _, dense = np.unique(violations[~feasible], return_inverse=True)
+        ranks[~feasible] = n_feasible_fronts + dense.reshape(-1)
+    return ranks
+
+
+def non_dominated_ranks(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None = None,
+) -> np.ndarray:
+    """Constrained non-dominated sorting: the front index of every point.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives). NaN or infinite
+            entries mark a point as missing (worse than every other point).
+        directions: "min" or "max" per objective, or one string for all.
+        violations: Optional total constraint violation per point, shape
+            (n_points,), >= 0 (see `total_violation`); NaN means inf. None:
+            every point with complete objectives is feasible.
+
+    Returns:
+        An int64 array of shape (n_points,): 0 for the first (best) front,
+        consecutive integers after it. Identical points share a rank.
+
+    Example:
+    >>> non_dominated_ranks([[1, 3], [2, 2], [2, 3], [float("nan"), 0]], "min").tolist()
+    [0, 0, 1, 2]
+    """
+    minimised, effective = _prepare(objectives, directions, violations)
+    return _ranks(minimised, effective)
+
+
+def _split(ranks: np.ndarray) -> list[np.ndarray]:
+    if ranks.size == 0:
+        return []
+    order = np.argsort(ranks, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(ranks))[:-1])
+
+
+def fronts(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None = None,
+) -> list[np.ndarray]:
+    """Indices of the points in each constrained non-dominated front, best first.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives); see
+            `non_dominated_ranks` for missing values.
+        directions: "min" or "max" per objective, or one string for all.
+        violations: Optional total constraint violation per point.
+
+    Returns:
+        A list of int64 index arrays, one per front in rank order, each in
+        increasing index order; together they partition range(n_points).
+
+    Example:
+    >>> [f.tolist() for f in fronts([[1, 3], [2, 2], [2, 3]], ["min", "min"])]
+    [[0, 1], [2]]
+    """
+    return _split(non_dominated_ranks(objectives, directions, violations))
+
+
+def crowding_distance(objectives: ArrayLike) -> np.ndarray:
+    """Deb's crowding distance of the points of one front.
+
+    For each objective j with range r_j > 0 over the front, a point with value
+    x gets (smallest value above x - largest value below x) / r_j, or inf if x
+    is the front's smallest or largest value in j; the distance is the sum over
+    objectives. Working on distinct values gives identical points identical
+    distances (those of a single copy) and makes the result independent of the
+    order of the points and of the objective directions (negating a column
+    changes nothing), so no `directions` argument is needed.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives), one front.
+
+    Returns:
+        A float64 array of shape (n_points,), >= 0. All inf when the complete
+        rows are at most two distinct points. Rows with a NaN or infinite
+        entry are left out of the computation and get 0.
+
+    Example:
+    >>> crowding_distance([[0, 4], [1, 2], [4, 0]]).tolist()
+    [inf, 2.0, inf]
+    """
+    array = _as_objectives(objectives)
+    complete = np.isfinite(array).all(axis=1)
+    points = array[complete]
+    distance = np.zeros(points.shape[0])
+    if points.shape[0] > 0 and np.all(points == points[0]):
+        distance[:] = np.inf  # one point, or copies of it
+    else:
+        for column in points.T:
+            values, position = np.unique(column, return_inverse=True)
+            if values.size < 2:
+                continue  # range 0: this objective does not separate the points
+            with np.errstate(over="ignore"):
+                overflows = not np.isfinite(values[-1] - values[0])
+            if overflows:
+                values = values / 2  # a range above the float maximum; ratios are kept
+            gaps = np.full(values.size, np.inf)
+            gaps[1:-1] = (values[2:] - values[:-2]) / (values[-1] - values[0])
+            distance += gaps[position.reshape(-1)]
+    result = np.zeros(array.shape[0])
+    result[complete] = distance
+    return result
+
+
+def rank_and_crowd(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Constrained non-dominated rank and within-front crowding distance.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives); see
+            `non_dominated_ranks` for missing values.
+        directions: "min" or "max" per objective, or one string for all.
+        violations: Optional total constraint violation per point.
+
+    Returns:
+        (ranks, distances): int64 and float64 arrays of shape (n_points,);
+        distances are `crowding_distance` of each point within its front.
+
+    Example:
+    >>> ranks, crowding = rank_and_crowd([[0, 4], [1, 2], [4, 0], [2, 3]], "min")
+    >>> ranks.tolist(), crowding.tolist()
+    ([0, 0, 0, 1], [inf, 2.0, inf, inf])
+    """
+    minimised, effective = _prepare(objectives, directions, violations)
+    ranks = _ranks(minimised, effective)
+    distances = np.zeros(ranks.shape[0])
+    for front in _split(ranks):
+        distances[front] = crowding_distance(minimised[front])
+    return ranks, distances
+
+
+def survival_order(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None = None,
+) -> np.ndarray:
+    """All point indices, best first, in NSGA-II's total order.
+
+    Sorted by constrained rank, then crowding distance (larger first), then
+    index (smaller first), so the order is deterministic. NSGA-II's
+    (mu + lambda) survival keeps `survival_order(...)[:mu]`; the same order
+    lists "best trials" (the first front comes first).
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives); see
+            `non_dominated_ranks` for missing values.
+        directions: "min" or "max" per objective, or one string for all.
+        violations: Optional total constraint violation per point.
+
+    Returns:
+        An int64 permutation of range(n_points).
+
+    Example:
+    >>> survival_order([[2, 3], [0, 4], [1, 2], [4, 0]], "min").tolist()
+    [1, 3, 2, 0]
+    """
+    ranks, distances = rank_and_crowd(objectives, directions, violations)
+    return np.lexsort((np.arange(ranks.shape[0]), -distances, ranks)).astype(np.int64)
+
+
+def hypervolume(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    reference: ArrayLike,
+    violations: ArrayLike | None = None,
+) -> float:
+    """Exact hypervolume dominated by the points, bounded by a reference point.
+
+    The volume of the union of the boxes between each point and the reference
+    point, computed by moocore (exact; O(n log n) in 2-D and 3-D). Points with
+    a missing value, infeasible points, and points not strictly better than
+    the reference in every objective contribute nothing.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives).
+        directions: "min" or "max" per objective, or one string for all.
+        reference: The reference point, shape (n_objectives,), finite, in the
+            objectives' own units and directions (e.g. accuracy 0 for "max").
+        violations: Optional total constraint violation per point; points
+            with a violation > 0 are ignored.
+
+    Returns:
+        The hypervolume, >= 0 (0.0 when no point counts).
+
+    Example:
+    >>> hypervolume([[0.9, 2.0], [0.5, 1.0]], ["max", "min"], reference=[0.0, 4.0])
+    2.3
+    """
+    minimised, effective = _prepare(objectives, directions, violations)
+    maximise = _as_directions(directions, minimised.shape[1])
+    try:
+        ref = np.array(reference, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"`reference` must be a point of {minimised.shape[1]} finite numbers; received "
+            f"reference={reference!r}."
+        ) from error
+    if ref.shape != (minimised.shape[1],) or not np.all(np.isfinite(ref)):
+        raise ValueError(
+            f"`reference` must be a point of {minimised.shape[1]} finite numbers, one per "
+            f"objective; received reference={reference!r}."
+        )
+    ref[maximise] = -ref[maximise]
+    counted = (effective == 0) & np.all(minimised < ref, axis=1)
+    if not counted.any():
+        return 0.0
+    return float(moocore.hypervolume(minimised[counted], ref=ref))
