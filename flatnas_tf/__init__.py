@@ -8,9 +8,15 @@ The public API is re-exported here:
   robustness of accuracy to random weight perturbations.
 - `FlatNASHyperModel`: the MobileNetV3 / Once-For-All search space for
   KerasTuner, made to be subclassed (`ResNetHyperModel` is an example).
+- `load_dataset`: data sets by name (bundled `digits`, `npz:`, `folder:`,
+  TFDS) with their tf.data pipelines.
+- `evaluate_ood`, `corrupt`: accuracy under corruptions (TFDS CIFAR-10-C or
+  17 built-in TensorFlow corruptions), mCE.
 """
 
 from flatnas_tf._version import __version__
+from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
+from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
 from flatnas_tf.flatness import (
     FlatnessCallback,
     PerturbedEvaluator,
@@ -19,11 +25,17 @@ from flatnas_tf.flatness import (
 )
 from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
 from flatnas_tf.losses import SparseCrossentropyWithSmoothing
+from flatnas_tf.ood import OODResult, evaluate_ood
 from flatnas_tf.sam import SAMModel
 
 __all__ = [
+    "BENCHMARK_CORRUPTIONS",
+    "CORRUPTIONS",
+    "DatasetUnavailableError",
     "FlatNASHyperModel",
     "FlatnessCallback",
+    "ImageDataset",
+    "OODResult",
     "PerturbedEvaluator",
     "ResNetHyperModel",
     "RobustnessResult",
@@ -31,5 +43,9 @@ __all__ = [
     "SparseCrossentropyWithSmoothing",
     "TrainingSettings",
     "__version__",
+    "corrupt",
+    "evaluate_ood",
+    "from_arrays",
+    "load_dataset",
     "weight_robustness",
 ]

@@ -361,7 +361,8 @@ def _load_folder(path: str, validation_fraction: float, seed: int) -> ImageDatas
 # -- TFDS -----------------------------------------------------------------------
 
 
-def _import_tfds():
+def import_tfds():
+    """Imports tensorflow_datasets with the metadata-server probe switched off."""
     os.environ.setdefault("NO_GCE_CHECK", "true")  # no metadata-server probe offline
     import tensorflow_datasets as tfds
 
@@ -417,7 +418,7 @@ def tfds_unavailable_reason(builder, download: bool) -> str | None:
 def _load_tfds(
     name: str, data_dir: str | None, validation_fraction: float, seed: int, download: bool
 ) -> ImageDataset:
-    tfds = _import_tfds()
+    tfds = import_tfds()
     data_dir = data_dir or _default_data_dir()
     try:
         builder = tfds.builder(name, data_dir=data_dir)

@@ -1,0 +1,368 @@
+"""Out-of-distribution evaluation: accuracy per corruption and severity, and mCE.
+
+For a model and a set of corruptions C with severities s = 1..5:
+
+    A(c, s)   = top-1 accuracy on the test images corrupted by c at severity s
+    E(c, s)   = 100 * (1 - A(c, s))                      (error, percent)
+    mean corruption accuracy = mean over the |C| x 5 cells of A
+    mCE       = mean over the cells of E = 100 * (1 - mean corruption accuracy)
+                (unnormalised, the CIFAR convention: RobustBench, AugMix, FlatNAS;
+                 ImageNet-C's AlexNet normalisation has no CIFAR counterpart)
+    relative mCE = mean over c of sum_s (E(c, s) - E_clean) / 5   (needs clean)
+
+Two sources of corrupted images:
+
+- `"cifar10_corrupted"`: TFDS's CIFAR-10-C, config `<corruption>_<severity>`,
+  the 15 benchmark corruptions (TFDS names `frosted_glass_blur`, `elastic`),
+  or all 19 with `corruptions="all"`. Clean accuracy needs `clean=` data.
+- any data set (an `ImageDataset`, or arrays `(x, y)` of uint8 images): its
+  test images corrupted on the fly by `flatnas_tf.corruptions` (17 built-in
+  corruptions; frost needs photographs and is absent), batch-wise seeded.
+
+Every result states how many corruptions were averaged, and which.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from flatnas_tf import corruptions as builtin
+from flatnas_tf.data import (
+    DatasetUnavailableError,
+    ImageDataset,
+    import_tfds,
+    tfds_unavailable_reason,
+)
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+#: TFDS cifar10_corrupted's 15 benchmark corruptions (its names) and 4 extras.
+TFDS_BENCHMARK = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "frosted_glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic",
+    "pixelate",
+    "jpeg_compression",
+)
+TFDS_EXTRA = ("gaussian_blur", "saturate", "spatter", "speckle_noise")
+
+
+@dataclasses.dataclass(frozen=True)
+class OODResult:
+    """Accuracy per corruption and severity, and the figures derived from it.
+
+    Accuracies are fractions in [0, 1]; errors, mCE and relative mCE are in
+    percent, as the CIFAR-C literature reports them.
+
+    Attributes:
+        source: "cifar10_corrupted" or "builtin".
+        accuracy: Corruption name -> accuracies at `severities`.
+        severities: The severities evaluated.
+        examples: Test images per cell.
+        clean_accuracy: Accuracy on the clean test images, if measured.
+        set_name: Which corruption set was averaged ("15 benchmark", ...).
+    """
+
+    source: str
+    accuracy: dict[str, tuple[float, ...]]
+    severities: tuple[int, ...]
+    examples: int
+    clean_accuracy: float | None = None
+    set_name: str = ""
+
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        """The corruptions evaluated, in table order."""
+        return tuple(self.accuracy)
+
+    @property
+    def averaged_over(self) -> str:
+        """A sentence saying what the means average over."""
+        label = f" ({self.set_name})" if self.set_name else ""
+        return (
+            f"{len(self.accuracy)} corruptions{label} x {len(self.severities)} severities, "
+            f"{self.examples} images per cell, source {self.source}"
+        )
+
+    def _table(self) -> np.ndarray:
+        return np.asarray([self.accuracy[c] for c in self.corruptions], dtype=np.float64)
+
+    @property
+    def mean_corruption_accuracy(self) -> float:
+        """Mean accuracy over all corruption x severity cells."""
+        return float(self._table().mean())
+
+    @property
+    def mce(self) -> float:
+        """Unnormalised mean corruption error, percent."""
+        return 100.0 * (1.0 - self.mean_corruption_accuracy)
+
+    @property
+    def relative_mce(self) -> float | None:
+        """Mean over corruptions of the mean error increase over clean, percent."""
+        if self.clean_accuracy is None:
+            return None
+        errors = 100.0 * (1.0 - self._table())
+        clean_error = 100.0 * (1.0 - self.clean_accuracy)
+        return float(np.mean(np.mean(errors - clean_error, axis=1)))
+
+    def by_severity(self) -> dict[int, float]:
+        """Mean accuracy over corruptions at each severity."""
+        means = self._table().mean(axis=0)
+        return {s: float(m) for s, m in zip(self.severities, means, strict=True)}
+
+    def by_corruption(self) -> dict[str, float]:
+        """Mean accuracy over severities for each corruption."""
+        return {c: float(np.mean(a)) for c, a in self.accuracy.items()}
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready summary: the table and every derived figure."""
+        return {
+            "source": self.source,
+            "averaged_over": self.averaged_over,
+            "corruption_set": self.set_name,
+            "severities": list(self.severities),
+            "examples_per_cell": self.examples,
+            "clean_accuracy": self.clean_accuracy,
+            "mean_corruption_accuracy": self.mean_corruption_accuracy,
+            "mce": self.mce,
+            "relative_mce": self.relative_mce,
+            "accuracy_by_severity": {str(s): a for s, a in self.by_severity().items()},
+            "accuracy_by_corruption": self.by_corruption(),
+            "accuracy": {c: list(a) for c, a in self.accuracy.items()},
+        }
+
+    def to_json(self) -> str:
+        """The summary as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_csv(self) -> str:
+        """One row per cell: corruption, severity, accuracy, error (percent)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["corruption", "severity", "accuracy", "error_percent"])
+        for corruption, accuracies in self.accuracy.items():
+            for severity, accuracy in zip(self.severities, accuracies, strict=True):
+                writer.writerow(
+                    [corruption, severity, f"{accuracy:.6f}", f"{100 * (1 - accuracy):.4f}"]
+                )
+        return buffer.getvalue()
+
+    def to_markdown(self) -> str:
+        """A Markdown table of accuracy (percent) with means, and the summary figures."""
+        header = "| corruption | " + " | ".join(f"s{s}" for s in self.severities) + " | mean |"
+        lines = [header, "|---" * (len(self.severities) + 2) + "|"]
+        for corruption, accuracies in self.accuracy.items():
+            cells = " | ".join(f"{100 * a:.1f}" for a in accuracies)
+            lines.append(f"| {corruption} | {cells} | {100 * np.mean(accuracies):.1f} |")
+        means = " | ".join(f"{100 * a:.1f}" for a in self.by_severity().values())
+        lines.append(f"| **mean** | {means} | **{100 * self.mean_corruption_accuracy:.1f}** |")
+        lines.append("")
+        if self.clean_accuracy is not None:
+            lines.append(f"- clean accuracy: {100 * self.clean_accuracy:.2f} %")
+        lines.append(f"- mean corruption accuracy: {100 * self.mean_corruption_accuracy:.2f} %")
+        lines.append(f"- mCE (unnormalised): {self.mce:.2f} %")
+        if self.relative_mce is not None:
+            lines.append(f"- relative mCE: {self.relative_mce:.2f} %")
+        lines.append(f"- averaged over {self.averaged_over}")
+        return "\n".join(lines) + "\n"
+
+
+def _accuracy(model: keras.Model, images: tf.data.Dataset, labels: np.ndarray) -> float:
+    logits = model.predict(images, verbose=0)
+    predicted = np.argmax(logits, axis=-1) if logits.shape[-1] > 1 else logits[:, 0] > 0
+    return float(np.mean(predicted.astype(np.int64) == labels.astype(np.int64)))
+
+
+def _images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    return dataset.map(lambda x, y: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+
+
+def _test_arrays(data, max_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(data, ImageDataset):
+        dataset = data.test if max_examples is None else data.test.take(max_examples)
+        images, labels = [], []
+        for image, label in dataset.as_numpy_iterator():
+            images.append(image)
+            labels.append(label)
+        if not images:
+            raise ValueError(f"Data set {data.name!r} has an empty test split.")
+        return np.stack(images), np.asarray(labels)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = (np.asarray(a) for a in data)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.dtype != np.uint8 or x.ndim != 4 or len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                "`data` arrays must be uint8 images (N, H, W[, C]) and N labels; received "
+                f"{x.dtype} images of shape {x.shape} and {len(y)} labels."
+            )
+        return (x, y) if max_examples is None else (x[:max_examples], y[:max_examples])
+    raise TypeError(
+        "`data` must be 'cifar10_corrupted', an ImageDataset or a tuple (x, y) of uint8 "
+        f"images and labels; received {type(data).__name__}."
+    )
+
+
+def _check_severities(severities: Sequence[int]) -> tuple[int, ...]:
+    severities = tuple(severities)
+    if not severities or any(s not in SEVERITIES for s in severities):
+        raise ValueError(f"`severities` must be values in 1..5; received {severities!r}.")
+    return severities
+
+
+def _evaluate_builtin(
+    model, data, corruptions, severities, max_examples, batch_size, seed
+) -> OODResult:
+    if corruptions in (None, "builtin", "all"):
+        names, set_name = builtin.CORRUPTIONS, f"all {len(builtin.CORRUPTIONS)} built-in"
+    elif corruptions == "benchmark":
+        names = builtin.BENCHMARK_CORRUPTIONS
+        set_name = f"{len(names)} CIFAR-10-C benchmark corruptions without frost"
+    else:
+        names, set_name = tuple(corruptions), "chosen"
+        unknown = [c for c in names if c not in builtin.CORRUPTIONS]
+        if unknown or not names:
+            raise ValueError(
+                f"Unknown corruptions {unknown}; built-in ones are "
+                f"{', '.join(builtin.CORRUPTIONS)}."
+            )
+    x, y = _test_arrays(data, max_examples)
+    clean = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    clean_accuracy = _accuracy(model, _images_only(clean), y)
+    table = {}
+    for name in names:
+        row = []
+        for severity in severities:
+
+            def corrupted(index, batch, name=name, severity=severity):
+                images, labels = batch
+                pair = tf.stack([tf.constant(seed, tf.int64), index])
+                return builtin.corrupt(images, name, severity, seed=pair), labels
+
+            batches = clean.enumerate().map(corrupted)
+            row.append(_accuracy(model, _images_only(batches), y))
+        table[name] = tuple(row)
+    return OODResult("builtin", table, severities, len(x), clean_accuracy, set_name)
+
+
+def _evaluate_tfds(
+    model, corruptions, severities, max_examples, batch_size, clean, data_dir, download
+) -> OODResult:
+    tfds = import_tfds()
+    if corruptions in (None, "benchmark"):
+        names, set_name = TFDS_BENCHMARK, "15 benchmark"
+    elif corruptions == "all":
+        names, set_name = TFDS_BENCHMARK + TFDS_EXTRA, "all 19"
+    else:
+        names, set_name = tuple(corruptions), "chosen"
+        known = TFDS_BENCHMARK + TFDS_EXTRA
+        unknown = [c for c in names if c not in known]
+        if unknown or not names:
+            raise ValueError(
+                f"Unknown cifar10_corrupted corruptions {unknown}; TFDS names are "
+                f"{', '.join(known)}."
+            )
+    builder = tfds.builder(f"cifar10_corrupted/{names[0]}_{severities[0]}", data_dir=data_dir)
+    reason = tfds_unavailable_reason(builder, download)
+    if reason:
+        raise DatasetUnavailableError(reason)
+    split = "test" if max_examples is None else f"test[:{max_examples}]"
+    config = tfds.download.DownloadConfig(try_download_gcs=False)
+    table, examples = {}, None
+    for name in names:
+        row = []
+        for severity in severities:
+            cell = tfds.load(
+                f"cifar10_corrupted/{name}_{severity}",
+                split=split,
+                data_dir=data_dir,
+                as_supervised=True,
+                download=download,
+                try_gcs=False,
+                download_and_prepare_kwargs={"download_config": config},
+            )
+            labels = np.asarray([label for _, label in cell.as_numpy_iterator()])
+            examples = len(labels)
+            row.append(_accuracy(model, _images_only(cell.batch(batch_size)), labels))
+        table[name] = tuple(row)
+    clean_accuracy = None
+    if clean is not None:
+        x, y = _test_arrays(clean, max_examples)
+        images = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        clean_accuracy = _accuracy(model, _images_only(images), y)
+    return OODResult("cifar10_corrupted", table, severities, examples, clean_accuracy, set_name)
+
+
+def evaluate_ood(
+    model: keras.Model,
+    data,
+    corruptions: str | Sequence[str] | None = None,
+    severities: Sequence[int] = SEVERITIES,
+    max_examples: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    clean=None,
+    data_dir: str | None = None,
+    download: bool = False,
+) -> OODResult:
+    """Accuracy of a classifier under corruptions, per corruption and severity.
+
+    Args:
+        model: A classifier taking pixels in [0, 255] and returning logits or
+            probabilities (as `FlatNASHyperModel` builds them).
+        data: "cifar10_corrupted" (TFDS CIFAR-10-C), or an `ImageDataset` or
+            arrays `(x, y)` whose test images get the built-in corruptions.
+        corruptions: For CIFAR-10-C: "benchmark" (default, 15) or "all" (19)
+            or a list of TFDS names. For built-in: "builtin"/"all" (default,
+            17), "benchmark" (the 14 benchmark ones without frost) or a list.
+        severities: Severities to evaluate (default 1..5).
+        max_examples: Use only the first `max_examples` test images per cell.
+        batch_size: Prediction batch size.
+        seed: Seed of the built-in corruptions' randomness.
+        clean: For CIFAR-10-C, clean test data (an `ImageDataset` or arrays)
+            for the clean accuracy and the relative mCE.
+        data_dir: TFDS data directory.
+        download: Whether TFDS may download CIFAR-10-C (2.9 GB).
+
+    Returns:
+        An `OODResult` (table, mean corruption accuracy, mCE, relative mCE).
+
+    Example:
+    ```python
+    result = evaluate_ood(model, load_dataset("digits"))
+    print(result.to_markdown())
+    result = evaluate_ood(model, "cifar10_corrupted", clean=load_dataset("cifar10"))
+    ```
+    """
+    severities = _check_severities(severities)
+    if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
+        raise ValueError(f"`max_examples` must be an integer >= 1; received {max_examples!r}.")
+    if isinstance(data, str):
+        if data != "cifar10_corrupted":
+            raise ValueError(
+                f"Unknown OOD source {data!r}: pass 'cifar10_corrupted' or the data set whose "
+                "test images should be corrupted with the built-in corruptions."
+            )
+        return _evaluate_tfds(
+            model, corruptions, severities, max_examples, batch_size, clean, data_dir, download
+        )
+    return _evaluate_builtin(model, data, corruptions, severities, max_examples, batch_size, seed)
