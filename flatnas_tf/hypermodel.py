@@ -66,6 +66,17 @@ HEAD_EXPAND = 6
 FEATURE_CHANNELS = 1280
 
 
+def batch_norm(**kwargs) -> keras.layers.BatchNormalization:
+    """BatchNorm with PyTorch's statistics momentum (0.1 there, 0.9 in Keras terms).
+
+    Candidates train for a few epochs only: with Keras' default 0.99 the moving
+    statistics would still be mostly their initial values when the validation
+    accuracy and R are measured in inference mode (the reference code is
+    PyTorch, whose default this is).
+    """
+    return keras.layers.BatchNormalization(momentum=0.9, **kwargs)
+
+
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Rounds channels to a multiple of `divisor`, never below 90 % of `value`."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
@@ -359,7 +370,7 @@ class FlatNASHyperModel(kt.HyperModel):
         x = keras.layers.Conv2D(
             arch.stem_channels, 3, arch.stem_stride, padding="same", use_bias=False, name="stem"
         )(x)
-        x = keras.layers.BatchNormalization(name="stem_bn")(x)
+        x = batch_norm(name="stem_bn")(x)
         x = keras.layers.Activation("hard_swish", name="stem_act")(x)
         for spec in arch.blocks:
             x = self.build_block(x, spec)
@@ -379,12 +390,12 @@ class FlatNASHyperModel(kt.HyperModel):
         mid = spec.mid_channels
         if spec.expand != 1:
             x = keras.layers.Conv2D(mid, 1, use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            x = batch_norm()(x)
             x = keras.layers.Activation(spec.activation)(x)
         x = keras.layers.DepthwiseConv2D(spec.kernel, spec.stride, padding="same", use_bias=False)(
             x
         )
-        x = keras.layers.BatchNormalization()(x)
+        x = batch_norm()(x)
         x = keras.layers.Activation(spec.activation)(x)
         if spec.squeeze_excite:
             scale = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
@@ -392,7 +403,7 @@ class FlatNASHyperModel(kt.HyperModel):
             scale = keras.layers.Conv2D(mid, 1, activation="hard_sigmoid")(scale)
             x = keras.layers.Multiply()([x, scale])
         x = keras.layers.Conv2D(spec.out_channels, 1, use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = batch_norm()(x)
         if spec.residual:
             x = keras.layers.Add()([shortcut, x])
         return x
@@ -410,7 +421,7 @@ class FlatNASHyperModel(kt.HyperModel):
         width = hp.Choice("width_mult", list(self.width_multipliers))
         head_channels = make_divisible(HEAD_EXPAND * x.shape[-1])
         x = keras.layers.Conv2D(head_channels, 1, use_bias=False, name="head_expand")(x)
-        x = keras.layers.BatchNormalization(name="head_bn")(x)
+        x = batch_norm(name="head_bn")(x)
         x = keras.layers.Activation("hard_swish", name="head_act")(x)
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
         x = keras.layers.Dense(
@@ -481,10 +492,10 @@ class ResNetHyperModel(FlatNASHyperModel):
             for repeat in range(repeats):
                 stride = 2 if stage > 0 and repeat == 0 and x.shape[1] >= 4 else 1
                 shortcut = x
-                y = keras.layers.BatchNormalization()(x)
+                y = batch_norm()(x)
                 y = keras.layers.ReLU()(y)
                 y = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False)(y)
-                y = keras.layers.BatchNormalization()(y)
+                y = batch_norm()(y)
                 y = keras.layers.ReLU()(y)
                 y = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False)(y)
                 if stride != 1 or shortcut.shape[-1] != filters:
