@@ -1,0 +1,293 @@
+"""Search quality and bookkeeping cost of NSGA2Oracle, side by side with two baselines.
+
+Problems (all objectives minimised; every variable a grid of 101 values, 0.00 to
+1.00 in steps of 0.01: `hp.Float(step=0.01)` for KerasTuner,
+`suggest_float(step=0.01)` for Optuna):
+
+    ZDT1, ZDT2, ZDT3   n = 8 variables, 2 objectives, reference point (1.1, 10)
+    DTLZ2              n = 7 variables (k = 5), 3 objectives, reference (2.5, 2.5, 2.5)
+
+The reference points bound every attainable point (ZDT: f1 <= 1, f2 <= g <= 10;
+DTLZ2: f_i <= 1 + g <= 2.25), so no evaluated point is dropped and the
+hypervolume rewards both convergence and spread. Each method gets the same
+budget of evaluations per run and the same seeds:
+
+    nsga2_oracle     NSGA2Oracle(population_size=20)
+    random_search    keras_tuner.oracles.RandomSearchOracle
+    optuna_nsgaii    optuna.samplers.NSGAIISampler(population_size=20), otherwise
+                     its defaults (uniform crossover, crossover probability 0.9)
+
+The hypervolume of all points a run evaluated (exact, `pareto.hypervolume`) is
+reported as the median over seeds. The KerasTuner oracles run their own
+bookkeeping (trial files, oracle.json) in a temporary directory, as in a search.
+
+Overhead: a separate run of `--overhead-trials` trials on ZDT1 with its (trivial)
+metrics times create_trial + update_trial + end_trial per trial, for NSGA2Oracle
+and for RandomSearchOracle, without KerasTuner's progress display and with it
+(printed to /dev/null; it calls `get_best_trials` twice per trial). These
+totals include KerasTuner's own bookkeeping, the same for every oracle: three
+trial.json and two oracle.json writes per trial, growing with the archive.
+`nsga2_code_ms_per_trial_last_100` is the part spent in NSGA-II's own code
+(populate_space, score_trial, get_best_trials) over the last 100 trials, the
+figure the < 10 ms target is checked against.
+
+Usage:
+    python benchmarks/oracle_quality.py [--seeds 10] [--budget 300]
+        [--overhead-trials 1000]
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import statistics
+import tempfile
+import time
+
+import keras_tuner as kt
+import numpy as np
+import optuna
+from common import print_json
+
+from flatnas_tf.tuners import pareto
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle
+
+STEP = 0.01
+
+
+def zdt(kind: int):
+    def evaluate(x: np.ndarray) -> list[float]:
+        f1 = float(x[0])
+        g = 1.0 + 9.0 * float(np.mean(x[1:]))
+        h = f1 / g
+        if kind == 1:
+            f2 = g * (1.0 - math.sqrt(h))
+        elif kind == 2:
+            f2 = g * (1.0 - h * h)
+        else:
+            f2 = g * (1.0 - math.sqrt(h) - h * math.sin(10.0 * math.pi * f1))
+        return [f1, f2]
+
+    return evaluate
+
+
+def dtlz2(x: np.ndarray, n_objectives: int = 3) -> list[float]:
+    g = float(np.sum((x[n_objectives - 1 :] - 0.5) ** 2))
+    angles = x[: n_objectives - 1] * math.pi / 2
+    values = []
+    for i in range(n_objectives):
+        f = 1.0 + g
+        for angle in angles[: n_objectives - 1 - i]:
+            f *= math.cos(angle)
+        if i > 0:
+            f *= math.sin(angles[n_objectives - 1 - i])
+        values.append(f)
+    return values
+
+
+PROBLEMS = {
+    "ZDT1": (zdt(1), 8, 2, [1.1, 10.0]),
+    "ZDT2": (zdt(2), 8, 2, [1.1, 10.0]),
+    "ZDT3": (zdt(3), 8, 2, [1.1, 10.0]),
+    "DTLZ2": (dtlz2, 7, 3, [2.5, 2.5, 2.5]),
+}
+
+
+def space(n_variables: int) -> kt.HyperParameters:
+    hp = kt.HyperParameters()
+    for i in range(n_variables):
+        hp.Float(f"x{i}", 0.0, 1.0, step=STEP)
+    return hp
+
+
+def objectives(n_objectives: int) -> list[kt.Objective]:
+    return [kt.Objective(f"f{j}", "min") for j in range(n_objectives)]
+
+
+def run_keras_oracle(
+    oracle, evaluate, n_variables: int, budget: int, directory: str, verbose: int = 0
+) -> tuple[list[list[float]], list[float]]:
+    """KerasTuner's loop without a model: create, evaluate, report, end (timed)."""
+    oracle._set_project_dir(directory, "search")  # what BaseTuner.__init__ does
+    oracle.verbose = verbose
+    first = len(oracle.trials)
+    points, times = [], []
+    while len(oracle.trials) < first + budget:
+        start = time.perf_counter()
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        values = trial.hyperparameters.values
+        f = evaluate(np.array([values[f"x{i}"] for i in range(n_variables)]))
+        metrics = {f"f{j}": v for j, v in enumerate(f)}
+        metrics["multi_objective"] = sum(f)  # what a Tuner reports; RandomSearch scores it
+        oracle.update_trial(trial.trial_id, metrics)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        times.append(time.perf_counter() - start)
+        points.append(f)
+    return points, times
+
+
+def run_method(method: str, problem: str, seed: int, budget: int, population: int) -> float:
+    evaluate, n_variables, n_objectives, reference = PROBLEMS[problem]
+    if method == "optuna_nsgaii":
+        sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+        study = optuna.create_study(directions=["minimize"] * n_objectives, sampler=sampler)
+
+        def objective(trial):
+            x = np.array(
+                [trial.suggest_float(f"x{i}", 0.0, 1.0, step=STEP) for i in range(n_variables)]
+            )
+            return tuple(evaluate(x))
+
+        study.optimize(objective, n_trials=budget)
+        points = [t.values for t in study.trials]
+    else:
+        common = dict(
+            objective=objectives(n_objectives),
+            max_trials=budget,
+            seed=seed,
+            hyperparameters=space(n_variables),
+        )
+        if method == "nsga2_oracle":
+            oracle = NSGA2Oracle(population_size=population, **common)
+        else:
+            oracle = kt.oracles.RandomSearchOracle(**common)
+        with tempfile.TemporaryDirectory() as directory:
+            points, _ = run_keras_oracle(oracle, evaluate, n_variables, budget, directory)
+    assert len(points) == budget, (method, problem, len(points))  # no early stop
+    return pareto.hypervolume(points, "min", reference=reference)
+
+
+class TimedNSGA2Oracle(NSGA2Oracle):
+    """NSGA2Oracle that adds up the time spent in its own (NSGA-II) code."""
+
+    spent_s = 0.0
+
+    def _timed(self, method, *args):
+        start = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            self.spent_s += time.perf_counter() - start
+
+    def populate_space(self, trial_id):  # breeding, duplicate checks
+        return self._timed(super().populate_space, trial_id)
+
+    def score_trial(self, trial):  # ranking when a trial ends
+        return self._timed(super().score_trial, trial)
+
+    def get_best_trials(self, num_trials=1):  # the display calls it twice per trial
+        return self._timed(super().get_best_trials, num_trials)
+
+
+def overhead(n_trials: int, population: int, display: bool) -> dict[str, dict[str, float]]:
+    """ms per trial of create_trial + update_trial + end_trial, KerasTuner's file
+    writes included, and the part of it spent in NSGA-II's own code."""
+    evaluate, n_variables, n_objectives, _ = PROBLEMS["ZDT1"]
+    result = {}
+    for name, cls, extra in (
+        ("nsga2_oracle", TimedNSGA2Oracle, {"population_size": population}),
+        ("random_search", kt.oracles.RandomSearchOracle, {}),
+    ):
+        oracle = cls(
+            objective=objectives(n_objectives),
+            max_trials=n_trials,
+            seed=0,
+            hyperparameters=space(n_variables),
+            **extra,
+        )
+        with (
+            tempfile.TemporaryDirectory() as directory,
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull),
+        ):
+            _, times = run_keras_oracle(
+                oracle, evaluate, n_variables, n_trials - 100, directory, verbose=int(display)
+            )
+            spent_before = getattr(oracle, "spent_s", 0.0)
+            _, last = run_keras_oracle(
+                oracle, evaluate, n_variables, 100, directory, verbose=int(display)
+            )
+            spent_last = getattr(oracle, "spent_s", 0.0) - spent_before
+        ms = np.array(times + last) * 1e3
+        result[name] = {
+            "mean_ms_per_trial": round(float(ms.mean()), 3),
+            "mean_ms_last_100_trials": round(float(ms[-100:].mean()), 3),
+            "median_ms_per_trial": round(float(np.median(ms)), 3),
+        }
+        if name == "nsga2_oracle":
+            result[name]["nsga2_code_ms_per_trial_last_100"] = round(spent_last * 10, 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="runs per problem and method")
+    parser.add_argument("--budget", type=int, default=300, help="evaluations per run")
+    parser.add_argument("--population-size", type=int, default=20)
+    parser.add_argument("--overhead-trials", type=int, default=1000)
+    parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    started = time.perf_counter()
+    methods = ("nsga2_oracle", "random_search", "optuna_nsgaii")
+    problems = {}
+    for problem in args.problems:
+        volumes = {
+            method: [
+                run_method(method, problem, seed, args.budget, args.population_size)
+                for seed in range(1, args.seeds + 1)
+            ]
+            for method in methods
+        }
+        _, n_variables, n_objectives, reference = PROBLEMS[problem]
+        problems[problem] = {
+            "n_variables": n_variables,
+            "n_objectives": n_objectives,
+            "reference_point": reference,
+            "median_hypervolume": {m: round(statistics.median(v), 4) for m, v in volumes.items()},
+            "min_max_hypervolume": {
+                m: [round(min(v), 4), round(max(v), 4)] for m, v in volumes.items()
+            },
+        }
+    quality_s = time.perf_counter() - started
+
+    costs = overhead(args.overhead_trials, args.population_size, display=False)
+    costs_display = overhead(args.overhead_trials, args.population_size, display=True)
+    medians = [p["median_hypervolume"] for p in problems.values()]
+    nsga_ms = costs["nsga2_oracle"]["nsga2_code_ms_per_trial_last_100"]
+    print_json(
+        "oracle_quality",
+        {
+            "budget": args.budget,
+            "seeds": args.seeds,
+            "population_size": args.population_size,
+            "grid_step": STEP,
+            "problems": problems,
+            "overhead_trials": args.overhead_trials,
+            "overhead": costs,
+            "overhead_with_display": costs_display,
+            "targets": {
+                "nsga2_ge_optuna_on_at_least_3_of_4": sum(
+                    m["nsga2_oracle"] >= m["optuna_nsgaii"] for m in medians
+                )
+                >= min(3, len(medians)),
+                "nsga2_gt_random_on_all": all(
+                    m["nsga2_oracle"] > m["random_search"] for m in medians
+                ),
+                "nsga2_overhead_below_10_ms": nsga_ms < 10.0,
+            },
+            "quality_wall_s": round(quality_s, 1),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
