@@ -215,7 +215,8 @@ def _as_dataset(data, batch_size: int, max_batches: int | None) -> tf.data.Datas
     return dataset
 
 
-def _check_sigmas(sigma) -> list[float]:
+def check_sigmas(sigma) -> list[float]:
+    """Validates a noise scale or a list of them; returns them as floats."""
     sigmas = list(sigma) if isinstance(sigma, Iterable) else [sigma]
     if not sigmas:
         raise ValueError("`sigma` is an empty list; pass a number >= 0 or a list of them.")
@@ -227,7 +228,8 @@ def _check_sigmas(sigma) -> list[float]:
     return [float(v) for v in sigmas]
 
 
-def _check_samples(samples) -> int:
+def check_samples(samples) -> int:
+    """Validates a number of perturbations (an integer >= 1)."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"`samples` must be an integer >= 1; received samples={samples!r}.")
     return samples
@@ -355,8 +357,8 @@ class PerturbedEvaluator:
         self, sigmas: Sequence[float], samples: int = 20, seed: int = 0
     ) -> list[RobustnessResult]:
         """Measures R at each sigma, with the same noise directions for all."""
-        sigmas = _check_sigmas(sigmas)
-        samples = _check_samples(samples)
+        sigmas = check_sigmas(sigmas)
+        samples = check_samples(samples)
         clean_accuracy, clean_loss = self(0.0, seed, 0)
         results = []
         for sigma in sigmas:
@@ -417,8 +419,8 @@ def weight_robustness(
     print(result.R, result.loss_gap, result.clean_accuracy)
     ```
     """
-    sigmas = _check_sigmas(sigma)
-    samples = _check_samples(samples)
+    sigmas = check_sigmas(sigma)
+    samples = check_samples(samples)
     evaluator = PerturbedEvaluator(model, data, mode, variables, batch_size, max_batches)
     results = evaluator.curve(sigmas, samples=samples, seed=seed)
     return results if isinstance(sigma, Iterable) else results[0]
@@ -466,8 +468,8 @@ class FlatnessCallback(keras.callbacks.Callback):
         batch_size: int = 128,
     ):
         super().__init__()
-        (self.sigma,) = _check_sigmas([sigma])
-        self.samples = _check_samples(samples)
+        (self.sigma,) = check_sigmas([sigma])
+        self.samples = check_samples(samples)
         if every is not None and (
             isinstance(every, bool) or not isinstance(every, int) or every < 1
         ):

@@ -2,10 +2,14 @@
 
 - `pareto`: non-dominated sorting, crowding distance, constrained domination
   and hypervolume (on moocore), the numerics of NSGA-II selection.
+- `NSGA2Oracle`: a KerasTuner oracle running NSGA-II over several objectives.
+- `FlatNASTuner`, `FlatNASOracle`: one trial = SAM training + flatness, ranked
+  on FlatNAS's objectives.
 
 Import this package only as `flatnas_tf.tuners`.
 """
 
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 from flatnas_tf.tuners.pareto import (
     constrained_dominates,
     crowding_distance,
@@ -17,8 +21,12 @@ from flatnas_tf.tuners.pareto import (
     to_minimisation,
     total_violation,
 )
+from flatnas_tf.tuners.tuner import FlatNASOracle, FlatNASTuner
 
 __all__ = [
+    "FlatNASOracle",
+    "FlatNASTuner",
+    "NSGA2Oracle",
     "constrained_dominates",
     "crowding_distance",
     "fronts",
