@@ -191,6 +191,7 @@ def test_children_are_valid_configurations(tmp_path):
 def test_mutation_moves_stay_in_the_domain():
     rng = random.Random(0)
     hps = kt.engine.hyperparameters
+
     def distance_one_share(ordered):
         grid = sorted(ordered.values)
         distances = []
@@ -419,6 +420,17 @@ def test_resume_continues_the_same_search(tmp_path):
     assert [second.trials[i].hyperparameters.values for i in ids] == expected
     assert second.generation == reference.generation == 6
     assert all(second.trials[i].status == "COMPLETED" for i in ids)
+
+
+def test_reload_does_not_rerun_the_last_finished_trial(tmp_path):
+    first = make_oracle(tmp_path, "finished", max_trials=10)
+    run(first, 4)  # ended normally: oracle.json still lists trial 3 as ongoing
+    assert json.loads((tmp_path / "finished" / "oracle.json").read_text())["ongoing_trials"]
+    second = make_oracle(tmp_path, "finished", max_trials=10)
+    second.reload()
+    new = second.create_trial("tuner0")
+    assert new.trial_id not in first.start_order
+    assert second.trials[first.start_order[-1]].status == "COMPLETED"
 
 
 def test_keras_tuner_search_and_resume(tmp_path):

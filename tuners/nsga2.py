@@ -772,6 +772,18 @@ class NSGA2Oracle(keras_tuner.Oracle):
         }
         return state
 
+    def reload(self) -> None:
+        """Reloads the search from its directory, re-queueing only unfinished trials.
+
+        KerasTuner saves oracle.json in `end_trial` before it drops the ended
+        trial from `ongoing_trials`, so a reloaded state lists each tuner's
+        last trial as ongoing even when it finished, and the base class would
+        run it again. Trials already in `end_order` are not re-queued.
+        """
+        super().reload()
+        finished = set(self.end_order)
+        self._retry_queue = [t for t in self._retry_queue if t not in finished]
+
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         ours = state["nsga2"]
