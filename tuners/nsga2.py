@@ -83,6 +83,7 @@ import dataclasses
 import functools
 import math
 import random
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -644,7 +645,11 @@ class NSGA2Oracle(keras_tuner.Oracle):
             if name in directions and not trial.metrics.exists(name):
                 trial.metrics.register(name, direction=directions[name])
         self._reads.pop(trial_id, None)
-        return super().update_trial(trial_id, metrics, step=step)
+        with warnings.catch_warnings():
+            # A value that was not measured is reported as NaN (it makes the
+            # trial infeasible); KerasTuner's best-value bookkeeping warns on it.
+            warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
+            return super().update_trial(trial_id, metrics, step=step)
 
     def score_trial(self, trial: Trial) -> None:
         """Sets `trial.score` = rank + position in its front / front size.

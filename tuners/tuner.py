@@ -75,6 +75,18 @@ def _metric(trial: Trial, name: str) -> float:
     return math.nan if value is None else float(value)
 
 
+def trial_figures(trial: Trial) -> dict[str, float]:
+    """Every recorded figure of a trial, NaN where not measured.
+
+    Args:
+        trial: A trial of a FlatNAS search.
+
+    Returns:
+        Figure name -> value, in `FIGURES` order.
+    """
+    return {name: _metric(trial, name) for name in FIGURES}
+
+
 def _check_mode_and_alpha(mode: str, alpha: float) -> None:
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
@@ -90,6 +102,19 @@ def _check_max_params(max_params: float | None) -> float | None:
     if not math.isfinite(max_params) or max_params <= 0:
         raise ValueError(f"`max_params` must be a number > 0 or None; received {max_params!r}.")
     return float(max_params)
+
+
+def _mode_objectives(mode: str) -> list[keras_tuner.Objective]:
+    if mode == "flatnas":
+        return [
+            keras_tuner.Objective("flatnas_objective", "min"),
+            keras_tuner.Objective("params", "min"),
+        ]
+    return [
+        keras_tuner.Objective("val_accuracy", "max"),
+        keras_tuner.Objective("robustness", "min"),
+        keras_tuner.Objective("params", "min"),
+    ]
 
 
 class FlatNASOracle(NSGA2Oracle):
@@ -118,19 +143,8 @@ class FlatNASOracle(NSGA2Oracle):
     ):
         _check_mode_and_alpha(mode, alpha)
         max_params = _check_max_params(max_params)
-        if mode == "flatnas":
-            objective = [
-                keras_tuner.Objective("flatnas_objective", "min"),
-                keras_tuner.Objective("params", "min"),
-            ]
-        else:
-            objective = [
-                keras_tuner.Objective("val_accuracy", "max"),
-                keras_tuner.Objective("robustness", "min"),
-                keras_tuner.Objective("params", "min"),
-            ]
         constraints = None if max_params is None else {"params": max_params}
-        super().__init__(objective=objective, constraints=constraints, **kwargs)
+        super().__init__(objective=_mode_objectives(mode), constraints=constraints, **kwargs)
         self.mode = mode
         self.alpha = float(alpha)
         self.max_params = max_params
@@ -170,7 +184,10 @@ class FlatNASOracle(NSGA2Oracle):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         saved = state.get("flatnas", {})
-        self.mode = saved.get("mode", self.mode)
+        if saved.get("mode", self.mode) != self.mode:  # the saved search's objectives win
+            self.mode = saved["mode"]
+            self.objectives = _mode_objectives(self.mode)
+            self.objective = keras_tuner.engine.objective.create_objective(self.objectives)
         self.alpha = saved.get("alpha", self.alpha)
         self.max_params = saved.get("max_params", self.max_params)
 
@@ -243,7 +260,9 @@ class FlatNASTuner(keras_tuner.Tuner):
         (sigma,) = check_sigmas([sigma])  # fail before any trial runs
         samples = check_samples(samples)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.max_params = _check_max_params(max_params)
+        # A resumed search keeps its saved limit (the oracle ranks by it); a
+        # distributed worker's oracle proxy has none, and uses the argument.
+        self.max_params = getattr(self.oracle, "max_params", _check_max_params(max_params))
         self.sigma = float(sigma)
         self.samples = int(samples)
         self.flatness_seed = 0 if seed is None else int(seed)
@@ -327,7 +346,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         Returns:
             Figure name -> value, in `FIGURES` order.
         """
-        return {name: _metric(trial, name) for name in FIGURES}
+        return trial_figures(trial)
 
     def results_table(self, trials: Sequence[Trial] | None = None) -> str:
         """A Markdown table of trials and their figures (default: the Pareto front).

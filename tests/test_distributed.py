@@ -1,0 +1,312 @@
+"""KerasTuner's distributed mode with the project's oracles: a chief and two workers.
+
+Every test starts real processes on 127.0.0.1 (`distributed_worker.py`): a
+chief that serves the oracle over gRPC and two workers ("tuner0", "tuner1")
+that share one search directory. Each run of a trial appends
+"<trial_id> <tuner_id> <pid> start|end" to a log in that directory, which is
+how the tests see who ran what. Every wait is bounded and every process is
+killed and reaped when a test ends, passed or failed; their output is in
+`tmp_path/*.out` and printed when a test fails.
+
+What KerasTuner 1.4 does, from its source (engine/oracle.py,
+distribute/oracle_chief.py, engine/base_tuner.py):
+
+- A worker that comes back with the same KERASTUNER_TUNER_ID gets its
+  interrupted trial again: `Oracle.create_trial(tuner_id)` first returns
+  `ongoing_trials[tuner_id]` when there is one, before anything else.
+- The chief leaves `search()` only once some worker was told STOPPED (no
+  trial left) and then `exit_chief` holds: no ongoing trial and no tuner id
+  still registered (an id is registered at its first `create_trial` and
+  removed only when that worker is told STOPPED). Until then it checks every
+  20 seconds (the tests shorten that interval to 0.2 s in the chief with
+  `--fast-poll`; the logic is KerasTuner's own).
+- A worker that never comes back: nothing times it out. Its trial stays
+  RUNNING in `ongoing_trials` (and in `oracle.json`), it is never handed to
+  another worker (`_retry_queue` is only filled by a failed trial's retry or
+  by `Oracle.reload()`, i.e. when the chief itself restarts), the other
+  workers are told STOPPED once `max_trials` trials exist and exit, and the
+  chief waits forever. Only two things end it: a worker started again with
+  the same tuner id (it re-runs the trial, then everything exits), or a
+  restart of the chief with `overwrite=False` (`reload()` puts the ongoing
+  trials in the retry queue for whichever worker asks next). The same hang
+  follows a worker that dies between two trials (its id stays registered) or
+  one that gets an error back from the chief (e.g. `end_trial` raising
+  "Number of consecutive failures exceeded the limit", which also leaves
+  that trial in `ongoing_trials`). The workers' gRPC calls themselves wait up
+  to an hour for a chief that is not there (`wait_for_ready`, TIMEOUT = 3600).
+- The chief saves `oracle.json` in `end_trial` before it drops the ended
+  trial from `ongoing_trials`, and not after, so the file lists each worker's
+  last trial as ongoing even when it is COMPLETED (also once the search is
+  over). A chief restarted on it with `overwrite=False` (after a crash, or
+  to extend `max_trials`) puts those completed trials in the retry queue and
+  hands them out again.
+
+`test_worker_killed_mid_trial_resumes_it` checks the behaviour that exists:
+while the killed worker is away the chief keeps waiting (still running,
+trial RUNNING and ongoing for "tuner1") after the other worker finished, and
+restarting "tuner1" later completes the search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("grpc", reason="KerasTuner's distributed mode needs grpcio")
+
+HELPER = Path(__file__).with_name("distributed_worker.py")
+#: Upper bound of every single wait, in seconds.
+WAIT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    """The processes of one distributed search, sharing `tmp_path`."""
+
+    def __init__(self, tmp_path: Path):
+        self.root = tmp_path
+        self.port = _free_port()
+        self.search_dir = tmp_path / "search"
+        self.log = tmp_path / "trials.log"
+        self.markers = tmp_path / "markers"
+        self.markers.mkdir()
+        self.summary = tmp_path / "chief_summary.json"
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, tuner_id: str, kind: str, *options: str) -> subprocess.Popen:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", str(self.root)),
+            "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            "KERAS_BACKEND": "tensorflow",
+            "OMP_NUM_THREADS": "1",
+            "TF_NUM_INTRAOP_THREADS": "1",
+            "KERASTUNER_TUNER_ID": tuner_id,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(self.port),
+        }
+        command = [
+            sys.executable,
+            str(HELPER),
+            f"--kind={kind}",
+            f"--directory={self.root}",
+            f"--log={self.log}",
+            f"--markers={self.markers}",
+            *options,
+        ]
+        if tuner_id == "chief":
+            command += [f"--summary={self.summary}", "--fast-poll"]
+        name = f"{len(self.processes)}-{tuner_id}"
+        with open(self.root / f"{name}.out", "w") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append((name, process))
+        return process
+
+    def wait_for(self, condition, what: str, alive=(), timeout: float = WAIT):
+        """Polls `condition` until true; fails on timeout or if one of `alive` exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            for process in alive:
+                if process.poll() is not None:
+                    pytest.fail(
+                        f"process {process.pid} exited ({process.returncode}) "
+                        f"while waiting for {what}"
+                    )
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.05)
+
+    def wait_exit(self, process: subprocess.Popen, what: str, alive=()) -> int:
+        self.wait_for(lambda: process.poll() is not None, f"{what} to exit", alive)
+        return process.returncode
+
+    def marker(self, process: subprocess.Popen) -> str | None:
+        """The trial id the process wrote in its marker file, once it started one."""
+        for path in self.markers.glob(f"*-{process.pid}"):
+            return path.read_text() or None
+        return None
+
+    def runs(self) -> dict[str, list[tuple[str, int, str]]]:
+        """Trial id -> [(tuner_id, pid, "start" or "end"), ...] in log order."""
+        runs = defaultdict(list)
+        if self.log.exists():
+            for line in self.log.read_text().splitlines():
+                trial_id, tuner_id, pid, event = line.split()
+                runs[trial_id].append((tuner_id, int(pid), event))
+        return dict(runs)
+
+    def trial_files(self) -> dict[str, dict]:
+        """Trial id -> the content of its trial.json in the shared directory."""
+        trials = {}
+        for path in sorted(self.search_dir.glob("trial_*/trial.json")):
+            trial = json.loads(path.read_text())
+            trials[trial["trial_id"]] = trial
+        return trials
+
+    def close(self) -> None:
+        for _, process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
+
+    def dump(self) -> None:
+        """Prints every process's output (pytest shows it when a test fails)."""
+        for name, process in self.processes:
+            text = (self.root / f"{name}.out").read_text(errors="replace")
+            print(f"===== {name} (pid {process.pid}, exit {process.returncode}) =====")
+            print(text[-6000:])
+        if self.log.exists():
+            print("===== trials.log =====")
+            print(self.log.read_text())
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cluster = Cluster(tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        cluster.dump()
+
+
+def _check_complete_search(cluster: Cluster, max_trials: int) -> dict[str, dict]:
+    """Exactly `max_trials` completed trials, distinct configurations, run once each."""
+    trials = cluster.trial_files()
+    assert len(trials) == max_trials
+    assert {t["status"] for t in trials.values()} == {"COMPLETED"}
+    configurations = [
+        tuple(sorted(t["hyperparameters"]["values"].items())) for t in trials.values()
+    ]
+    assert len(set(configurations)) == max_trials
+
+    summary = json.loads(cluster.summary.read_text())
+    assert sorted(summary["trials"]) == sorted(trials)
+    assert {t["status"] for t in summary["trials"].values()} == {"COMPLETED"}
+    for trial_id, trial in summary["trials"].items():
+        assert trial["values"] == trials[trial_id]["hyperparameters"]["values"]
+        assert trial["score"] is not None
+    assert sorted(summary["end_order"]) == sorted(trials)
+    assert summary["ongoing_trials"] == {}
+    assert summary["tuner_ids"] == []
+    assert summary["pareto_front"]
+    assert set(summary["pareto_front"]) <= set(trials)
+    assert summary["generation"] >= 1
+    return summary
+
+
+def test_flatnas_tuner_search_with_two_workers(cluster):
+    max_trials = 4
+    options = ("--max-trials=4", "--population=2", "--seed=3")
+    go = cluster.root / "go"
+    chief = cluster.start("chief", "flatnas", *options)
+    workers = [
+        cluster.start(f"tuner{i}", "flatnas", *options, f"--wait-for={go}") for i in range(2)
+    ]
+    # Both workers join together (once both have imported TensorFlow), so both run trials.
+    cluster.wait_for(
+        lambda: all((cluster.markers / f"{w.pid}.ready").exists() for w in workers),
+        "the workers to be ready",
+        alive=(chief, *workers),
+    )
+    go.touch()
+
+    assert cluster.wait_exit(chief, "the chief") == 0
+    for worker in workers:
+        assert cluster.wait_exit(worker, "a worker") == 0
+
+    _check_complete_search(cluster, max_trials)
+    runs = cluster.runs()
+    assert len(runs) == max_trials
+    for events in runs.values():
+        # Run once, start to end, by one worker.
+        assert [event for _, _, event in events] == ["start", "end"]
+        assert len({(tuner_id, pid) for tuner_id, pid, _ in events}) == 1
+    assert {events[0][0] for events in runs.values()} == {"tuner0", "tuner1"}
+    for trial_id in runs:  # the workers wrote their weights to the shared directory
+        assert (cluster.search_dir / f"trial_{trial_id}" / "checkpoint.weights.h5").exists()
+
+
+def test_worker_killed_mid_trial_resumes_it(cluster):
+    max_trials = 8
+    options = ("--max-trials=8", "--population=4", "--trial-sleep=0.2")
+    go = cluster.root / "go"
+    chief = cluster.start("chief", "synthetic", *options)
+    # tuner1 blocks in its first trial; tuner0 joins only once it has one.
+    first = cluster.start("tuner1", "synthetic", *options, "--hold-first-trial=600")
+    other = cluster.start("tuner0", "synthetic", *options, f"--wait-for={go}")
+
+    interrupted = cluster.wait_for(
+        lambda: cluster.marker(first), "tuner1 to start a trial", alive=(chief, first, other)
+    )
+    os.kill(first.pid, signal.SIGKILL)
+    assert first.wait(timeout=30) == -signal.SIGKILL
+    go.touch()
+
+    # The other worker runs every other trial, is told STOPPED and leaves...
+    assert cluster.wait_exit(other, "tuner0", alive=(chief,)) == 0
+    # ...while the chief keeps waiting for the trial of the worker that is gone.
+    time.sleep(2.0)  # ten of the chief's (shortened) polls
+    assert chief.poll() is None
+    oracle_state = json.loads((cluster.search_dir / "oracle.json").read_text())
+    trials = cluster.trial_files()
+    assert oracle_state["ongoing_trials"]["tuner1"] == interrupted
+    assert oracle_state["retry_queue"] == []
+    # The chief saves oracle.json in `end_trial` before it drops the ended trial
+    # from `ongoing_trials`, so the file may still list tuner0's last, completed one.
+    for tuner_id, trial_id in oracle_state["ongoing_trials"].items():
+        assert tuner_id == "tuner1" or trials[trial_id]["status"] == "COMPLETED"
+    assert len(trials) == max_trials
+    assert trials[interrupted]["status"] == "RUNNING"
+    assert sum(t["status"] == "COMPLETED" for t in trials.values()) == max_trials - 1
+    values = trials[interrupted]["hyperparameters"]["values"]
+    assert cluster.runs()[interrupted] == [("tuner1", first.pid, "start")]
+
+    # The same tuner id comes back: it is given its interrupted trial and finishes it.
+    second = cluster.start("tuner1", "synthetic", *options)
+    # (Either may exit first: the chief leaves once tuner1 was told STOPPED.)
+    assert cluster.wait_exit(chief, "the chief") == 0
+    assert cluster.wait_exit(second, "the restarted tuner1") == 0
+
+    summary = _check_complete_search(cluster, max_trials)
+    assert summary["trials"][interrupted]["values"] == values
+    runs = cluster.runs()
+    assert sorted(runs) == sorted(summary["trials"])
+    assert runs[interrupted] == [
+        ("tuner1", first.pid, "start"),
+        ("tuner1", second.pid, "start"),
+        ("tuner1", second.pid, "end"),
+    ]
+    for trial_id, events in runs.items():
+        if trial_id != interrupted:
+            assert events == [("tuner0", other.pid, "start"), ("tuner0", other.pid, "end")]
