@@ -44,6 +44,8 @@ setup(
         "moocore>=0.3",  # exact Pareto ranking and hypervolume (what pymoo delegates to)
         "scikit-learn>=1.2",  # ships the bundled default data set, digits (offline)
         "importlib_resources",  # TFDS's download path imports it without depending on it
+        "matplotlib>=3.5",  # the report's plots
+        "tomli>=1.1; python_version < '3.11'",  # --config files (tomllib from 3.11)
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "pillow>=9"],

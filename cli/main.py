@@ -1,18 +1,127 @@
-"""The `flatnas-tf` command group.
+"""The `flatnas-tf` command group: search, train, evaluate, export, report.
 
-Commands (search, train, evaluate, export, report) are registered on `main`.
-Heavy libraries (TensorFlow, Keras) are imported inside the commands, never at
-module import, so `flatnas-tf --help` and `--version` answer at once.
+Commands parse and check options, lay out the output directory (`runs.py`),
+print progress, and call the library; no algorithm lives here. Bad input ends
+with a one-line `Error: ...` naming the option and exit code 2; nothing a
+finished trial produced is deleted unless `--overwrite` is given.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import pathlib
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from flatnas_tf._version import __version__
+from flatnas_tf.cli import runs
+
+# Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SAM_CHOICES = ("asam", "sam", "off")
+OOD_CHOICES = ("none", "builtin", "cifar10_corrupted")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail_cleanly(command: Callable) -> Callable:
+    """Turns the library's input errors into Click errors (one line, exit code 2)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from flatnas_tf.data import DatasetUnavailableError
+
+        try:
+            return command(*args, **kwargs)
+        except runs.RunError as error:
+            raise click.UsageError(str(error)) from None
+        except DatasetUnavailableError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def _read_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Loads a TOML config whose keys mirror the command's options (flags win)."""
+    if value is None:
+        return
+    try:
+        data = tomllib.loads(pathlib.Path(value).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise click.BadParameter(f"cannot read {value}: {error}", ctx, param) from None
+    section = data.get(ctx.info_name, data)
+    if not isinstance(section, dict):
+        raise click.BadParameter(f"[{ctx.info_name}] in {value} must be a table.", ctx, param)
+    allowed = {p.name for p in ctx.command.params if p.name not in ("config", "help")}
+    values = {key.replace("-", "_"): v for key, v in section.items() if key != ctx.info_name}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown keys {', '.join(unknown)} in {value}; allowed: {', '.join(sorted(allowed))}.",
+            ctx,
+            param,
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+
+
+def _load_data(spec: str, data_dir: str | None, validation_fraction: float, seed: int):
+    from flatnas_tf.data import load_dataset
+
+    try:
+        return load_dataset(spec, data_dir, validation_fraction, seed=seed)
+    except (ValueError, TypeError) as error:
+        raise click.BadParameter(str(error), param_hint="--data") from None
+
+
+def _search_dir(path: str) -> runs.RunDirectory:
+    run = runs.RunDirectory(pathlib.Path(path))
+    run.settings()  # raises RunError for a foreign directory
+    return run
+
+
+def _find_trial(oracle, trial_id: str):
+    trial = oracle.trials.get(trial_id)
+    if trial is None:
+        known = ", ".join(sorted(oracle.trials)) or "none"
+        raise click.BadParameter(
+            f"no trial {trial_id!r} in this search (trials: {known}).", param_hint="--trial"
+        )
+    return trial
+
+
+def _write_result(result, stem: pathlib.Path) -> list[pathlib.Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix, text in (
+        (".json", result.to_json()),
+        (".csv", result.to_csv()),
+        (".md", result.to_markdown()),
+    ):
+        path = stem.with_suffix(suffix)
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def _distributed(role: str | None, host: str, port: int, worker_id: int) -> None:
+    """Maps --role onto KerasTuner's environment variables."""
+    if role is None:
+        return
+    os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else f"tuner{worker_id}"
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, "--version", prog_name="flatnas-tf")
 def main() -> None:
     """FlatNAS: search networks for accuracy, flatness and size.
@@ -22,3 +131,578 @@ def main() -> None:
     that accuracy to weight perturbations and by parameter count, and keeps
     the Pareto front of the three.
     """
+
+
+# -- search ---------------------------------------------------------------------
+
+
+def _progress_tuner_class():
+    from flatnas_tf.tuners.tuner import FlatNASTuner, trial_figures
+
+    class ProgressTuner(FlatNASTuner):
+        """FlatNASTuner that prints one line per finished trial."""
+
+        def on_search_begin(self):
+            super().on_search_begin()
+            self._started = time.monotonic()
+            self._finished_before = sum(
+                1 for t in self.oracle.trials.values() if t.status not in ("RUNNING", "IDLE")
+            )
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            trial = self.oracle.get_trial(trial.trial_id)
+            done = sum(1 for t in self.oracle.trials.values() if t.status not in ("RUNNING",))
+            total = self.oracle.max_trials
+            elapsed = time.monotonic() - self._started
+            this_session = max(1, done - self._finished_before)
+            left = max(0, total - done) * elapsed / this_session
+            f = trial_figures(trial)
+            if trial.status == "COMPLETED" and f["val_accuracy"] == f["val_accuracy"]:
+                figures = (
+                    f"val_acc {100 * f['val_accuracy']:5.1f}%  R {f['robustness']:5.2f}  "
+                    f"params {int(f['params']):>9,}  {f['train_time_s']:5.1f}s"
+                )
+            elif trial.status == "COMPLETED":
+                figures = f"over budget: params {int(f['params']):,}, not trained"
+            else:
+                figures = f"{trial.status.lower()}: {trial.message or 'no message'}".splitlines()[0]
+            click.echo(
+                f"[{done:>3}/{total}] trial {trial.trial_id}  {figures}  |  elapsed "
+                f"{_clock(elapsed)}, ~{_clock(left)} left"
+            )
+
+    return ProgressTuner
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    callback=_read_config,
+    is_eager=True,
+    expose_value=False,
+    help="TOML file whose keys mirror these options (a [search] table or top-level "
+    "keys); flags given on the command line override it.",
+)
+@click.option(
+    "--data",
+    default="digits",
+    help="Data set: digits (bundled, offline), npz:PATH, folder:PATH or a TFDS name "
+    "such as cifar10.",
+)
+@click.option("--data-dir", default=None, help="TFDS data directory.")
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.1,
+    help="Fraction of the training data held out for validation.",
+)
+@click.option(
+    "--out",
+    default=None,
+    help="Output directory (default runs/<data set>); see README for its layout.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["flatnas", "pareto"]),
+    default="flatnas",
+    help="flatnas: alpha*err + alpha_norm*(1-alpha)*R and params; pareto: accuracy, "
+    "R and params as three objectives.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    help="Error/flatness trade-off of --mode flatnas (1 = accuracy only).",
+)
+@click.option(
+    "--max-trials",
+    type=click.IntRange(min=1),
+    default=12,
+    help="Trials in all (over-budget and failed ones count).",
+)
+@click.option(
+    "--population", type=click.IntRange(min=2), default=6, help="NSGA-II population size."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=3, help="Training epochs per trial.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    help="SGD learning rate (momentum 0.9, weight decay 5e-4).",
+)
+@click.option(
+    "--sam",
+    type=click.Choice(SAM_CHOICES),
+    default="asam",
+    help="Training: adaptive SAM, SAM, or off (plain SGD: the accuracy-only baseline).",
+)
+@click.option(
+    "--rho",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    help="SAM/ASAM radius (ASAM ~0.5-2, SAM ~0.05).",
+)
+@click.option(
+    "--sigma",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    help="Weight-noise scale of the flatness measure R.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=10,
+    help="Weight perturbations per R measurement.",
+)
+@click.option(
+    "--max-params",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5e6,
+    help="Parameter limit: larger candidates are recorded, never trained.",
+)
+@click.option("--seed", type=int, default=0, help="Seed of the split and the search.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Delete a previous search in --out and start afresh (default: resume it).",
+)
+@click.option(
+    "--ood",
+    type=click.Choice(OOD_CHOICES),
+    default="none",
+    help="After the search, evaluate the front under corruptions.",
+)
+@click.option(
+    "--ood-examples",
+    type=click.IntRange(min=1),
+    default=500,
+    help="Test images per corruption and severity in --ood.",
+)
+@click.option(
+    "--export/--no-export",
+    default=True,
+    help="Export the front's models (SavedModel, .keras) to OUT/models/.",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["chief", "worker"]),
+    default=None,
+    help="Distributed search: the chief serves the oracle, workers run trials; all share --out.",
+)
+@click.option("--oracle-host", default="127.0.0.1", help="Chief's address (with --role).")
+@click.option(
+    "--oracle-port", type=click.IntRange(1, 65535), default=8000, help="Chief's port (with --role)."
+)
+@click.option(
+    "--worker-id",
+    type=click.IntRange(min=0),
+    default=0,
+    help="This worker's number (with --role worker).",
+)
+@click.option("--verbose", is_flag=True, help="Show Keras' per-epoch progress bars.")
+@_fail_cleanly
+def search(**options: Any) -> None:
+    """Search architectures: the Pareto front of accuracy, flatness and size.
+
+    With no options: a small real search on the bundled digits data set that
+    runs offline in minutes on a laptop CPU.
+    """
+    out = options["out"] or os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"]))
+    _distributed(
+        options["role"], options["oracle_host"], options["oracle_port"], options["worker_id"]
+    )
+    data = _load_data(
+        options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
+    )
+    settings = {key: options[key] for key in runs.DEFINING}
+    settings.update(
+        data_dir=options["data_dir"],
+        max_trials=options["max_trials"],
+        input_shape=list(data.input_shape),
+        num_classes=data.num_classes,
+        label_names=list(data.label_names),
+        flatnas_tf_version=__version__,
+    )
+    run = runs.RunDirectory(pathlib.Path(out))
+    if options["role"] == "worker":
+        run.settings()  # the chief lays the directory out; workers join it
+    else:
+        resumed = run.prepare(settings, overwrite=options["overwrite"])
+        click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}")
+
+    from flatnas_tf.cli import models
+
+    tuner = _progress_tuner_class()(
+        models.hypermodel(settings),
+        mode=options["mode"],
+        alpha=options["alpha"],
+        max_params=options["max_params"],
+        population_size=options["population"],
+        max_trials=options["max_trials"],
+        seed=options["seed"],
+        sigma=options["sigma"],
+        samples=options["samples"],
+        directory=str(run.root),
+        project_name=runs.PROJECT,
+        overwrite=False,
+    )
+    tuner.oracle.max_trials = options["max_trials"]  # a resumed search may be extended
+    train = data.batches("train", options["batch_size"], training=True, seed=options["seed"])
+    validation = data.batches("validation", options["batch_size"])
+    try:
+        tuner.search(
+            train,
+            validation_data=validation,
+            epochs=options["epochs"],
+            verbose=1 if options["verbose"] else 0,
+        )
+    except KeyboardInterrupt:
+        tuner.save()
+        click.echo(
+            f"\nInterrupted: finished trials are saved in {run.project_dir}. Run the "
+            "same command again to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    if options["role"] is not None and os.environ["KERASTUNER_TUNER_ID"] != "chief":
+        click.echo("Worker finished: the chief holds the results.")
+        return
+    _finish(run, settings, data, options, tuner)
+
+
+def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) -> None:
+    from flatnas_tf.cli import models, report
+
+    written = report.write_report(tuner.oracle, run.report_dir)
+    front = tuner.oracle.pareto_front()
+    click.echo(f"\nPareto front ({len(front)} of {len(tuner.oracle.trials)} trials):")
+    click.echo(tuner.results_table(front))
+    for trial in front:
+        model = None
+        if options["ood"] != "none":
+            from flatnas_tf.ood import evaluate_ood
+
+            model = models.trial_model(run.project_dir, trial, settings)
+            source = "cifar10_corrupted" if options["ood"] == "cifar10_corrupted" else data
+            result = evaluate_ood(
+                model,
+                source,
+                max_examples=options["ood_examples"],
+                clean=data,
+                data_dir=options["data_dir"],
+            )
+            _write_result(result, run.ood_dir / f"trial_{trial.trial_id}")
+            click.echo(
+                f"OOD trial {trial.trial_id}: mean corruption accuracy "
+                f"{100 * result.mean_corruption_accuracy:.1f}%, mCE {result.mce:.1f}"
+            )
+        if options["export"]:
+            model = model or models.trial_model(run.project_dir, trial, settings)
+            for note in models.export_model(
+                model, run.model_dir(trial.trial_id), models.manifest(trial, settings), tflite=False
+            ):
+                click.echo(note)
+    click.echo(f"Report: {written['report.md']}")
+    if options["export"] and front:
+        click.echo(f"Models: {run.root / 'models'}")
+    if options["ood"] != "none" and front:
+        click.echo(f"OOD: {run.ood_dir}")
+
+
+# -- report ---------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Re-rank under another alpha (mode flatnas) without retraining.",
+)
+@_fail_cleanly
+def report(directory: str, alpha: float | None) -> None:
+    """Rebuild the report of a search directory (also while it runs)."""
+    from flatnas_tf.cli.report import load_oracle, write_report
+
+    run = _search_dir(directory)
+    written = write_report(load_oracle(run.project_dir), run.report_dir, alpha=alpha)
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
+
+
+# -- export ---------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--trial",
+    "trial_ids",
+    multiple=True,
+    help="Trial id to export (repeatable); default: the Pareto front.",
+)
+@click.option("--tflite", is_flag=True, help="Also convert to TFLite, when it converts cleanly.")
+@_fail_cleanly
+def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
+    """Export models of a search: SavedModel, .keras and manifest.json."""
+    from flatnas_tf.cli import models
+    from flatnas_tf.cli.report import load_oracle
+
+    run = _search_dir(directory)
+    settings = run.settings()
+    oracle = load_oracle(run.project_dir)
+    trials = [_find_trial(oracle, t) for t in trial_ids] or oracle.pareto_front()
+    if not trials:
+        raise click.UsageError(f"{directory} has no finished trial on a Pareto front yet.")
+    for trial in trials:
+        try:
+            model = models.trial_model(run.project_dir, trial, settings)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--trial") from None
+        target = run.model_dir(trial.trial_id)
+        for note in models.export_model(model, target, models.manifest(trial, settings), tflite):
+            click.echo(note)
+        click.echo(f"trial {trial.trial_id}: {target}")
+
+
+# -- train ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--search",
+    "search_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A search directory to take the architecture from.",
+)
+@click.option("--trial", "trial_id", default=None, help="Trial id in --search.")
+@click.option(
+    "--hyperparameters",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON file of hyperparameter values (instead of --search/--trial).",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="Data set (default: the search's; required with --hyperparameters).",
+)
+@click.option("--data-dir", default=None, help="TFDS data directory.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Default: the search's, else 0.1.",
+)
+@click.option(
+    "--sam", type=click.Choice(SAM_CHOICES), default=None, help="Default: the search's, else asam."
+)
+@click.option(
+    "--rho", type=click.FloatRange(min=0), default=None, help="Default: the search's, else 2.0."
+)
+@click.option("--seed", type=int, default=0)
+@click.option("--out", required=True, help="Directory for model.keras and manifest.json.")
+@click.option("--verbose", is_flag=True, help="Show Keras' per-epoch progress bars.")
+@_fail_cleanly
+def train(**options: Any) -> None:
+    """Train one architecture with SAM and save it."""
+    import keras
+    import keras_tuner
+
+    from flatnas_tf.cli import models
+
+    settings: dict[str, Any] = {"learning_rate": 0.1, "sam": "asam", "rho": 2.0}
+    if options["search_dir"]:
+        if not options["trial_id"]:
+            raise click.UsageError("--search needs --trial ID (see the search's report).")
+        run = _search_dir(options["search_dir"])
+        settings.update(run.settings())
+        from flatnas_tf.cli.report import load_oracle
+
+        values = _find_trial(
+            load_oracle(run.project_dir), options["trial_id"]
+        ).hyperparameters.values
+    elif options["hyperparameters"]:
+        try:
+            values = json.loads(pathlib.Path(options["hyperparameters"]).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise click.BadParameter(str(error), param_hint="--hyperparameters") from None
+        if not isinstance(values, dict):
+            raise click.BadParameter(
+                "must hold a JSON object of name: value.", param_hint="--hyperparameters"
+            )
+        if not options["data"]:
+            raise click.UsageError("--hyperparameters needs --data.")
+    else:
+        raise click.UsageError(
+            "pass --search DIR --trial ID, or --hyperparameters FILE --data SPEC."
+        )
+    for key in ("learning_rate", "sam", "rho"):
+        if options[key] is not None:
+            settings[key] = options[key]
+    data = _load_data(
+        options["data"] or settings["data"],
+        options["data_dir"] or settings.get("data_dir"),
+        settings.get("validation_fraction", 0.1),
+        options["seed"],
+    )
+    settings.update(
+        input_shape=list(data.input_shape),
+        num_classes=data.num_classes,
+        label_names=list(data.label_names),
+        data=options["data"] or settings["data"],
+    )
+    keras.utils.set_random_seed(options["seed"])
+    space = models.hypermodel(settings)
+    hp = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(hp)
+    unknown = sorted(set(values) - {p.name for p in hp.space})
+    if unknown:
+        raise click.BadParameter(
+            f"unknown hyperparameters {unknown} for this search space.",
+            param_hint="--hyperparameters",
+        )
+    hp.values.update(values)
+    model = space.build(hp)
+    model.fit(
+        data.batches("train", options["batch_size"], training=True, seed=options["seed"]),
+        validation_data=data.batches("validation", options["batch_size"]),
+        epochs=options["epochs"],
+        verbose=1 if options["verbose"] else 2,
+    )
+    _, accuracy = model.evaluate(data.batches("test", options["batch_size"]), verbose=0)
+    out = pathlib.Path(options["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    manifest = {
+        "hyperparameters": hp.values,
+        "test_accuracy": accuracy,
+        "epochs": options["epochs"],
+        "input_shape": list(data.input_shape),
+        "label_names": list(data.label_names),
+        "data": settings["data"],
+        "training": {k: settings[k] for k in ("learning_rate", "sam", "rho")},
+        "flatnas_tf_version": __version__,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    click.echo(f"test accuracy {100 * accuracy:.2f}%; saved {out / 'model.keras'}")
+
+
+# -- evaluate -------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True))
+@click.option(
+    "--trial",
+    "trial_id",
+    default=None,
+    help="With a search directory as TARGET: the trial to evaluate.",
+)
+@click.option(
+    "--data",
+    default=None,
+    help="Data set for ID accuracy and built-in corruptions (default: the search's).",
+)
+@click.option("--data-dir", default=None, help="TFDS data directory.")
+@click.option(
+    "--ood",
+    type=click.Choice(OOD_CHOICES),
+    default="builtin",
+    help="Corruption benchmark: built-in corruptions of --data, TFDS CIFAR-10-C, or none.",
+)
+@click.option(
+    "--max-examples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Test images per cell (default: all).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the data split (default: the search's, else 0): use the one the model was "
+    "trained with, or its test images may include training images.",
+)
+@click.option(
+    "--out", default=None, help="Directory for evaluation.json/.csv/.md (default: next to TARGET)."
+)
+@_fail_cleanly
+def evaluate(**options: Any) -> None:
+    """ID accuracy and the OOD table (mCE) of a SavedModel, a .keras file or a trial.
+
+    TARGET is a SavedModel directory, a .keras file, or a search directory with --trial.
+    """
+    import numpy as np
+
+    from flatnas_tf.cli import models
+    from flatnas_tf.ood import evaluate_ood
+
+    target = pathlib.Path(options["target"])
+    settings: dict[str, Any] = {}
+    if (target / runs.RUN_FILE).is_file():
+        if not options["trial_id"]:
+            raise click.UsageError("TARGET is a search directory: pass --trial ID.")
+        run = _search_dir(str(target))
+        settings = run.settings()
+        from flatnas_tf.cli.report import load_oracle
+
+        trial = _find_trial(load_oracle(run.project_dir), options["trial_id"])
+        try:
+            model = models.trial_model(run.project_dir, trial, settings)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--trial") from None
+        out = pathlib.Path(options["out"] or run.root / "evaluate" / f"trial_{trial.trial_id}")
+    else:
+        out = pathlib.Path(options["out"] or (target.parent if target.is_file() else target))
+    spec = options["data"] or settings.get("data")
+    if spec is None:
+        raise click.UsageError("pass --data: the data set to evaluate on.")
+    seed = options["seed"] if options["seed"] is not None else settings.get("seed", 0)
+    data = _load_data(
+        spec,
+        options["data_dir"] or settings.get("data_dir"),
+        settings.get("validation_fraction", 0.1),
+        seed,
+    )
+    if not settings:
+        try:
+            model = models.load_model_file(target, data.input_shape)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="TARGET") from None
+    x, y = zip(*data.test.as_numpy_iterator(), strict=True)
+    accuracy = float(np.mean(np.argmax(model.predict(np.stack(x), verbose=0), -1) == np.array(y)))
+    click.echo(f"test accuracy ({spec}): {100 * accuracy:.2f}%")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "target": str(target),
+        "trial": options["trial_id"],
+        "data": spec,
+        "test_accuracy": accuracy,
+    }
+    if options["ood"] != "none":
+        source = "cifar10_corrupted" if options["ood"] == "cifar10_corrupted" else data
+        result = evaluate_ood(
+            model,
+            source,
+            max_examples=options["max_examples"],
+            clean=data,
+            data_dir=options["data_dir"],
+        )
+        click.echo(result.to_markdown())
+        _write_result(result, out / "ood")
+        summary["ood"] = result.to_dict()
+    (out / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    click.echo(f"Written: {out / 'evaluation.json'}")

@@ -1,11 +1,204 @@
+import csv
+import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from click.testing import CliRunner
 
 from flatnas_tf import __version__
 from flatnas_tf.cli.main import main
+from flatnas_tf.tuners.tuner import FlatNASTuner
+
+TINY = [
+    "--max-trials",
+    "3",
+    "--population",
+    "2",
+    "--epochs",
+    "1",
+    "--samples",
+    "2",
+    "--batch-size",
+    "128",
+    "--seed",
+    "1",
+]
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def search_dir(tmp_path_factory):
+    """A tiny search on digits that is interrupted in its second trial, then resumed."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    original = FlatNASTuner.run_trial
+    calls = []
+
+    def interrupted_in_second_trial(self, trial, *args, **kwargs):
+        calls.append(trial.trial_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, trial, *args, **kwargs)
+
+    FlatNASTuner.run_trial = interrupted_in_second_trial
+    try:
+        first = CliRunner().invoke(main, ["search", "--out", str(out), *TINY])
+    finally:
+        FlatNASTuner.run_trial = original
+    assert first.exit_code == 130, first.output
+    assert "Run the same command again to resume" in first.output
+    finished = json.loads((out / "search" / "trial_0" / "trial.json").read_text())
+    assert finished["status"] == "COMPLETED"
+
+    second = _run("search", "--out", out, *TINY)
+    assert second.exit_code == 0, second.output
+    return out, first.output, second.output
+
+
+def test_search_resumes_without_losing_or_rerunning_trials(search_dir):
+    out, first, second = search_dir
+    assert "[  1/3] trial 0" in first
+    assert "Resuming search" in second
+    assert "trial 0 " not in second.split("Resuming")[1].split("Pareto front")[0]
+    trials = sorted((out / "search").glob("trial_*/trial.json"))
+    assert len(trials) == 3
+    assert all(json.loads(t.read_text())["status"] == "COMPLETED" for t in trials)
+    assert "Pareto front" in second and "Report:" in second
+
+
+def test_search_writes_report_files_that_parse(search_dir):
+    out, _, _ = search_dir
+    report = out / "report"
+    front = json.loads((report / "pareto.json").read_text())["front"]
+    assert front and all("val_accuracy" in member["figures"] for member in front)
+    rows = list(csv.DictReader((report / "trials.csv").open()))
+    assert len(rows) == 3
+    assert (report / "report.md").read_text().strip()
+    for png in report.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list(report.glob("*.png"))) >= 3
+
+
+def test_exported_saved_model_reproduces_the_model(search_dir):
+    out, _, _ = search_dir
+    exported = sorted((out / "models").glob("trial_*"))
+    assert exported
+    target = exported[0]
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["input_shape"] == [8, 8, 1] and len(manifest["label_names"]) == 10
+    import keras
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
+    loaded = tf.saved_model.load(str(target / "saved_model"))
+    served = loaded.serve(x).numpy()
+    keras_model = keras.models.load_model(target / "model.keras")
+    np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_report_command_rebuilds_and_reranks(search_dir):
+    out, _, _ = search_dir
+    result = _run("report", out, "--alpha", "1.0")
+    assert result.exit_code == 0, result.output
+    assert "report.md" in result.output
+
+
+def test_export_and_evaluate_a_trial(search_dir, tmp_path):
+    out, _, _ = search_dir
+    front = json.loads((out / "report" / "pareto.json").read_text())["front"]
+    trial_id = str(front[0]["trial_id"])
+    exported = _run("export", out, "--trial", trial_id)
+    assert exported.exit_code == 0, exported.output
+    evaluated = _run(
+        "evaluate", out, "--trial", trial_id, "--max-examples", "20", "--out", tmp_path / "eval"
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert 0 <= summary["test_accuracy"] <= 1
+    assert summary["ood"]["examples_per_cell"] == 20
+    keras_file = out / "models" / f"trial_{trial_id}" / "model.keras"
+    from_file = _run("evaluate", keras_file, "--data", "digits", "--seed", "1", "--ood", "none")
+    assert from_file.exit_code == 0, from_file.output
+    assert f"{100 * summary['test_accuracy']:.2f}%" in from_file.output
+
+
+def test_train_a_trial_of_the_search(search_dir, tmp_path):
+    out, _, _ = search_dir
+    result = _run(
+        "train", "--search", out, "--trial", "0", "--epochs", "1", "--out", tmp_path / "trained"
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "trained" / "manifest.json").read_text())
+    assert 0 <= manifest["test_accuracy"] <= 1 and (tmp_path / "trained" / "model.keras").exists()
+
+
+def test_config_file_values_apply_and_flags_override(tmp_path):
+    config = tmp_path / "search.toml"
+    config.write_text("[search]\nalpha = 1.5\n")
+    result = CliRunner().invoke(main, ["search", "--config", str(config)])
+    assert result.exit_code == 2 and "alpha" in result.output  # the file's value was used
+    config.write_text("alpha = 1.5\n")
+    overridden = CliRunner().invoke(
+        main, ["search", "--config", str(config), "--alpha", "0.5", "--population", "1"]
+    )
+    assert "--population" in overridden.output  # --alpha from the flag passed
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["search", "--data", "no_such_data"], "--data"),
+        (["search", "--alpha", "1.5"], "--alpha"),
+        (["search", "--sigma", "-0.1"], "--sigma"),
+        (["search", "--samples", "0"], "--samples"),
+        (["search", "--max-params", "0"], "--max-params"),
+        (["search", "--population", "1"], "--population"),
+        (["search", "--mode", "accuracy"], "--mode"),
+        (["search", "--config", "MISSING.toml"], "--config"),
+        (["search", "--config", "BAD.toml"], "--config"),
+        (["search", "--config", "UNKNOWN.toml"], "--config"),
+        (["search", "--out", "FOREIGN"], "--out"),
+        (["report", "MISSING_DIR"], "DIRECTORY"),
+        (["report", "FOREIGN"], "not a flatnas-tf search"),
+        (["export", "SEARCH", "--trial", "999"], "--trial"),
+        (["evaluate", "SEARCH"], "--trial"),
+        (
+            ["train", "--hyperparameters", "BAD.toml", "--data", "digits", "--out", "x"],
+            "--hyperparameters",
+        ),
+    ],
+)
+def test_bad_input_is_a_one_line_error_with_exit_code_2(args, option, tmp_path, search_dir):
+    (tmp_path / "FOREIGN").mkdir()
+    (tmp_path / "FOREIGN" / "precious.txt").write_text("keep me")
+    (tmp_path / "BAD.toml").write_text("alpha = [unclosed")
+    (tmp_path / "UNKNOWN.toml").write_text("alhpa = 0.3\n")
+    replace = {
+        "MISSING.toml": tmp_path / "missing.toml",
+        "BAD.toml": tmp_path / "BAD.toml",
+        "UNKNOWN.toml": tmp_path / "UNKNOWN.toml",
+        "FOREIGN": tmp_path / "FOREIGN",
+        "MISSING_DIR": tmp_path / "missing_dir",
+        "SEARCH": search_dir[0],
+    }
+    result = CliRunner().invoke(main, [str(replace.get(a, a)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1 and option in result.output, result.output
+    assert (tmp_path / "FOREIGN" / "precious.txt").read_text() == "keep me"
+
+
+def test_changed_settings_are_refused_without_overwrite(search_dir):
+    out, _, _ = search_dir
+    result = CliRunner().invoke(main, ["search", "--out", str(out), *TINY, "--alpha", "0.9"])
+    assert result.exit_code == 2
+    assert "alpha 0.5 -> 0.9" in result.output and "--overwrite" in result.output
+    assert len(list((out / "search").glob("trial_*"))) == 3  # nothing deleted
 
 
 def test_version_option_prints_package_version():
@@ -14,16 +207,19 @@ def test_version_option_prints_package_version():
     assert result.output.strip() == f"flatnas-tf, version {__version__}"
 
 
+@pytest.mark.parametrize("command", ["search", "train", "evaluate", "export", "report"])
+def test_help_of_every_command_shows_defaults(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    if command in ("search", "train"):
+        assert "[default:" in result.output
+
+
 def test_help_describes_the_tool():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     assert "Pareto front" in result.output
-
-
-def test_unknown_command_exits_with_usage_error():
-    result = CliRunner().invoke(main, ["no-such-command"])
-    assert result.exit_code == 2
-    assert "No such command" in result.output
 
 
 @pytest.mark.skipif(shutil.which("flatnas-tf") is None, reason="console script not on PATH")

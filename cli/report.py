@@ -1,0 +1,750 @@
+"""The report of a search directory: Pareto front, every trial, hypervolume, plots.
+
+`flatnas-tf report` rebuilds it from KerasTuner's files alone, for a finished
+search or one still running, without the hypermodel:
+
+    oracle = FlatNASOracle of the saved mode, pointed at the directory, reload()
+             (oracle.json + trial_*/trial.json; mode, alpha, max_params,
+             population size and constraints come back from the saved state;
+             a file caught half-written is read again, `attempts` times)
+    alpha  = the saved alpha, or the one passed (re-ranking without retraining:
+             set on the oracle while the report is computed, then restored;
+             nothing is ever written back to the search directory)
+    front  = oracle.pareto_front()            feasible completed trials, rank 0
+    per trial (all statuses): generation, on_front, feasible, FIGURES, the
+             oracle's objective values (over the completed archive, as it ranks)
+    HV(g)  = pareto.hypervolume of the completed, feasible trials of
+             generations <= g, in the raw objectives
+                 (val_accuracy "max", robustness "min", params "min")
+             reference point r = (0, 100, P):
+                 accuracy 0; R = 100 percentage points (R = 100 * mean |acc0 -
+                 acc_m| can never exceed it); P = max_params, or without a
+                 limit 1.1 x the largest params of a counted trial
+    HV_frac(g) = HV(g) / (1 * 100 * P)        the fraction of the reference box
+
+Files written (names are the keys of `write_report`'s result):
+
+    pareto.json        settings, counts, the front, hypervolume per generation
+    trials.csv         one row per trial, every status
+    report.md          the same for people, linking the plots
+    front.png          val accuracy vs params, coloured by R, front highlighted
+    accuracy_vs_robustness.png   val accuracy vs R, front highlighted
+    hypervolume.png    HV_frac per generation
+
+Infeasible trials (over max_params, never trained) and failed or running ones
+appear in trials.csv and in the counts, never on the front or in the plots.
+With no completed trial every file is still written and says so. Plots use
+matplotlib's Agg backend, imported only when a report is drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from keras_tuner.engine.trial import Trial, TrialStatus
+
+from flatnas_tf.tuners import pareto
+from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle, trial_figures
+
+__all__ = ["FILES", "HV_OBJECTIVES", "R_REFERENCE", "load_oracle", "write_report"]
+
+#: The files of a report, in the output directory.
+PARETO_JSON = "pareto.json"
+TRIALS_CSV = "trials.csv"
+REPORT_MD = "report.md"
+FRONT_PNG = "front.png"
+ROBUSTNESS_PNG = "accuracy_vs_robustness.png"
+HYPERVOLUME_PNG = "hypervolume.png"
+#: Every file name a report writes (the keys `write_report` returns), plots last.
+FILES = (PARETO_JSON, TRIALS_CSV, REPORT_MD, FRONT_PNG, ROBUSTNESS_PNG, HYPERVOLUME_PNG)
+#: The raw objectives of the hypervolume, with their directions.
+HV_OBJECTIVES = (("val_accuracy", "max"), ("robustness", "min"), ("params", "min"))
+#: Reference value of R (percentage points) for the hypervolume: R's largest possible value.
+R_REFERENCE = 100.0
+#: Reference params = this factor x the largest counted params when there is no max_params.
+PARAMS_MARGIN = 1.1
+
+
+# -- loading ------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def _load_once(project_dir: Path) -> FlatNASOracle:
+    state = _read_json(project_dir / "oracle.json")
+    saved = state.get("flatnas")
+    if not isinstance(saved, dict) or "nsga2" not in state:
+        raise ValueError(
+            f"{project_dir / 'oracle.json'} was not written by a FlatNASOracle (no 'flatnas' "
+            "state); pass the project directory of a flatnas-tf search."
+        )
+    # The objectives are fixed by the constructor's mode (set_state restores the mode
+    # attribute but not the objectives), so the oracle is built in the saved mode.
+    oracle = FlatNASOracle(
+        mode=saved.get("mode", "flatnas"),
+        alpha=saved.get("alpha", 0.5),
+        max_params=saved.get("max_params"),
+        population_size=int(state["nsga2"]["population_size"]),
+        max_trials=None,
+    )
+    # As keras_tuner's BaseTuner does: directory and project name, then reload().
+    oracle._set_project_dir(str(project_dir.parent), project_dir.name)
+    oracle.reload()
+    return oracle
+
+
+def load_oracle(
+    project_dir: str | os.PathLike[str], attempts: int = 5, delay: float = 0.2
+) -> FlatNASOracle:
+    """Rebuilds the oracle of a flatnas-tf search from its directory.
+
+    Reads `<project_dir>/oracle.json` and every `trial_*/trial.json`, as
+    KerasTuner does when a tuner resumes, but without a hypermodel or a tuner.
+    The saved state wins over defaults: mode, alpha, max_params, population
+    size, constraints, the space and the trial order come back from it. A
+    running search may be caught writing a file: a file that is not valid JSON
+    is read again after `delay` seconds, up to `attempts` times in all.
+
+    Args:
+        project_dir: The search's project directory (`<directory>/<project_name>`),
+            the one holding `oracle.json`.
+        attempts: Reads before giving up on a file that is not valid JSON (>= 1).
+        delay: Seconds to wait between reads.
+
+    Returns:
+        A `FlatNASOracle` holding every trial of the search. Ongoing trials keep
+        their RUNNING status; nothing is written to the directory.
+
+    Raises:
+        ValueError: If the directory holds no `oracle.json`, was not written by
+            a `FlatNASOracle`, or a file stays unreadable.
+
+    Example:
+    ```python
+    oracle = load_oracle("runs/c10")
+    [t.trial_id for t in oracle.pareto_front()]
+    ```
+    """
+    path = Path(project_dir).expanduser().resolve()
+    if not (path / "oracle.json").is_file():
+        raise ValueError(
+            f"{path} is not a flatnas-tf search directory (no oracle.json); pass the project "
+            "directory <directory>/<project_name> of a `flatnas-tf search`."
+        )
+    attempts = max(1, int(attempts))
+    for attempt in range(attempts):
+        try:
+            return _load_once(path)
+        except json.JSONDecodeError as error:
+            if attempt == attempts - 1:
+                raise ValueError(
+                    f"A file of {path} is not valid JSON after {attempts} reads {delay} s apart "
+                    f"({error}); if the search is running, try again; otherwise the file is "
+                    "damaged."
+                ) from error
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- the figures of a report --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    """One trial as the report sees it."""
+
+    trial_id: str
+    status: str
+    generation: int | None
+    on_front: bool
+    feasible: bool  # completed, within the constraints, every objective finite
+    figures: dict[str, float]
+    objectives: dict[str, float]
+    hyperparameters: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Hypervolume:
+    reference: tuple[float, float, float] | None
+    generations: list[int]
+    counted: list[int]  # trials counted per generation
+    values: list[float]
+
+    @property
+    def box(self) -> float:
+        """Volume between the ideal point (accuracy 1, R 0, params 0) and the reference."""
+        if self.reference is None:
+            return math.nan
+        accuracy, robustness, params = self.reference
+        return (1.0 - accuracy) * robustness * params
+
+    @property
+    def fractions(self) -> list[float]:
+        return [value / self.box for value in self.values]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Report:
+    settings: dict[str, Any]
+    rows: list[_Row]  # creation order
+    front: list[_Row]  # the oracle's order (survival order)
+    hypervolume: _Hypervolume
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = Counter(row.status for row in self.rows)
+        completed = counts.get(TrialStatus.COMPLETED, 0)
+        feasible = sum(row.feasible for row in self.rows)
+        return {
+            "total": len(self.rows),
+            **dict(sorted(counts.items())),
+            "feasible": feasible,
+            "infeasible": completed - feasible,
+            "front": len(self.front),
+        }
+
+
+def _generation(oracle: FlatNASOracle, trial_id: str) -> int | None:
+    try:
+        return oracle.generation_of(trial_id)
+    except ValueError:  # trial.json written, oracle.json not yet
+        return None
+
+
+def _ordered_trials(oracle: FlatNASOracle) -> list[Trial]:
+    """Every trial, in creation order; ones oracle.json does not list yet at the end."""
+    listed = [oracle.trials[i] for i in oracle.start_order if i in oracle.trials]
+    known = {trial.trial_id for trial in listed}
+    rest = sorted((t for i, t in oracle.trials.items() if i not in known), key=lambda t: t.trial_id)
+    return listed + rest
+
+
+def _hypervolume(oracle: FlatNASOracle, rows: Sequence[_Row]) -> _Hypervolume:
+    names = [name for name, _ in HV_OBJECTIVES]
+    directions = [direction for _, direction in HV_OBJECTIVES]
+    counted = [
+        row
+        for row in rows
+        if row.status == TrialStatus.COMPLETED
+        and row.generation is not None
+        and row.feasible
+        and all(math.isfinite(row.figures[name]) for name in names)
+    ]
+    generations = sorted({row.generation for row in rows if row.generation is not None})
+    if oracle.max_params is not None:
+        params_reference = float(oracle.max_params)
+    elif counted:
+        params_reference = PARAMS_MARGIN * max(row.figures["params"] for row in counted)
+    else:
+        return _Hypervolume(None, generations, [0] * len(generations), [0.0] * len(generations))
+    reference = (0.0, R_REFERENCE, params_reference)
+    sizes, values = [], []
+    for generation in generations:
+        points = [
+            [row.figures[n] for n in names] for row in counted if row.generation <= generation
+        ]
+        sizes.append(len(points))
+        values.append(
+            pareto.hypervolume(np.reshape(points, (-1, 3)), directions, reference)
+            if points
+            else 0.0
+        )
+    return _Hypervolume(reference, generations, sizes, values)
+
+
+@contextlib.contextmanager
+def _alpha_applied(oracle: FlatNASOracle, alpha: float | None) -> Iterator[None]:
+    """Sets `alpha` (if any) on the oracle meanwhile; restores it and the trials' scores.
+
+    Ranking refreshes the scores of the trials it sorts; a report leaves the
+    oracle as it found it.
+    """
+    if alpha is not None and (
+        isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1
+    ):
+        raise ValueError(f"`alpha` must be a number in [0, 1] or None; received alpha={alpha!r}.")
+    saved_alpha = oracle.alpha
+    scores = {trial_id: trial.score for trial_id, trial in oracle.trials.items()}
+    if alpha is not None:
+        oracle.alpha = float(alpha)
+    try:
+        yield
+    finally:
+        oracle.alpha = saved_alpha
+        for trial_id, score in scores.items():
+            if trial_id in oracle.trials:
+                oracle.trials[trial_id].score = score
+
+
+def _compute(oracle: FlatNASOracle, alpha: float | None) -> _Report:
+    saved_alpha = oracle.alpha
+    with _alpha_applied(oracle, alpha):
+        completed = oracle._completed()
+        front_ids = [trial.trial_id for trial in oracle.pareto_front()]
+        objectives, violations = oracle._evaluate(completed)
+        alpha_norm = oracle.alpha_norm(completed) if oracle.mode == "flatnas" else None
+        used_alpha = oracle.alpha
+    names = oracle.objective_names
+    by_id = {
+        trial.trial_id: (values, violation)
+        for trial, values, violation in zip(completed, objectives, violations, strict=True)
+    }
+    rows = []
+    for trial in _ordered_trials(oracle):
+        values, violation = by_id.get(trial.trial_id, (np.full(len(names), np.nan), math.inf))
+        rows.append(
+            _Row(
+                trial_id=trial.trial_id,
+                status=str(trial.status),
+                generation=_generation(oracle, trial.trial_id),
+                on_front=trial.trial_id in front_ids,
+                feasible=bool(violation == 0 and np.isfinite(values).all()),
+                figures=trial_figures(trial),
+                objectives={n: float(v) for n, v in zip(names, values, strict=True)},
+                hyperparameters=dict(trial.hyperparameters.values),
+            )
+        )
+    row_of = {row.trial_id: row for row in rows}
+    settings = {
+        "project_dir": _project_dir(oracle),
+        "mode": oracle.mode,
+        "alpha": used_alpha,
+        "saved_alpha": saved_alpha,
+        "alpha_norm": alpha_norm,
+        "max_params": oracle.max_params,
+        "population_size": oracle.population_size,
+        "objectives": [
+            {"name": n, "direction": d}
+            for n, d in zip(names, oracle.objective_directions(), strict=True)
+        ],
+        "generations": len({row.generation for row in rows} - {None}),
+    }
+    return _Report(settings, rows, [row_of[i] for i in front_ids], _hypervolume(oracle, rows))
+
+
+def _project_dir(oracle: FlatNASOracle) -> str | None:
+    directory = getattr(oracle, "_directory", None)
+    name = getattr(oracle, "_project_name", None)
+    return None if directory is None or name is None else os.path.join(str(directory), name)
+
+
+# -- rendering ----------------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: a missing figure is null."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _row_json(row: _Row) -> dict[str, Any]:
+    return {
+        "trial_id": row.trial_id,
+        "generation": row.generation,
+        "hyperparameters": row.hyperparameters,
+        "figures": {name: _finite(value) for name, value in row.figures.items()},
+        "objectives": {name: _finite(value) for name, value in row.objectives.items()},
+    }
+
+
+def _to_json(report: _Report) -> str:
+    hv = report.hypervolume
+    document = {
+        **{k: v for k, v in report.settings.items() if k != "objectives"},
+        "objectives": report.settings["objectives"],
+        "counts": report.counts,
+        "front": [_row_json(row) for row in report.front],
+        "hypervolume": {
+            "objectives": [{"name": n, "direction": d} for n, d in HV_OBJECTIVES],
+            "reference": list(hv.reference) if hv.reference else None,
+            "by_generation": [
+                {"generation": g, "trials": c, "hypervolume": v, "fraction": _finite(f)}
+                for g, c, v, f in zip(
+                    hv.generations, hv.counted, hv.values, hv.fractions, strict=True
+                )
+            ]
+            if hv.reference
+            else [],
+        },
+    }
+    return json.dumps(document, indent=2, default=str) + "\n"
+
+
+def _number(value: float) -> str:
+    return "" if not math.isfinite(value) else format(value, ".10g")
+
+
+def _to_csv(report: _Report, objective_names: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    objective_columns = [f"objective_{name}" for name in objective_names]
+    writer.writerow(
+        ["trial_id", "status", "generation", "on_front", "feasible"]
+        + list(FIGURES)
+        + objective_columns
+        + ["hyperparameters"]
+    )
+    for row in report.rows:
+        writer.writerow(
+            [
+                row.trial_id,
+                row.status,
+                "" if row.generation is None else row.generation,
+                int(row.on_front),
+                int(row.feasible),
+            ]
+            + [_number(row.figures[name]) for name in FIGURES]
+            + [_number(row.objectives[name]) for name in objective_names]
+            + [json.dumps(row.hyperparameters, default=str)]
+        )
+    return buffer.getvalue()
+
+
+def _cell(value: float, pattern: str) -> str:
+    return "-" if not math.isfinite(value) else format(value, pattern)
+
+
+def _to_markdown(report: _Report, plots: bool) -> str:
+    s = report.settings
+    counts = report.counts
+    objectives = ", ".join(f"{o['name']} ({o['direction']})" for o in s["objectives"])
+    alpha = f"{s['alpha']:g}"
+    if s["alpha"] != s["saved_alpha"]:
+        alpha += f" (re-ranked; the search used {s['saved_alpha']:g})"
+    if s["mode"] == "pareto":
+        alpha += " (not used in mode pareto)"
+    lines = ["# flatnas-tf search report", ""]
+    if s["project_dir"]:
+        lines += [f"Search directory: `{s['project_dir']}`", ""]
+    lines += [
+        "## Settings",
+        "",
+        f"- mode: {s['mode']}; objectives: {objectives}",
+        f"- alpha: {alpha}",
+    ]
+    if s["alpha_norm"] is not None:
+        lines.append(f"- alpha_norm: {s['alpha_norm']:.4g}")
+    max_params = "none" if s["max_params"] is None else f"{int(s['max_params']):,}"
+    lines += [
+        f"- max_params: {max_params}",
+        f"- population size: {s['population_size']}; generations so far: {s['generations']}",
+        "",
+        "## Trials",
+        "",
+        "| status | trials |",
+        "|---|---|",
+    ]
+    statuses = [k for k in counts if k not in ("total", "feasible", "infeasible", "front")]
+    lines += [f"| {status} | {counts[status]} |" for status in statuses]
+    lines += [
+        f"| **total** | **{counts['total']}** |",
+        "",
+        f"Completed: {counts['feasible']} feasible, {counts['infeasible']} infeasible "
+        "(over max_params, never trained, or a figure missing).",
+        "",
+        f"## Pareto front ({counts['front']} trials)",
+        "",
+    ]
+    if not report.front:
+        lines.append(
+            "No completed trials yet: no Pareto front."
+            if counts.get(TrialStatus.COMPLETED, 0) == 0
+            else "No feasible completed trial: no Pareto front."
+        )
+    else:
+        shown = ("val_accuracy", "robustness", "params")
+        names = [o["name"] for o in s["objectives"] if o["name"] not in shown]
+        lines.append("Sorted by parameters (pareto.json lists the oracle's survival order).")
+        lines.append("")
+        lines.append(
+            "| trial | gen | val acc % | R (pp) | params | "
+            + " | ".join(names)
+            + " | hyperparameters |"
+        )
+        lines.append("|---" * (6 + len(names)) + "|")
+        for row in sorted(report.front, key=lambda r: (r.figures["params"], r.trial_id)):
+            f = row.figures
+            hps = ", ".join(f"{k}={v}" for k, v in row.hyperparameters.items())
+            lines.append(
+                f"| {row.trial_id} | {row.generation if row.generation is not None else '-'} | "
+                f"{_cell(100 * f['val_accuracy'], '.2f')} | {_cell(f['robustness'], '.2f')} | "
+                f"{_cell(f['params'], ',.0f')} | "
+                + " | ".join(_cell(row.objectives[n], ".4g") for n in names)
+                + f" | {hps} |"
+            )
+    hv = report.hypervolume
+    lines += ["", "## Hypervolume per generation", ""]
+    if hv.reference is None or not any(hv.counted):
+        lines.append("No completed feasible trial yet: no hypervolume.")
+    else:
+        lines += [
+            "Over the completed feasible trials of generations <= g, in (val accuracy max, "
+            f"R min, params min); reference point (0, {hv.reference[1]:g} pp, "
+            f"{hv.reference[2]:,.0f} params); fraction = hypervolume / volume of the box "
+            "between the ideal (1, 0, 0) and the reference.",
+            "",
+            "| generation | trials counted | hypervolume | fraction of the box |",
+            "|---|---|---|---|",
+        ]
+        for g, c, v, f in zip(hv.generations, hv.counted, hv.values, hv.fractions, strict=True):
+            lines.append(f"| {g} | {c} | {v:.6g} | {f:.4f} |")
+    lines += ["", "## Plots", ""]
+    if not plots:
+        lines += ["Not drawn (plots=False).", ""]
+    else:
+        lines += [
+            f"![Validation accuracy vs parameters]({FRONT_PNG})",
+            "",
+            f"![Validation accuracy vs R]({ROBUSTNESS_PNG})",
+            "",
+            f"![Hypervolume per generation]({HYPERVOLUME_PNG})",
+            "",
+        ]
+    lines += [
+        f"Every trial: [{TRIALS_CSV}]({TRIALS_CSV}); the front: [{PARETO_JSON}]({PARETO_JSON}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plottable(report: _Report) -> tuple[list[_Row], list[_Row]]:
+    """Feasible completed trials with finite accuracy, R and params; the front among them."""
+    rows = [
+        row
+        for row in report.rows
+        if row.feasible
+        and all(math.isfinite(row.figures[n]) for n in ("val_accuracy", "robustness", "params"))
+    ]
+    return rows, [row for row in rows if row.on_front]
+
+
+def _front_of(report: _Report) -> str:
+    """Which objectives the front is non-dominated in (not always the plot's axes)."""
+    names = ", ".join(o["name"] for o in report.settings["objectives"])
+    return f"in ({names})"
+
+
+def _empty_note(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _plot_front(plt: Any, report: _Report, path: Path) -> None:
+    rows, front = _plottable(report)
+    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("validation accuracy (%)")
+    infeasible = report.counts["infeasible"]
+    subtitle = f"{len(rows)} feasible trials, {len(front)} on the front"
+    if infeasible:
+        subtitle += f"; {infeasible} infeasible not shown"
+    ax.set_title(
+        f"Validation accuracy vs size\n{subtitle}\nfront: non-dominated {_front_of(report)}",
+        fontsize=9,
+    )
+    if not rows:
+        _empty_note(ax, "no completed feasible trial yet")
+    else:
+        params = np.array([r.figures["params"] for r in rows])
+        accuracy = 100 * np.array([r.figures["val_accuracy"] for r in rows])
+        robustness = np.array([r.figures["robustness"] for r in rows])
+        points = ax.scatter(
+            params,
+            accuracy,
+            c=robustness,
+            cmap="viridis",
+            s=34,
+            edgecolors="0.25",
+            linewidths=0.5,
+            zorder=2,
+            label="trial (colour: R)",
+        )
+        fig.colorbar(points, ax=ax, label="R (pp, lower = flatter)")
+        ax.scatter(
+            [r.figures["params"] for r in front],
+            [100 * r.figures["val_accuracy"] for r in front],
+            s=130,
+            facecolors="none",
+            edgecolors="crimson",
+            linewidths=1.8,
+            zorder=3,
+            label="Pareto front",
+        )
+        for r in front:
+            ax.annotate(
+                r.trial_id,
+                (r.figures["params"], 100 * r.figures["val_accuracy"]),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=7,
+                color="crimson",
+            )
+        limit = report.settings["max_params"]
+        if limit is not None:
+            ax.axvline(limit, color="0.5", linestyle="--", linewidth=1, label="max_params")
+        if params.max() > 20 * params.min() > 0:
+            ax.set_xscale("log")
+        ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(plt, fig, path)
+
+
+def _plot_robustness(plt: Any, report: _Report, path: Path) -> None:
+    rows, front = _plottable(report)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    ax.set_xlabel("R: accuracy drop under weight noise (pp, lower = flatter)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(
+        f"Validation accuracy vs flatness\n{len(rows)} feasible trials, {len(front)} on the "
+        f"front\nfront: non-dominated {_front_of(report)}",
+        fontsize=9,
+    )
+    if not rows:
+        _empty_note(ax, "no completed feasible trial yet")
+    else:
+        others = [r for r in rows if not r.on_front]
+        ax.scatter(
+            [r.figures["robustness"] for r in others],
+            [100 * r.figures["val_accuracy"] for r in others],
+            s=28,
+            color="0.6",
+            label="trial",
+            zorder=2,
+        )
+        ax.scatter(
+            [r.figures["robustness"] for r in front],
+            [100 * r.figures["val_accuracy"] for r in front],
+            s=45,
+            color="crimson",
+            edgecolors="black",
+            linewidths=0.6,
+            label="Pareto front",
+            zorder=3,
+        )
+        ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(plt, fig, path)
+
+
+def _plot_hypervolume(plt: Any, report: _Report, path: Path) -> None:
+    hv = report.hypervolume
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("hypervolume (fraction of the reference box)")
+    if hv.reference is None or not any(hv.counted):
+        ax.set_title("Hypervolume per generation", fontsize=10)
+        _empty_note(ax, "no completed feasible trial yet")
+    else:
+        ax.set_title(
+            "Hypervolume of (val acc max, R min, params min) per generation\n"
+            f"reference (0, {hv.reference[1]:g} pp, {hv.reference[2]:,.0f} params)",
+            fontsize=10,
+        )
+        ax.plot(hv.generations, hv.fractions, marker="o", color="tab:blue")
+        ax.set_xticks(hv.generations)
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    _save(plt, fig, path)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Replaces `path` at once, so a reader never sees half a report."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    _write_bytes(path, buffer.getvalue())
+
+
+def write_report(
+    oracle: FlatNASOracle,
+    out_dir: str | os.PathLike[str],
+    alpha: float | None = None,
+    plots: bool = True,
+) -> dict[str, Path]:
+    """Writes the report of a search: JSON, CSV, Markdown and PNG plots.
+
+    What is computed, the hypervolume's reference point and the files are
+    described in the module docstring. The oracle may belong to a running
+    search: trials still RUNNING are listed with their status.
+
+    Args:
+        oracle: The search's oracle, e.g. from `load_oracle`.
+        out_dir: Directory to write into (created if needed).
+        alpha: Re-rank the front under this alpha (mode "flatnas") without
+            retraining; None keeps the saved one. The oracle's alpha and
+            scores are restored afterwards; nothing is saved.
+        plots: Whether to draw the PNG plots (needs matplotlib).
+
+    Returns:
+        File name -> path of each file written ("pareto.json", "trials.csv",
+        "report.md", and the three PNGs when `plots` is true; see `FILES`).
+
+    Raises:
+        ValueError: If `alpha` is not a number in [0, 1].
+        ImportError: If `plots` is true and matplotlib is not installed.
+
+    Example:
+    ```python
+    paths = write_report(load_oracle("runs/c10"), "runs/c10/report", alpha=0.8)
+    print(paths["report.md"])
+    ```
+    """
+    if plots:
+        try:
+            import matplotlib
+        except ImportError as error:
+            raise ImportError(
+                "The report's plots need matplotlib: `pip install matplotlib`, or pass "
+                "plots=False for the JSON, CSV and Markdown files only."
+            ) from error
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    report = _compute(oracle, alpha)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in (PARETO_JSON, TRIALS_CSV, REPORT_MD)}
+    _write_text(paths[PARETO_JSON], _to_json(report))
+    _write_text(paths[TRIALS_CSV], _to_csv(report, oracle.objective_names))
+    _write_text(paths[REPORT_MD], _to_markdown(report, plots))
+    if plots:
+        drawers = {
+            FRONT_PNG: _plot_front,
+            ROBUSTNESS_PNG: _plot_robustness,
+            HYPERVOLUME_PNG: _plot_hypervolume,
+        }
+        for name, draw in drawers.items():
+            paths[name] = out / name
+            draw(plt, report, paths[name])
+    return paths

@@ -1,0 +1,340 @@
+"""The report of a search directory, built from synthetic trials (no training)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import threading
+import time
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from flatnas_tf.cli import report
+from flatnas_tf.cli.report import FILES, load_oracle, write_report
+from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle
+
+pytest.importorskip("matplotlib")
+
+PLOTS = ("front.png", "accuracy_vs_robustness.png", "hypervolume.png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PARAMS = 10_000
+
+# (val_accuracy, robustness, params) of the completed trials, in creation order.
+# Trials 0 and 1 have equal params: alpha = 1 (error only) keeps 0, alpha = 0 (R only)
+# keeps 1, so re-ranking changes the front.
+TRAINED = [
+    (0.90, 20.0, 5_000),
+    (0.80, 5.0, 5_000),
+    (0.95, 30.0, 9_000),
+    (0.70, 10.0, 2_000),
+    (0.85, 8.0, 8_000),
+    (0.60, 40.0, 9_500),  # dominated in every mode
+]
+
+
+def _space():
+    hp = kt.HyperParameters()
+    hp.Int("width", 8, 256, step=8)
+    hp.Choice("depth", [1, 2, 3])
+    return hp
+
+
+def _figures(accuracy, robustness, params):
+    return {
+        "val_accuracy": accuracy,
+        "val_loss": 1.0 - accuracy,
+        "accuracy": min(accuracy + 0.05, 1.0),
+        "loss": 1.1 - accuracy,
+        "robustness": robustness,
+        "robustness_loss_gap": robustness / 100,
+        "perturbed_accuracy": accuracy - robustness / 100,
+        "perturbed_loss": 1.2 - accuracy,
+        "params": float(params),
+        "train_time_s": 1.5,
+    }
+
+
+def _objective_placeholders(oracle):
+    # As FlatNASTuner.run_trial: every objective and their sum, NaN until measured.
+    names = [o.name for o in getattr(oracle.objective, "objectives", [oracle.objective])]
+    return dict.fromkeys([*names, oracle.objective.name], math.nan)
+
+
+def _run(oracle, metrics, status="COMPLETED", tuner_id="tuner0"):
+    trial = oracle.create_trial(tuner_id)
+    if metrics is not None:
+        oracle.update_trial(trial.trial_id, {**_objective_placeholders(oracle), **metrics})
+    if status != "RUNNING":
+        trial.status = status
+        if status == "FAILED":
+            trial.message = "Trial diverged (loss nan); it is not ranked."
+        oracle.end_trial(trial)
+    return trial
+
+
+def _make_search(directory, mode="flatnas", alpha=0.5, trained=TRAINED, max_params=MAX_PARAMS):
+    """A search directory: trained trials, one infeasible, one FAILED, one RUNNING."""
+    oracle = FlatNASOracle(
+        mode=mode,
+        alpha=alpha,
+        max_params=max_params,
+        population_size=4,
+        max_trials=20,
+        seed=1,
+        hyperparameters=_space(),
+    )
+    oracle._set_project_dir(str(directory), "search")
+    oracle.verbose = 0
+    for index, values in enumerate(trained):
+        _run(oracle, _figures(*values))
+        if index == 2:
+            _run(oracle, {"params": 50_000.0})  # infeasible: only counted, never trained
+            _run(oracle, None, status="FAILED")
+    _run(oracle, None, status="RUNNING", tuner_id="tuner1")
+    oracle.save()
+    return oracle, directory / "search"
+
+
+@pytest.fixture
+def search(tmp_path):
+    return _make_search(tmp_path)
+
+
+def _dominates(a, b, directions):
+    signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
+    a, b = signs * np.asarray(a), signs * np.asarray(b)
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def _brute_force_front(oracle):
+    completed = oracle._completed()
+    values = oracle.objective_values(completed)
+    violations = oracle.constraint_violations(completed)
+    feasible = [
+        i for i in range(len(completed)) if violations[i] == 0 and np.isfinite(values[i]).all()
+    ]
+    directions = oracle.objective_directions()
+    return {
+        completed[i].trial_id
+        for i in feasible
+        if not any(_dominates(values[j], values[i], directions) for j in feasible if j != i)
+    }
+
+
+def _assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > 5_000
+
+
+def test_load_oracle_rebuilds_the_search(search):
+    original, project = search
+    loaded = load_oracle(project)
+    assert isinstance(loaded, FlatNASOracle)
+    assert (loaded.mode, loaded.alpha, loaded.max_params) == ("flatnas", 0.5, MAX_PARAMS)
+    assert loaded.population_size == 4
+    assert loaded.start_order == original.start_order
+    assert {i: t.status for i, t in loaded.trials.items()} == {
+        i: t.status for i, t in original.trials.items()
+    }
+    assert [t.trial_id for t in loaded.pareto_front()] == [
+        t.trial_id for t in original.pareto_front()
+    ]
+    statuses = sorted(t.status for t in loaded.trials.values())
+    assert statuses.count("RUNNING") == 1 and statuses.count("FAILED") == 1
+
+
+def test_load_oracle_restores_the_saved_mode(tmp_path):
+    original, project = _make_search(tmp_path, mode="pareto", alpha=0.2)
+    loaded = load_oracle(project)
+    assert (loaded.mode, loaded.alpha) == ("pareto", 0.2)
+    assert loaded.objective_names == ["val_accuracy", "robustness", "params"]
+    front = [t.trial_id for t in loaded.pareto_front()]
+    assert front == [t.trial_id for t in original.pareto_front()]
+    assert set(front) == _brute_force_front(loaded)
+
+
+def test_write_report_files(search, tmp_path):
+    _, project = search
+    oracle = load_oracle(project)
+    paths = write_report(oracle, tmp_path / "out")
+    assert set(paths) == set(FILES)
+    assert all(path.parent == tmp_path / "out" and path.exists() for path in paths.values())
+
+    document = json.loads(paths["pareto.json"].read_text())
+    ids = [entry["trial_id"] for entry in document["front"]]
+    assert ids == [t.trial_id for t in oracle.pareto_front()]
+    assert set(ids) == _brute_force_front(oracle) and ids
+    assert (document["mode"], document["alpha"], document["max_params"]) == (
+        "flatnas",
+        0.5,
+        MAX_PARAMS,
+    )
+    assert document["alpha_norm"] == pytest.approx(oracle.alpha_norm(oracle._completed()))
+    entry = document["front"][0]
+    assert set(entry["figures"]) == set(FIGURES)
+    assert set(entry["objectives"]) == {"flatnas_objective", "params"}
+    assert entry["generation"] == oracle.generation_of(entry["trial_id"])
+    assert set(entry["hyperparameters"]) == {"width", "depth"}
+    assert document["counts"] == {
+        "total": 9,
+        "COMPLETED": 7,
+        "FAILED": 1,
+        "RUNNING": 1,
+        "feasible": 6,
+        "infeasible": 1,
+        "front": len(ids),
+    }
+    hv = document["hypervolume"]
+    assert hv["reference"] == [0.0, 100.0, MAX_PARAMS]
+    by_generation = hv["by_generation"]
+    assert [g["generation"] for g in by_generation] == [0, 1, 2]
+    values = [g["hypervolume"] for g in by_generation]
+    assert values == sorted(values) and values[0] > 0  # an archive never loses volume
+    assert all(0 < g["fraction"] <= 1 for g in by_generation)
+
+    with open(paths["trials.csv"], newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["trial_id"] for r in rows] == oracle.start_order
+    assert {r["trial_id"]: r["status"] for r in rows} == {
+        i: t.status for i, t in oracle.trials.items()
+    }
+    assert {r["trial_id"] for r in rows if r["on_front"] == "1"} == set(ids)
+    infeasible = [r for r in rows if r["status"] == "COMPLETED" and r["feasible"] == "0"]
+    assert len(infeasible) == 1 and float(infeasible[0]["params"]) == 50_000
+    assert infeasible[0]["val_accuracy"] == "" and infeasible[0]["on_front"] == "0"
+    assert all(column in rows[0] for column in FIGURES)
+    assert "objective_flatnas_objective" in rows[0]
+    assert (
+        json.loads(rows[0]["hyperparameters"])
+        == oracle.trials[rows[0]["trial_id"]].hyperparameters.values
+    )
+
+    text = paths["report.md"].read_text()
+    for line in ("| COMPLETED | 7 |", "| FAILED | 1 |", "| RUNNING | 1 |", "| **total** | **9** |"):
+        assert line in text
+    assert "1 infeasible" in text and f"Pareto front ({len(ids)} trials)" in text
+    for name in PLOTS:
+        assert f"]({name})" in text
+        _assert_png(paths[name])
+
+
+def test_hypervolume_per_generation_brute_force(search):
+    _, project = search
+    oracle = load_oracle(project)
+    hv = report._compute(oracle, None).hypervolume
+    # Generation 0 holds trials 0-3: three trained ones plus the infeasible one.
+    points = np.array([[a, r, p] for a, r, p in TRAINED[:3]])
+    # The union of the boxes [0, acc] x [R, 100] x [params, MAX_PARAMS]: slices of
+    # constant params, each an area swept along R.
+    expected = 0.0
+    for low, high in zip(
+        sorted(points[:, 2]), [*sorted(points[:, 2])[1:], MAX_PARAMS], strict=True
+    ):
+        active = points[points[:, 2] <= low][:, :2]
+        area = 0.0
+        order = active[np.argsort(active[:, 1])]  # by R ascending
+        best_accuracy = 0.0
+        edges = [*order[1:, 1], 100.0]
+        for (accuracy, left), right in zip(order, edges, strict=True):
+            best_accuracy = max(best_accuracy, accuracy)
+            area += best_accuracy * (right - left)
+        expected += area * (high - low)
+    assert hv.values[0] == pytest.approx(expected)
+    assert hv.counted == [3, 6, 6]
+
+
+def test_hypervolume_reference_without_max_params(tmp_path):
+    _, project = _make_search(tmp_path, max_params=None)
+    oracle = load_oracle(project)
+    assert oracle.max_params is None and not oracle.constraints
+    hv = report._compute(oracle, None).hypervolume
+    largest = max(params for _, _, params in TRAINED)
+    assert hv.reference == pytest.approx((0.0, 100.0, 1.1 * largest))
+    assert hv.counted == [3, 6, 6]  # the untrained trial has no accuracy: never counted
+    assert hv.fractions[-1] == pytest.approx(hv.values[-1] / (100.0 * 1.1 * largest))
+
+
+def test_realpha_changes_the_front_without_writing_back(tmp_path):
+    _, project = _make_search(tmp_path, alpha=1.0)
+    saved = (project / "oracle.json").read_text()
+    oracle = load_oracle(project)
+    scores = {i: t.score for i, t in oracle.trials.items()}
+    paths = write_report(oracle, tmp_path / "a", plots=False)
+    assert set(paths) == {"pareto.json", "trials.csv", "report.md"}
+    assert not (tmp_path / "a" / "front.png").exists()
+    error_only = json.loads(paths["pareto.json"].read_text())
+    flatness_only = json.loads(
+        write_report(oracle, tmp_path / "b", alpha=0.0, plots=False)["pareto.json"].read_text()
+    )
+    first, second = oracle.start_order[:2]  # trials 0 and 1 of TRAINED
+    front_a = {e["trial_id"] for e in error_only["front"]}
+    front_b = {e["trial_id"] for e in flatness_only["front"]}
+    assert first in front_a and second not in front_a
+    assert second in front_b and first not in front_b
+    assert (flatness_only["alpha"], flatness_only["saved_alpha"]) == (0.0, 1.0)
+    assert "re-ranked; the search used 1" in (tmp_path / "b" / "report.md").read_text()
+    # Nothing written back, the oracle as it was.
+    assert (project / "oracle.json").read_text() == saved
+    assert oracle.alpha == 1.0
+    assert {i: t.score for i, t in oracle.trials.items()} == scores
+    with pytest.raises(ValueError, match="alpha"):
+        write_report(oracle, tmp_path / "c", alpha=1.5, plots=False)
+
+
+def test_report_with_no_completed_trial(tmp_path):
+    oracle = FlatNASOracle(population_size=2, max_trials=4, seed=0, hyperparameters=_space())
+    oracle._set_project_dir(str(tmp_path), "empty")
+    oracle.verbose = 0
+    oracle.save()
+    paths = write_report(load_oracle(tmp_path / "empty"), tmp_path / "out0")
+    assert json.loads(paths["pareto.json"].read_text())["front"] == []
+    assert "No completed trials yet" in paths["report.md"].read_text()
+    assert paths["trials.csv"].read_text().count("\n") == 1  # the header only
+
+    _run(oracle, None, status="RUNNING")
+    oracle.save()
+    paths = write_report(load_oracle(tmp_path / "empty"), tmp_path / "out1")
+    text = paths["report.md"].read_text()
+    assert "| RUNNING | 1 |" in text and "no hypervolume" in text
+    for name in PLOTS:
+        _assert_png(paths[name])
+
+
+def test_half_written_oracle_json_is_read_again(search):
+    _, project = search
+    path = project / "oracle.json"
+    content = path.read_text()
+    path.write_text(content[: len(content) // 2])  # as caught mid-write
+
+    def finish():
+        time.sleep(0.3)
+        path.write_text(content)
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    try:
+        oracle = load_oracle(project, attempts=20, delay=0.05)
+    finally:
+        writer.join()
+    assert len(oracle.trials) == 9
+
+
+def test_unreadable_oracle_json_gives_up(search):
+    _, project = search
+    (project / "oracle.json").write_text("{")
+    with pytest.raises(ValueError, match="not valid JSON after 2 reads"):
+        load_oracle(project, attempts=2, delay=0.01)
+
+
+def test_not_a_search_directory(tmp_path):
+    with pytest.raises(ValueError, match="is not a flatnas-tf search directory") as error:
+        load_oracle(tmp_path)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "oracle.json").exists()
+    (tmp_path / "oracle.json").write_text(json.dumps({"seed": 1}))
+    with pytest.raises(ValueError, match="not written by a FlatNASOracle"):
+        load_oracle(tmp_path)
