@@ -73,6 +73,19 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     ctx.default_map = {**(ctx.default_map or {}), **values}
 
 
+def _widths(value: str | list) -> list[float]:
+    try:
+        widths = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+    except ValueError:
+        widths = []
+    if not widths or any(not 0 < w <= 4 for w in widths):
+        raise click.BadParameter(
+            f"{value!r}: pass comma-separated numbers in (0, 4], e.g. 0.5,0.75,1.0.",
+            param_hint="--widths",
+        )
+    return widths
+
+
 def _load_data(spec: str, data_dir: str | None, validation_fraction: float, seed: int):
     from flatnas_tf.data import load_dataset
 
@@ -224,11 +237,18 @@ def _clock(seconds: float) -> str:
 @click.option(
     "--max-trials",
     type=click.IntRange(min=1),
-    default=12,
+    default=10,
     help="Trials in all (over-budget and failed ones count).",
 )
 @click.option(
-    "--population", type=click.IntRange(min=2), default=6, help="NSGA-II population size."
+    "--widths",
+    default="0.25,0.5",
+    callback=lambda ctx, param, value: _widths(value),
+    help="Width multipliers the search may choose, comma-separated (the paper's space: "
+    "0.5,0.75,1.0; the default keeps the quick digits search to minutes).",
+)
+@click.option(
+    "--population", type=click.IntRange(min=2), default=5, help="NSGA-II population size."
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=3, help="Training epochs per trial.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
@@ -363,6 +383,7 @@ def search(**options: Any) -> None:
             validation_data=validation,
             epochs=options["epochs"],
             verbose=1 if options["verbose"] else 0,
+            shuffle=False,  # the pipeline shuffles; Keras would warn at every trial
         )
     except KeyboardInterrupt:
         tuner.save()

@@ -42,6 +42,7 @@ def hypermodel(settings: dict[str, Any]) -> FlatNASHyperModel:
         tuple(settings["input_shape"]),
         settings["num_classes"],
         training=training_settings(settings),
+        width_multipliers=settings.get("widths", (0.5, 0.75, 1.0)),
     )
 
 

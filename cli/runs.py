@@ -32,6 +32,7 @@ DEFINING = (
     "mode",
     "alpha",
     "max_params",
+    "widths",
     "population",
     "epochs",
     "batch_size",

@@ -158,6 +158,7 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (["search", "--max-params", "0"], "--max-params"),
         (["search", "--population", "1"], "--population"),
         (["search", "--mode", "accuracy"], "--mode"),
+        (["search", "--widths", "0.5,x"], "--widths"),
         (["search", "--config", "MISSING.toml"], "--config"),
         (["search", "--config", "BAD.toml"], "--config"),
         (["search", "--config", "UNKNOWN.toml"], "--config"),
