@@ -124,6 +124,21 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     from_file = _run("evaluate", keras_file, "--data", "digits", "--seed", "1", "--ood", "none")
     assert from_file.exit_code == 0, from_file.output
     assert f"{100 * summary['test_accuracy']:.2f}%" in from_file.output
+    saved_model = out / "models" / f"trial_{trial_id}" / "saved_model"
+    from_saved = _run(
+        "evaluate",
+        saved_model,
+        "--data",
+        "digits",
+        "--seed",
+        "1",
+        "--ood",
+        "none",
+        "--out",
+        tmp_path / "eval_saved",
+    )
+    assert from_saved.exit_code == 0, from_saved.output
+    assert f"{100 * summary['test_accuracy']:.2f}%" in from_saved.output
 
 
 def test_train_a_trial_of_the_search(search_dir, tmp_path):
