@@ -228,7 +228,7 @@ def _mutate(hp: hp_types.HyperParameter, value: Any, rng: random.Random) -> Any:
     return domain.value_at(other + 1 if other >= index else other)
 
 
-def _last_value(trial: Trial, name: str) -> float:
+def last_value(trial: Trial, name: str) -> float:
     """The mean over executions of the last reported value of a metric, or NaN."""
     history = trial.metrics.metrics.get(name)
     if history is None:
@@ -392,7 +392,7 @@ class NSGA2Oracle(keras_tuner.Oracle):
         return np.array(values, dtype=np.float64).reshape(len(trials), len(names))
 
     def _last_values(self, trial: Trial, names: tuple[str, ...]) -> tuple[float, ...]:
-        """`_last_value` of each name, memoised per trial until it reports again.
+        """`last_value` of each name, memoised per trial until it reports again.
 
         Metrics reach the oracle only through `update_trial`, which drops the
         trial's entry; a reloaded trial is a new `MetricsTracker`, which the
@@ -404,7 +404,7 @@ class NSGA2Oracle(keras_tuner.Oracle):
             reads = self._reads[trial.trial_id] = (trial.metrics, {})
         values = reads[1].get(names)
         if values is None:
-            values = reads[1][names] = tuple(_last_value(trial, name) for name in names)
+            values = reads[1][names] = tuple(last_value(trial, name) for name in names)
         return values
 
     def constraint_violations(self, trials: Sequence[Trial]) -> np.ndarray:

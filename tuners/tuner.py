@@ -48,7 +48,7 @@ import numpy as np
 from keras_tuner.engine.trial import Trial
 
 from flatnas_tf.flatness import FlatnessCallback, check_samples, check_sigmas
-from flatnas_tf.tuners.nsga2 import NSGA2Oracle
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle, last_value
 
 MODES = ("flatnas", "pareto")
 
@@ -67,14 +67,6 @@ FIGURES = (
 )
 
 
-def _metric(trial: Trial, name: str) -> float:
-    """A trial's last reported value of a metric, NaN when absent."""
-    if not trial.metrics.exists(name):
-        return math.nan
-    value = trial.metrics.get_last_value(name)
-    return math.nan if value is None else float(value)
-
-
 def trial_figures(trial: Trial) -> dict[str, float]:
     """Every recorded figure of a trial, NaN where not measured.
 
@@ -84,7 +76,7 @@ def trial_figures(trial: Trial) -> dict[str, float]:
     Returns:
         Figure name -> value, in `FIGURES` order.
     """
-    return {name: _metric(trial, name) for name in FIGURES}
+    return {name: last_value(trial, name) for name in FIGURES}
 
 
 def _check_mode_and_alpha(mode: str, alpha: float) -> None:
@@ -158,8 +150,8 @@ class FlatNASOracle(NSGA2Oracle):
         Returns:
             The normalisation of R against the error.
         """
-        errors = np.array([100.0 * (1.0 - _metric(t, "val_accuracy")) for t in trials])
-        robustness = np.array([_metric(t, "robustness") for t in trials])
+        errors = np.array([100.0 * (1.0 - last_value(t, "val_accuracy")) for t in trials])
+        robustness = np.array([last_value(t, "robustness") for t in trials])
         measured = np.isfinite(errors) & np.isfinite(robustness)
         if measured.sum() < self.population_size or robustness[measured].mean() <= 0:
             return 1.0
@@ -171,9 +163,11 @@ class FlatNASOracle(NSGA2Oracle):
         norm = self.alpha_norm(trials)
         rows = []
         for trial in trials:
-            error = 100.0 * (1.0 - _metric(trial, "val_accuracy"))
-            robust = self.alpha * error + norm * (1.0 - self.alpha) * _metric(trial, "robustness")
-            rows.append((robust, _metric(trial, "params")))
+            error = 100.0 * (1.0 - last_value(trial, "val_accuracy"))
+            robust = self.alpha * error + norm * (1.0 - self.alpha) * last_value(
+                trial, "robustness"
+            )
+            rows.append((robust, last_value(trial, "params")))
         return np.array(rows, dtype=np.float64).reshape(len(trials), 2)
 
     def get_state(self) -> dict[str, Any]:
