@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from collections.abc import Sequence
 
 import keras
@@ -319,6 +320,34 @@ class FlatNASHyperModel(kt.HyperModel):
             head_channels=make_divisible(HEAD_EXPAND * channels),
             feature_channels=make_divisible(FEATURE_CHANNELS * width),
         )
+
+    def random_hyperparameters(self, seed: int) -> kt.HyperParameters:
+        """A seeded uniform draw from the space (conditional layers drawn only when active).
+
+        Args:
+            seed: Seed of the draw; the same seed gives the same candidate.
+
+        Returns:
+            HyperParameters with a value for every active hyperparameter.
+
+        Example:
+        ```python
+        hp = hypermodel.random_hyperparameters(seed=3)
+        model = hypermodel.build(hp)
+        ```
+        """
+        if type(self).build_backbone is not FlatNASHyperModel.build_backbone:
+            raise NotImplementedError(
+                f"{type(self).__name__} replaces build_backbone, so its space is only known "
+                "by building; draw candidates with a KerasTuner oracle instead."
+            )
+        rng = random.Random(seed)
+        hp = kt.HyperParameters()
+        self.declare_hyperparameters(hp)
+        for parameter in hp.space:  # parents precede children, so activity is known
+            if hp.is_active(parameter):
+                hp.values[parameter.name] = parameter.random_sample(rng.randrange(2**31))
+        return hp
 
     # -- building -------------------------------------------------------------
 

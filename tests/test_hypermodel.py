@@ -1,3 +1,4 @@
+import json
 import random
 
 import keras
@@ -12,16 +13,6 @@ from flatnas_tf.hypermodel import (
     ResNetHyperModel,
     TrainingSettings,
 )
-
-
-def _random_hyperparameters(hypermodel, rng):
-    """A random point of the space; parents precede children, so activity is known."""
-    hp = kt.HyperParameters()
-    hypermodel.declare_hyperparameters(hp)
-    for parameter in hp.space:
-        if hp.is_active(parameter):
-            hp.values[parameter.name] = parameter.random_sample(rng.randrange(2**31))
-    return hp
 
 
 def _fixed(hypermodel, **values):
@@ -53,7 +44,7 @@ def test_thirty_random_candidates_build_count_and_train(shape):
     hypermodel = FlatNASHyperModel(shape, num_classes=10)
     rng = random.Random(f"flatnas-{shape}")
     for _ in range(30):
-        hp = _random_hyperparameters(hypermodel, rng)
+        hp = hypermodel.random_hyperparameters(rng.randrange(2**31))
         model = hypermodel.build(hp)
         assert isinstance(model, SAMModel)
         assert model.rho == 2.0 and model.adaptive
@@ -192,3 +183,21 @@ def test_bad_training_settings_are_rejected():
         TrainingSettings(learning_rate=-1)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainingSettings(label_smoothing=1.0)
+
+
+def test_random_hyperparameters_are_seeded_and_cover_the_active_space():
+    hypermodel = FlatNASHyperModel((32, 32, 3), num_classes=10)
+    first, again = hypermodel.random_hyperparameters(7), hypermodel.random_hyperparameters(7)
+    assert first.values == again.values
+    draws = [hypermodel.random_hyperparameters(seed).values for seed in range(20)]
+    assert len({json.dumps(d, sort_keys=True) for d in draws}) == 20
+    assert {d["width_mult"] for d in draws} == {0.5, 0.75, 1.0}
+    for values in draws:
+        hp = _fixed(hypermodel, **values)
+        active = {p.name for p in hp.space if hp.is_active(p)}
+        assert set(values) == active  # every active choice drawn, no inactive one
+
+
+def test_random_hyperparameters_refuse_a_space_known_only_by_building():
+    with pytest.raises(NotImplementedError, match="replaces build_backbone"):
+        ResNetHyperModel((32, 32, 3), num_classes=10).random_hyperparameters(0)
