@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pytest
+import rank_stats
+from scipy import stats
+
+
+def _columns(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return x, 0.6 * x + rng.normal(size=n)
+
+
+def test_spearman_and_kendall_match_scipy_with_ties():
+    x, y = _columns(40)
+    x = np.round(x, 1)  # ties
+    assert rank_stats.spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert rank_stats.kendall(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert rank_stats.spearman(x, -y) == pytest.approx(-rank_stats.spearman(x, y))
+
+
+@pytest.mark.parametrize("statistic", [rank_stats.spearman, rank_stats.kendall])
+def test_undefined_correlations_are_nan(statistic):
+    assert math.isnan(statistic(np.array([1.0, 2.0]), np.array([3.0, 1.0])))
+    assert math.isnan(statistic(np.ones(10), np.arange(10.0)))
+
+
+def test_partial_correlation_removes_a_common_cause():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=300)
+    x = z + 0.3 * rng.normal(size=300)
+    y = z + 0.3 * rng.normal(size=300)
+    assert rank_stats.spearman(x, y) > 0.8
+    assert abs(rank_stats.partial_spearman(x, y, z)) < 0.15
+
+
+def test_partial_correlation_keeps_a_direct_link():
+    x, y = _columns(300, seed=2)
+    z = np.random.default_rng(3).normal(size=300)  # unrelated control
+    raw, partial = rank_stats.spearman(x, y), rank_stats.partial_spearman(x, y, z)
+    assert raw > 0.4
+    assert partial == pytest.approx(raw, abs=0.05)
+
+
+def test_bootstrap_interval_brackets_the_value_and_narrows_with_more_data():
+    small = rank_stats.bootstrap(rank_stats.spearman, _columns(15), resamples=500)
+    large = rank_stats.bootstrap(rank_stats.spearman, _columns(400), resamples=500)
+    for c in (small, large):
+        assert c.low <= c.value <= c.high
+    assert large.high - large.low < 0.5 * (small.high - small.low)
+    assert large.low > 0  # a real correlation of about 0.5 is detected
+    assert small.n == 15 and large.n == 400
+    again = rank_stats.bootstrap(rank_stats.spearman, _columns(15), resamples=500)
+    assert again == small  # seeded
+
+
+def test_bootstrap_of_an_undefined_statistic_is_nan_and_prints_na():
+    c = rank_stats.bootstrap(rank_stats.spearman, [[1.0, 2.0], [2.0, 1.0]])
+    assert math.isnan(c.value) and math.isnan(c.low) and c.n == 2
+    assert str(c) == "n/a"
+
+
+def test_bootstrap_rejects_columns_of_different_lengths():
+    with pytest.raises(ValueError, match="equal lengths"):
+        rank_stats.bootstrap(rank_stats.spearman, [[1.0, 2.0, 3.0], [1.0, 2.0]])
+
+
+def test_partial_correlation_with_the_control_equal_to_x_is_nan():
+    x, y = _columns(50)
+    assert math.isnan(rank_stats.partial_spearman(x, y, x))
