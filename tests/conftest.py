@@ -7,6 +7,7 @@ tf.distribute tests can use a two-replica MirroredStrategy on any machine.
 from __future__ import annotations
 
 import pathlib
+import sys
 
 import keras
 import pytest
@@ -17,7 +18,10 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+# The benchmark scripts' modules (reproduce, rank_stats) are tested as top-level imports.
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,157 @@
+"""benchmarks/reproduce.py end to end on a toy budget, and its pieces."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import reproduce
+
+TOY = [
+    "--data", "digits", "--max-train", "120", "--archs", "2", "--epochs", "1",
+    "--widths", "0.25", "--depths", "1", "--samples", "2", "--ood-examples", "16",
+    "--corruptions", "gaussian_noise,contrast", "--severities", "1,5",
+    "--search-seeds", "0", "--population", "2", "--search-trials", "2",
+]  # fmt: skip
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce")
+    argv = [*TOY, "--work", str(root / "work"), "--out", str(root / "out")]
+    report = reproduce.main(argv)
+    return root, argv, report
+
+
+def test_toy_run_writes_a_well_formed_report(toy_run):
+    root, argv, report = toy_run
+    out = root / "out"
+    assert report == out / "report.md"
+    text = report.read_text()
+    assert "## 1. Correlation study" in text and "## 2. Search comparison" in text
+    assert "--archs 2 --epochs 1" in text
+    assert "K = 2 architectures, E = 1 epochs" in text
+    # Two observations give no correlation: the report says so instead of a number.
+    assert "| R vs corruption accuracy | n/a | n/a |" in text
+    for image in ("correlation.png", "search.png"):
+        assert (out / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({image})" in text
+
+    results = _strict_json((out / "results.json").read_text())
+    assert [r["arch"] for r in results["study"]] == [0, 1]
+    for record in results["study"]:
+        assert record["params"] > 0 and record["robustness"] >= 0
+        for name in ("val_accuracy", "test_accuracy", "corruption_accuracy"):
+            assert 0.0 <= record[name] <= 1.0
+        assert record["mce"] == pytest.approx(100 * (1 - record["corruption_accuracy"]))
+        assert set(record["by_severity"]) == {"1", "5"}
+        assert "2 corruptions (chosen) x 2 severities, 16 images per cell" in record["ood_set"]
+    assert len(results["searches"]) == 2
+    assert {s["alpha"] for s in results["searches"]} == {1.0, 0.5}
+    for search in results["searches"]:
+        assert search["trials"] == 2
+        assert search["pick"] in search["front"]
+        (retrain,) = search["retrains"]
+        assert retrain["epochs"] == 1 and 0.0 <= retrain["test_accuracy"] <= 1.0
+
+    study_rows = (out / "study.csv").read_text().splitlines()
+    search_rows = (out / "search.csv").read_text().splitlines()
+    assert study_rows[0].split(",") == list(reproduce.STUDY_COLUMNS)
+    assert len(study_rows) == 3 and len(search_rows) == 3
+
+
+def test_searches_of_one_seed_share_their_first_generation(toy_run):
+    root, _, _ = toy_run
+    shared = json.loads((root / "work" / "search" / "seed0_shared_trials.json").read_text())
+    # Population 2, 2 trials: the alpha 0.5 search is the alpha 1 search's first
+    # generation again, so it trained nothing new.
+    assert len(shared) == 2
+    fronts = [json.loads(p.read_text()) for p in (root / "work" / "search").glob("*_summary.json")]
+    assert fronts[0]["pick_hyperparameters"] == fronts[1]["pick_hyperparameters"]
+    assert len(list((root / "work" / "retrains").glob("*.json"))) == 1
+
+
+def test_rerun_resumes_without_training_again(toy_run):
+    root, argv, _ = toy_run
+    records = sorted((root / "work").rglob("*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in records if p.name not in ("runs.json",)}
+    reproduce.main([*argv, "--stages", "report"])
+    reproduce.main(argv)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    runs = json.loads((root / "work" / "runs.json").read_text())
+    assert len(runs) == 3 and all(r["end"] >= r["start"] for r in runs)
+    assert "3 invocation(s)" in (root / "out" / "report.md").read_text()
+
+
+def test_changed_settings_are_refused_and_records_kept(toy_run, capsys):
+    root, argv, _ = toy_run
+    before = sorted(p.name for p in (root / "work" / "study").iterdir())
+    with pytest.raises(SystemExit) as error:
+        reproduce.main([*argv, "--epochs", "2"])
+    assert error.value.code == 2
+    assert "other settings (epochs, retrain_epochs)" in capsys.readouterr().err
+    assert sorted(p.name for p in (root / "work" / "study").iterdir()) == before
+
+
+def test_missing_data_exits_with_code_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        reproduce.main(["--data", f"npz:{tmp_path}/none.npz", "--work", str(tmp_path / "w")])
+    assert error.value.code == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing recorded for a run that never started
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--population", "1"], "--population must be >= 2"),
+        (["--alphas", "1.5"], "--alphas must lie in"),
+        (["--stages", "train"], "--stages must name"),
+        (["--widths", "a,b"], "comma-separated floats"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+    ],
+)
+def test_bad_arguments_exit_with_code_2(bad, message, capsys):
+    with pytest.raises(SystemExit) as error:
+        reproduce.parse_args(bad)
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_correlations_of_enough_architectures_are_estimated():
+    rng = np.random.default_rng(0)
+    records = []
+    for arch in range(12):
+        clean = rng.uniform(0.3, 0.5)
+        corrupted = clean - rng.uniform(0.05, 0.1)
+        records.append({
+            "arch": arch, "params": 1e5 * (arch + 1), "val_accuracy": clean + 0.01,
+            "robustness": 10 * (0.5 - clean) + rng.uniform(0, 0.3),
+            "robustness_loss_gap": rng.uniform(0, 0.1), "test_accuracy": clean,
+            "ood_clean_accuracy": clean, "corruption_accuracy": corrupted,
+            "drop": 100 * (clean - corrupted), "relative": corrupted / clean,
+            "mce": 100 * (1 - corrupted), "total_s": 1.0,
+        })  # fmt: skip
+    rows = reproduce.correlation_rows(records, resamples=200)
+    assert len(rows) == len(reproduce.CORRELATIONS) + len(reproduce.PARTIAL)
+    first = rows[0]["spearman"]
+    assert first.n == 12 and first.value < -0.5  # R falls as accuracy rises
+    assert first.low <= first.value <= first.high
+    assert all(not math.isnan(r["spearman"].value) for r in rows)
+    records[3]["robustness"] = math.nan  # a diverged model is left out, not a NaN table
+    assert reproduce.correlation_rows(records, resamples=50)[0]["spearman"].n == 11
+
+
+def test_trade_off_point_is_nearest_the_ideal_corner_after_scaling():
+    front = np.array([[10.0, 9e5], [12.0, 3e5], [30.0, 1e5]])
+    assert reproduce.trade_off_point(front) == 1
+    assert reproduce.trade_off_point(front[:1]) == 0
+    # Two extremes are equally far: the lower first objective wins.
+    assert reproduce.trade_off_point(np.array([[5.0, 2.0], [1.0, 4.0]])) == 1
