@@ -84,6 +84,8 @@ class Correlation:
     def __str__(self) -> str:
         if math.isnan(self.value):
             return "n/a"
+        if math.isnan(self.low):
+            return f"{self.value:+.2f} [no interval]"
         return f"{self.value:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
 
 

@@ -69,3 +69,17 @@ def test_bootstrap_rejects_columns_of_different_lengths():
 def test_partial_correlation_with_the_control_equal_to_x_is_nan():
     x, y = _columns(50)
     assert math.isnan(rank_stats.partial_spearman(x, y, x))
+
+
+def test_partial_correlation_matches_the_closed_form_on_ranks():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=60)
+    x = np.round(z + rng.normal(size=60), 1)  # ties included
+    y = 0.5 * z + rng.normal(size=60)
+    r_xy, r_xz, r_yz = (rank_stats.spearman(a, b) for a, b in ((x, y), (x, z), (y, z)))
+    expected = (r_xy - r_xz * r_yz) / np.sqrt((1 - r_xz**2) * (1 - r_yz**2))
+    assert rank_stats.partial_spearman(x, y, z) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_value_without_an_interval_prints_so():
+    assert str(rank_stats.Correlation(0.4, math.nan, math.nan, 5)) == "+0.40 [no interval]"

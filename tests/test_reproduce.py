@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -39,7 +40,8 @@ def test_toy_run_writes_a_well_formed_report(toy_run):
     assert "--archs 2 --epochs 1" in text
     assert "K = 2 architectures, E = 1 epochs" in text
     # Two observations give no correlation: the report says so instead of a number.
-    assert "| R vs corruption accuracy | n/a | n/a |" in text
+    # (n counts the models with every figure finite: at most 2 here.)
+    assert re.search(r"\| R vs corruption accuracy \| [012] \| n/a \| n/a \| - \|", text)
     for image in ("correlation.png", "search.png"):
         assert (out / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({image})" in text
@@ -73,21 +75,32 @@ def test_searches_of_one_seed_share_their_first_generation(toy_run):
     # Population 2, 2 trials: the alpha 0.5 search is the alpha 1 search's first
     # generation again, so it trained nothing new.
     assert len(shared) == 2
-    fronts = [json.loads(p.read_text()) for p in (root / "work" / "search").glob("*_summary.json")]
-    assert fronts[0]["pick_hyperparameters"] == fronts[1]["pick_hyperparameters"]
-    assert len(list((root / "work" / "retrains").glob("*.json"))) == 1
+    assert {entry["trained_by"] for entry in shared.values()} == {"seed0_alpha1"}
+    summaries = {
+        p.name: json.loads(p.read_text()) for p in (root / "work" / "search").glob("*_summary.json")
+    }
+    assert summaries["seed0_alpha1_summary.json"]["trained"] == 2
+    assert summaries["seed0_alpha0.5_summary.json"]["trained"] == 0
+    assert "| 0.5 | 0 | 2 (0) |" in (root / "out" / "report.md").read_text()
+    # Searches picking the same architecture share one retrained model.
+    picks = {json.dumps(s["pick_hyperparameters"], sort_keys=True) for s in summaries.values()}
+    assert len(list((root / "work" / "retrains").glob("*.json"))) == len(picks)
 
 
 def test_rerun_resumes_without_training_again(toy_run):
     root, argv, _ = toy_run
     records = sorted((root / "work").rglob("*.json"))
     stamps = {p: p.stat().st_mtime_ns for p in records if p.name not in ("runs.json",)}
-    reproduce.main([*argv, "--stages", "report"])
+    before = len(json.loads((root / "work" / "runs.json").read_text()))
+    reproduce.main([*argv, "--stages", "report", "--alphas", "1"])
+    assert len((root / "out" / "search.csv").read_text().splitlines()) == 2  # alpha 1 only
     reproduce.main(argv)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     runs = json.loads((root / "work" / "runs.json").read_text())
-    assert len(runs) == 3 and all(r["end"] >= r["start"] for r in runs)
-    assert "3 invocation(s)" in (root / "out" / "report.md").read_text()
+    assert len(runs) == before + 2 and all(r["end"] >= r["start"] for r in runs)
+    report = (root / "out" / "report.md").read_text()
+    assert f"{before + 2} invocation(s)" in report
+    assert "--stages report --alphas 1" in report  # every distinct command is listed
 
 
 def test_changed_settings_are_refused_and_records_kept(toy_run, capsys):
@@ -147,6 +160,23 @@ def test_correlations_of_enough_architectures_are_estimated():
     assert all(not math.isnan(r["spearman"].value) for r in rows)
     records[3]["robustness"] = math.nan  # a diverged model is left out, not a NaN table
     assert reproduce.correlation_rows(records, resamples=50)[0]["spearman"].n == 11
+
+
+@pytest.mark.parametrize(
+    "value, low, high, predicted, expected",
+    [
+        (-0.6, -0.9, -0.2, "-", "negative, interval excludes 0: consistent with the claim"),
+        (0.5, 0.1, 0.8, "-", "positive, interval excludes 0: against the claim"),
+        (0.5, 0.1, 0.8, "+", "positive, interval excludes 0: consistent with the claim"),
+        (-0.3, -0.7, 0.2, "-", "the interval includes 0: no evidence either way at this budget"),
+        (math.nan, math.nan, math.nan, "-", "not estimable with these observations"),
+    ],
+)
+def test_verdict_reads_the_interval_against_the_predicted_sign(
+    value, low, high, predicted, expected
+):
+    correlation = reproduce.rank_stats.Correlation(value, low, high, 12)
+    assert reproduce.verdict(correlation, predicted) == expected
 
 
 def test_trade_off_point_is_nearest_the_ideal_corner_after_scaling():
