@@ -621,6 +621,8 @@ def verdict(correlation: rank_stats.Correlation, predicted: str) -> str:
     if math.isnan(correlation.low) or correlation.low <= 0 <= correlation.high:
         return "the interval includes 0: no evidence either way at this budget"
     sign = "-" if correlation.high < 0 else "+"
+    if not predicted:
+        return f"{'negative' if sign == '-' else 'positive'}, interval excludes 0"
     reading = "consistent with" if sign == predicted else "against"
     return f"{'negative' if sign == '-' else 'positive'}, interval excludes 0: {reading} the claim"
 

@@ -168,6 +168,7 @@ def test_correlations_of_enough_architectures_are_estimated():
         (-0.6, -0.9, -0.2, "-", "negative, interval excludes 0: consistent with the claim"),
         (0.5, 0.1, 0.8, "-", "positive, interval excludes 0: against the claim"),
         (0.5, 0.1, 0.8, "+", "positive, interval excludes 0: consistent with the claim"),
+        (0.5, 0.1, 0.8, "", "positive, interval excludes 0"),
         (-0.3, -0.7, 0.2, "-", "the interval includes 0: no evidence either way at this budget"),
         (math.nan, math.nan, math.nan, "-", "not estimable with these observations"),
     ],
