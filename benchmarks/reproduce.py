@@ -639,6 +639,20 @@ def _jsonable(value):
     return value
 
 
+def wall_time(runs: list[dict]) -> float:
+    """Seconds covered by the invocations' [start, end] intervals (overlaps counted once).
+
+    Example:
+    >>> wall_time([{"start": 0, "end": 10}, {"start": 5, "end": 12}, {"start": 20, "end": 21}])
+    13
+    """
+    total, reach = 0, -math.inf
+    for start, end in sorted((r["start"], r["end"]) for r in runs if "end" in r):
+        total += max(0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
+
+
 def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]) -> pathlib.Path:
     """Writes report.md, the CSV tables, results.json and the plots to `--out`."""
     out = pathlib.Path(args.out)
@@ -648,7 +662,7 @@ def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]
         s for s in searches if s["alpha"] in args.alphas and s["seed"] in args.search_seeds
     ]
     search_rows = _search_rows(searches)
-    wall = sum(r["end"] - r["start"] for r in runs if "end" in r)
+    wall = wall_time(runs)
     retrains = {  # searches that picked the same architecture share its retrains
         (json.dumps(t["hyperparameters"], sort_keys=True), t["seed"]): t["total_s"]
         for s in searches
@@ -679,6 +693,7 @@ def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]
         f"({model_time / 60:.1f} min in training, measuring and searching); "
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, "
         f"{'GPU' if tf.config.list_physical_devices('GPU') else 'no GPU'}",
+        *(f"  - invocation {i}: {r['note']}" for i, r in enumerate(runs, 1) if r.get("note")),
         "",
     ]
     if study:

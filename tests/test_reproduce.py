@@ -180,6 +180,13 @@ def test_verdict_reads_the_interval_against_the_predicted_sign(
     assert reproduce.verdict(correlation, predicted) == expected
 
 
+def test_wall_time_counts_overlapping_invocations_once():
+    runs = [{"start": 0, "end": 10}, {"start": 5, "end": 12}, {"start": 20, "end": 21}]
+    assert reproduce.wall_time(runs) == 13
+    assert reproduce.wall_time([*runs, {"start": 30}]) == 13  # still running: not counted
+    assert reproduce.wall_time([]) == 0
+
+
 def test_trade_off_point_is_nearest_the_ideal_corner_after_scaling():
     front = np.array([[10.0, 9e5], [12.0, 3e5], [30.0, 1e5]])
     assert reproduce.trade_off_point(front) == 1
