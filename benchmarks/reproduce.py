@@ -556,12 +556,7 @@ def _write_csv(path: pathlib.Path, rows: list[dict], columns: tuple[str, ...]) -
         writer.writerows(rows)
 
 
-def _plot_study(records: list[dict], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _plot_study(plt, records: list[dict], path: pathlib.Path) -> None:
     r = np.array([x["robustness"] for x in records])
     clean = np.array([100 * x["test_accuracy"] for x in records])
     corrupted = np.array([100 * x["corruption_accuracy"] for x in records])
@@ -583,12 +578,7 @@ def _plot_study(records: list[dict], path: pathlib.Path) -> None:
     plt.close(figure)
 
 
-def _plot_search(rows: list[dict], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _plot_search(plt, rows: list[dict], path: pathlib.Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4.5))
     for alpha, marker in zip(sorted({r["alpha"] for r in rows}), "os^Dv", strict=False):
         mine = [r for r in rows if r["alpha"] == alpha]
@@ -655,6 +645,11 @@ def wall_time(runs: list[dict]) -> float:
 
 def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]) -> pathlib.Path:
     """Writes report.md, the CSV tables, results.json and the plots to `--out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     correlations = correlation_rows(study) if study else []
@@ -744,7 +739,7 @@ def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]
             )
         lines.append("")
         _write_csv(out / "study.csv", study, STUDY_COLUMNS)
-        _plot_study(study, out / "correlation.png")
+        _plot_study(plt, study, out / "correlation.png")
     if searches:
         lines += [
             "## 2. Search comparison",
@@ -793,7 +788,7 @@ def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]
         lines += _paired_lines(args, search_rows)
         lines += ["", "![search comparison](search.png)", ""]
         _write_csv(out / "search.csv", search_rows, SEARCH_COLUMNS)
-        _plot_search(search_rows, out / "search.png")
+        _plot_search(plt, search_rows, out / "search.png")
     (out / "report.md").write_text("\n".join(lines))
     results = {
         "settings": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()},
@@ -818,13 +813,13 @@ DEFINING = (
 
 def _check_work_dir(args, work: pathlib.Path) -> None:
     """Refuses to mix records measured under other settings into one report."""
-    settings = {k: getattr(args, k) for k in DEFINING}
+    settings = json.loads(json.dumps({k: getattr(args, k) for k in DEFINING}))  # as saved
     path = work / "settings.json"
     saved = _read_json(path)
     if saved is None:
         _write_json(path, settings)
-    elif saved != json.loads(json.dumps(settings)):
-        changed = sorted(k for k in settings if saved.get(k) != json.loads(json.dumps(settings[k])))
+    elif saved != settings:
+        changed = sorted(k for k in settings if saved.get(k) != settings[k])
         print(
             f"error: {work} holds records measured with other settings ({', '.join(changed)}); "
             "pass another --work or restore the settings.",
