@@ -3,20 +3,22 @@
 Fused training kernel. Keras 3 computes a training-mode BatchNorm from about
 a dozen small ops (moments, normalisation, two moving-average updates), and
 their gradients from about thirty more: in a MobileNetV3 candidate, BatchNorm
-is close to half of the nodes of a SAM training step, and on a CPU a step's
+was close to half of the nodes of a SAM training step, and on a CPU a step's
 time and its tracing time grow with the node count, not with the arithmetic.
-`FusedBatchNormalization` computes the same function with TensorFlow's fused
-kernel (one op forward, one op backward):
+`FusedBatchNormalization` computes the same normalisation with TensorFlow's
+fused kernel (one op forward, one op backward), which also updates the
+moving statistics:
 
-    y, mean, var_unbiased = FusedBatchNormV3(x, gamma, beta, training)
-    var         = var_unbiased * (n - 1) / n        n = batch * height * width
+    y           = gamma * (x - mean) / sqrt(var + epsilon) + beta    (batch moments)
     moving_mean = momentum * moving_mean + (1 - momentum) * mean
-    moving_var  = momentum * moving_var  + (1 - momentum) * var
+    moving_var  = momentum * moving_var  + (1 - momentum) * var * n / (n - 1)
+                  n = batch * height * width
 
-which is Keras' update exactly (Keras averages the biased batch variance; the
-fused kernel reports the unbiased one, hence the factor). Inference, masked,
-renormalised, synchronised or non-NHWC calls take Keras' own path, so saved
-and exported models compute what a plain `BatchNormalization` computes.
+The moving variance averages the unbiased batch variance, as PyTorch (the
+FlatNAS reference code) and Keras 2's fused layer do; Keras 3 averages the
+biased one, a factor (n - 1) / n smaller (0.999 for n = 1,024). Inference,
+masked, renormalised, synchronised or non-NHWC calls take Keras' own path, so
+saved and exported models compute what a plain `BatchNormalization` computes.
 
 Recalibration. After a short training at a high learning rate the moving
 statistics lag behind the final weights (each is an exponential average of
@@ -28,7 +30,8 @@ the statistics of the final weights, as Once-For-All does for sub-networks:
         momentum_b = seen / (seen + |b|)        (a running mean, weighted by size)
         forward(b)                              (updates every BatchNorm)
     => moving_mean = mean over batches of batch means,
-       moving_var  = mean over batches of batch variances
+       moving_var  = mean over batches of batch variances (as each layer
+                     averages them: unbiased for the fused layer)
 
 Reference: H. Cai, C. Gan, T. Wang, Z. Zhang, S. Han. Once-for-All: Train One
 Network and Specialize it for Efficient Deployment. ICLR 2020 (BatchNorm
@@ -47,10 +50,10 @@ __all__ = ["FusedBatchNormalization", "batch_norm_layers", "recalibrate_batch_no
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` with TensorFlow's fused kernel in training.
 
-    Same arguments, weights, outputs and moving-statistics updates as Keras'
-    layer (see the module docstring); only a training-mode call on a 4-D
-    channels-last input takes the fused kernel, which makes a training step's
-    graph smaller and faster to trace and to run.
+    Same arguments, weights and outputs as Keras' layer; the moving variance
+    averages unbiased batch variances (see the module docstring). Only a
+    training-mode call on a 4-D channels-last input takes the fused kernel,
+    which makes a training step's graph smaller and faster to trace and to run.
 
     Example:
     ```python
@@ -77,25 +80,19 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         channels = x.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        empty = tf.zeros([0], tf.float32)
-        y, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        y, moving_mean, moving_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=x,
             scale=gamma,
             offset=beta,
-            mean=empty,
-            variance=empty,
+            mean=tf.cast(self.moving_mean, tf.float32),
+            variance=tf.cast(self.moving_variance, tf.float32),
             epsilon=self.epsilon,
-            exponential_avg_factor=1.0,
+            exponential_avg_factor=1.0 - self.momentum,
             data_format="NHWC",
             is_training=True,
         )
-        count = tf.cast(tf.size(x) // channels, tf.float32)
-        variance = unbiased * tf.maximum(count - 1.0, 0.0) / count
-        momentum = self.momentum
-        moving_mean = tf.cast(self.moving_mean, tf.float32)
-        moving_variance = tf.cast(self.moving_variance, tf.float32)
-        self.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
-        self.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
+        self.moving_mean.assign(moving_mean)
+        self.moving_variance.assign(moving_variance)
         return tf.cast(y, self.compute_dtype)
 
 
