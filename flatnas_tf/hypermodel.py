@@ -53,6 +53,7 @@ import keras_tuner as kt
 
 from flatnas_tf.batchnorm import FusedBatchNormalization
 from flatnas_tf.losses import SparseCrossentropyWithSmoothing
+from flatnas_tf.optimizers import FusedSGD
 from flatnas_tf.sam import SAMModel
 
 #: (channels, stride-2 priority or None, activation, squeeze-excite) per stage.
@@ -375,7 +376,7 @@ class FlatNASHyperModel(kt.HyperModel):
         else:
             model = keras.Model(inputs, logits, name="candidate")
         model.compile(
-            optimizer=keras.optimizers.SGD(
+            optimizer=FusedSGD(
                 settings.learning_rate,
                 momentum=settings.momentum,
                 weight_decay=settings.weight_decay or None,
