@@ -190,6 +190,14 @@ def _correct(kind: str, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     return tf.reshape(keras.metrics.sparse_categorical_accuracy(y_true, y_pred), [-1])
 
 
+def _check_batches(max_batches: int | None) -> int | None:
+    if max_batches is not None and (
+        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
+    ):
+        raise ValueError(f"`max_batches` must be an integer >= 1; received {max_batches!r}.")
+    return max_batches
+
+
 def _as_dataset(data, batch_size: int, max_batches: int | None) -> tf.data.Dataset:
     if isinstance(data, tf.data.Dataset):
         dataset = data
@@ -200,9 +208,7 @@ def _as_dataset(data, batch_size: int, max_batches: int | None) -> tf.data.Datas
             "`data` must be a finite tf.data.Dataset of (x, y) batches or a tuple of "
             f"arrays (x, y); received {type(data).__name__}."
         )
-    if max_batches is not None:
-        if isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1:
-            raise ValueError(f"`max_batches` must be an integer >= 1; received {max_batches!r}.")
+    if _check_batches(max_batches) is not None:
         dataset = dataset.take(max_batches)
     cardinality = int(dataset.cardinality())
     if cardinality == tf.data.INFINITE_CARDINALITY:
@@ -329,7 +335,28 @@ class PerturbedEvaluator:
         size = tf.cast(tf.size(hits), tf.float64)
         return totals + tf.stack([tf.reduce_sum(hits), tf.cast(loss, tf.float64) * size, size])
 
-    def __call__(self, sigma: float, seed: int, sample: int) -> tuple[float, float]:
+    def _totals(
+        self, sigma: float, seed: int, sample: int, max_batches: int | None
+    ) -> tuple[float, float, float]:
+        """(correct, loss * examples, examples) under one perturbation; weights restored."""
+        originals = [tf.identity(v.value) for v in self.variables]
+        metric_state = [tf.identity(v.value) for v in self.model.metrics_variables]
+        dataset = self.dataset if max_batches is None else self.dataset.take(max_batches)
+        try:
+            self._perturb(tf.constant([seed, sample], tf.int64), tf.constant(sigma, tf.float32))
+            totals = tf.zeros(3, tf.float64)
+            for batch in dataset:  # the totals stay on the device until the end
+                totals = self._evaluate_batch(batch, totals)
+            correct, loss_sum, count = (float(t) for t in totals.numpy())
+        finally:
+            self._restore(originals)
+            for variable, value in zip(self.model.metrics_variables, metric_state, strict=True):
+                variable.assign(value)  # compute_loss may have updated loss trackers
+        return correct, loss_sum, count
+
+    def __call__(
+        self, sigma: float, seed: int, sample: int, max_batches: int | None = None
+    ) -> tuple[float, float]:
         """Accuracy and loss with the perturbation of (seed, sample) at `sigma`.
 
         The weights are restored afterwards, bit for bit, even if evaluation
@@ -339,38 +366,49 @@ class PerturbedEvaluator:
             sigma: Noise scale, >= 0.
             seed: Seed of the perturbation stream.
             sample: Index of the perturbation within the stream.
+            max_batches: Evaluate on the first `max_batches` batches only.
 
         Returns:
             (accuracy in [0, 1], mean loss).
         """
-        originals = [tf.identity(v.value) for v in self.variables]
-        metric_state = [tf.identity(v.value) for v in self.model.metrics_variables]
-        try:
-            self._perturb(tf.constant([seed, sample], tf.int64), tf.constant(sigma, tf.float32))
-            totals = tf.zeros(3, tf.float64)
-            for batch in self.dataset:  # the totals stay on the device until the end
-                totals = self._evaluate_batch(batch, totals)
-            correct, loss_sum, count = (float(t) for t in totals.numpy())
-        finally:
-            self._restore(originals)
-            for variable, value in zip(self.model.metrics_variables, metric_state, strict=True):
-                variable.assign(value)  # compute_loss may have updated loss trackers
+        correct, loss_sum, count = self._totals(sigma, seed, sample, _check_batches(max_batches))
         return correct / count, loss_sum / count
 
-    def robustness(self, sigma: float, samples: int = 20, seed: int = 0) -> RobustnessResult:
+    def clean(self) -> tuple[float, float, int]:
+        """Accuracy, mean loss and number of examples of the unperturbed model on all the data.
+
+        Example:
+        ```python
+        accuracy, loss, examples = PerturbedEvaluator(model, val_ds).clean()
+        ```
+        """
+        correct, loss_sum, count = self._totals(0.0, 0, 0, None)
+        return correct / count, loss_sum / count, int(count)
+
+    def robustness(
+        self, sigma: float, samples: int = 20, seed: int = 0, max_batches: int | None = None
+    ) -> RobustnessResult:
         """Measures R and the loss gap at one sigma. See `weight_robustness`."""
-        return self.curve([sigma], samples=samples, seed=seed)[0]
+        return self.curve([sigma], samples=samples, seed=seed, max_batches=max_batches)[0]
 
     def curve(
-        self, sigmas: Sequence[float], samples: int = 20, seed: int = 0
+        self,
+        sigmas: Sequence[float],
+        samples: int = 20,
+        seed: int = 0,
+        max_batches: int | None = None,
     ) -> list[RobustnessResult]:
-        """Measures R at each sigma, with the same noise directions for all."""
+        """Measures R at each sigma, with the same noise directions for all.
+
+        `max_batches` limits every pass (clean and perturbed) to the first
+        batches of the data.
+        """
         sigmas = check_sigmas(sigmas)
         samples = check_samples(samples)
-        clean_accuracy, clean_loss = self(0.0, seed, 0)
+        clean_accuracy, clean_loss = self(0.0, seed, 0, max_batches)
         results = []
         for sigma in sigmas:
-            runs = [self(sigma, seed, m) for m in range(1, samples + 1)]
+            runs = [self(sigma, seed, m, max_batches) for m in range(1, samples + 1)]
             results.append(
                 RobustnessResult(
                     sigma=sigma,
