@@ -5,8 +5,9 @@ finished model is a JSON record under `--work`; a rerun with the same
 arguments skips what is recorded and picks up where an interrupted run stopped.
 
 1. Correlation study. K architectures drawn uniformly (seeded) from the default
-   space (`FlatNASHyperModel` with `--widths`), each trained from scratch with
-   the FlatNAS settings (ASAM rho 2, SGD 0.1, E epochs). Measured per model:
+   space (`FlatNASHyperModel` with `--widths`), each trained from scratch as a
+   search's trial is (ASAM `--rho`, SGD 0.1 with warm-up and cosine decay over
+   E epochs, BatchNorm recalibrated; `flatnas_tf.regime`). Measured per model:
        val_accuracy, R, loss gap    on the validation split, as the search does
                                     (sigma, M samples)
        test_accuracy                clean accuracy on the whole test split
@@ -72,11 +73,14 @@ from flatnas_tf import (  # noqa: E402
     DatasetUnavailableError,
     FlatNASHyperModel,
     ImageDataset,
+    TrainingSettings,
     evaluate_ood,
     load_dataset,
     weight_robustness,
 )
+from flatnas_tf.chance import DEFAULT_SIGNIFICANCE  # noqa: E402
 from flatnas_tf.ood import SEVERITIES  # noqa: E402
+from flatnas_tf.regime import SCHEDULES, TrainingRegime  # noqa: E402
 from flatnas_tf.tuners import FlatNASTuner  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -111,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--archs", type=int, default=10, help="K: architectures in the correlation study.")
     add("--epochs", type=int, default=2, help="E: training epochs per model.")
     add("--batch-size", type=int, default=128)
+    add("--rho", type=float, default=TrainingSettings().rho, help="ASAM radius.")
+    add("--schedule", default="cosine", choices=list(SCHEDULES), help="Learning rate schedule.")
     add("--widths", type=_numbers(float, 0.0), default=[0.25, 0.5], help="Width choices.")
     add("--depths", type=_numbers(int, 1), default=[2, 3, 4], help="Stage depth choices.")
     add("--sigma", type=float, default=0.05, help="Relative weight noise of R.")
@@ -124,6 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--search-trials", type=int, default=8, help="T: trials per search.")
     add("--population", type=int, default=4, help="P: NSGA-II population.")
     add("--max-params", type=float, default=5e6)
+    add(
+        "--chance-significance",
+        type=float,
+        default=DEFAULT_SIGNIFICANCE,
+        help="Searches exclude trials not above chance at this level; 0 keeps them all.",
+    )
     add("--retrain-epochs", type=int, default=None, help="Default: --epochs.")
     add("--retrain-seeds", type=_numbers(int, 0), default=[0])
     add("--seed", type=int, default=0, help="Seed of the study's draws and training.")
@@ -157,9 +169,13 @@ def load_data(args: argparse.Namespace) -> ImageDataset:
 
 
 def make_hypermodel(args: argparse.Namespace, data: ImageDataset) -> FlatNASHyperModel:
-    """The default FlatNAS space on this data set, with the chosen widths."""
+    """The default FlatNAS space on this data set, with the chosen widths and ASAM radius."""
     return FlatNASHyperModel(
-        data.input_shape, data.num_classes, width_multipliers=args.widths, depths=args.depths
+        data.input_shape,
+        data.num_classes,
+        training=TrainingSettings(rho=args.rho),
+        width_multipliers=args.widths,
+        depths=args.depths,
     )
 
 
@@ -191,7 +207,8 @@ def train_and_measure(
     model = hypermodel.build(hp)
     start = time.perf_counter()
     train = data.batches("train", args.batch_size, training=True, seed=seed)
-    model.fit(train, epochs=epochs, verbose=0, shuffle=False)  # the pipeline shuffles
+    # As a search's trial: the schedule, then BatchNorm recalibration.
+    TrainingRegime(schedule=args.schedule).fit(model, train, epochs, verbose=0, shuffle=False)
     train_s = time.perf_counter() - start
     validation = data.batches("validation", 256)
     val = model.evaluate(validation, verbose=0, return_dict=True)
@@ -323,9 +340,7 @@ class SharedTrialsTuner(FlatNASTuner):
         known = _read_json(self.shared) or {}
         if key in known:
             return {name: float(value) for name, value in known[key]["figures"].items()}
-        digest = hashlib.sha1(f"{self.search_seed}:{key}".encode()).hexdigest()
-        keras.utils.set_random_seed(int(digest[:8], 16))
-        figures = super().run_trial(trial, *args, **kwargs)
+        figures = super().run_trial(trial, *args, **kwargs)  # seeded by (seed, configuration)
         known = _read_json(self.shared) or {}
         known[key] = {"figures": figures, "trained_by": self.project_name}
         _write_json(self.shared, known)
@@ -363,6 +378,7 @@ def run_search(
         mode="flatnas",
         alpha=alpha,
         max_params=args.max_params,
+        chance_significance=args.chance_significance or None,
         population_size=args.population,
         max_trials=args.search_trials,
         seed=seed,
@@ -382,7 +398,10 @@ def run_search(
     )
     front = tuner.pareto_front()
     if not front:
-        raise RuntimeError(f"Search {name} finished no trial; see {work / 'search' / name}.")
+        raise RuntimeError(
+            f"Search {name} has no feasible trial (all failed, over --max-params or not above "
+            f"chance); see {work / 'search' / name}."
+        )
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     # The objectives as the search ranked them: alpha_norm over every completed trial.
     values = tuner.oracle.objective_values(completed)
@@ -804,9 +823,10 @@ def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]
 # -- driver ----------------------------------------------------------------------
 
 DEFINING = (
-    "data", "max_train", "archs", "epochs", "batch_size", "widths", "depths", "sigma", "samples",
-    "ood",
+    "data", "max_train", "archs", "epochs", "batch_size", "rho", "schedule", "widths", "depths",
+    "sigma", "samples", "ood",
     "corruptions", "severities", "ood_examples", "search_trials", "population", "max_params",
+    "chance_significance",
     "retrain_epochs", "seed",
 )  # fmt: skip
 

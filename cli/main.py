@@ -31,6 +31,11 @@ else:  # pragma: no cover
 
 SAM_CHOICES = ("asam", "sam", "off")
 OOD_CHOICES = ("none", "builtin", "cifar10_corrupted")
+SCHEDULES = ("cosine", "constant")  # flatnas_tf.regime.SCHEDULES, without importing TensorFlow
+DEFAULT_EPOCHS = 8
+DEFAULT_RHO = 0.5
+#: Options of `train` that default to the search's settings.
+TRAINING_KEYS = ("learning_rate", "sam", "rho", "schedule", "warmup")
 
 
 def _fail_cleanly(command: Callable) -> Callable:
@@ -125,6 +130,13 @@ def _write_result(result, stem: pathlib.Path) -> list[pathlib.Path]:
     return paths
 
 
+def _enable_determinism() -> None:
+    """TensorFlow op determinism for the whole process (see README: its cost)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
 def _distributed(role: str | None, host: str, port: int, worker_id: int) -> None:
     """Maps --role onto KerasTuner's environment variables."""
     if role is None:
@@ -172,10 +184,14 @@ def _progress_tuner_class():
             left = max(0, total - done) * elapsed / this_session
             f = trial_figures(trial)
             if trial.status == "COMPLETED" and f["val_accuracy"] == f["val_accuracy"]:
+                seconds = f["train_time_s"] + f["measure_time_s"]
                 figures = (
                     f"val_acc {100 * f['val_accuracy']:5.1f}%  R {f['robustness']:5.2f}  "
-                    f"params {int(f['params']):>9,}  {f['train_time_s']:5.1f}s"
+                    f"params {int(f['params']):>9,}  {seconds:5.1f}s"
                 )
+                significance = getattr(self.oracle, "chance_significance", None)
+                if significance is not None and not f["chance_p_value"] <= significance:
+                    figures += "  (not above chance: excluded)"
             elif trial.status == "COMPLETED":
                 figures = f"over budget: params {int(f['params']):,}, not trained"
             else:
@@ -250,25 +266,45 @@ def _clock(seconds: float) -> str:
 @click.option(
     "--population", type=click.IntRange(min=2), default=5, help="NSGA-II population size."
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=3, help="Training epochs per trial.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_EPOCHS,
+    help="Training epochs per trial, from random weights.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option(
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
     default=0.1,
-    help="SGD learning rate (momentum 0.9, weight decay 5e-4).",
+    help="Peak SGD learning rate (momentum 0.9, weight decay 5e-4).",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    default="cosine",
+    help="Learning rate over a trial: linear warm-up then cosine decay to 0 (from-scratch "
+    "trials), or constant (FlatNAS's fine-tuning regime).",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    help="Fraction of a trial's steps spent warming the learning rate up (cosine).",
 )
 @click.option(
     "--sam",
     type=click.Choice(SAM_CHOICES),
     default="asam",
-    help="Training: adaptive SAM, SAM, or off (plain SGD: the accuracy-only baseline).",
+    help="Training: adaptive SAM, SAM, or off (plain SGD: the accuracy-only baseline, same "
+    "schedule and measurement).",
 )
 @click.option(
     "--rho",
     type=click.FloatRange(min=0),
-    default=2.0,
-    help="SAM/ASAM radius (ASAM ~0.5-2, SAM ~0.05).",
+    default=DEFAULT_RHO,
+    help="SAM/ASAM radius. ASAM 0.5 suits training from scratch (ASAM's CIFAR value); "
+    "FlatNAS fine-tunes pretrained weights with 2.0. SAM: ~0.05.",
 )
 @click.option(
     "--sigma",
@@ -327,6 +363,11 @@ def _clock(seconds: float) -> str:
     default=0,
     help="This worker's number (with --role worker).",
 )
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="TensorFlow op determinism: one seed gives one result on one machine.",
+)
 @click.option("--verbose", is_flag=True, help="Show Keras' per-epoch progress bars.")
 @_fail_cleanly
 def search(**options: Any) -> None:
@@ -339,6 +380,8 @@ def search(**options: Any) -> None:
     _distributed(
         options["role"], options["oracle_host"], options["oracle_port"], options["worker_id"]
     )
+    if options["deterministic"]:
+        _enable_determinism()
     data = _load_data(
         options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
     )
@@ -362,6 +405,7 @@ def search(**options: Any) -> None:
 
     tuner = _progress_tuner_class()(
         models.hypermodel(settings),
+        regime=models.regime(settings),
         mode=options["mode"],
         alpha=options["alpha"],
         max_params=options["max_params"],
@@ -531,20 +575,52 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     "--sam", type=click.Choice(SAM_CHOICES), default=None, help="Default: the search's, else asam."
 )
 @click.option(
-    "--rho", type=click.FloatRange(min=0), default=None, help="Default: the search's, else 2.0."
+    "--rho",
+    type=click.FloatRange(min=0),
+    default=None,
+    help=f"Default: the search's, else {DEFAULT_RHO}.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    default=None,
+    help="Learning rate schedule. Default: the search's, else cosine.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Warm-up fraction of the steps. Default: the search's, else 0.1.",
 )
 @click.option("--seed", type=int, default=0)
 @click.option("--out", required=True, help="Directory for model.keras and manifest.json.")
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="TensorFlow op determinism: one seed gives one result on one machine.",
+)
 @click.option("--verbose", is_flag=True, help="Show Keras' per-epoch progress bars.")
 @_fail_cleanly
 def train(**options: Any) -> None:
-    """Train one architecture with SAM and save it."""
+    """Train one architecture as a search's trial does (longer if asked) and save it.
+
+    After training, BatchNorm statistics are recalibrated on training images;
+    validation and test accuracy are then measured in inference mode.
+    """
     import keras
     import keras_tuner
 
     from flatnas_tf.cli import models
 
-    settings: dict[str, Any] = {"learning_rate": 0.1, "sam": "asam", "rho": 2.0}
+    if options["deterministic"]:
+        _enable_determinism()
+    settings: dict[str, Any] = {
+        "learning_rate": 0.1,
+        "sam": "asam",
+        "rho": DEFAULT_RHO,
+        "schedule": "cosine",
+        "warmup": 0.1,
+    }
     if options["search_dir"]:
         if not options["trial_id"]:
             raise click.UsageError("--search needs --trial ID (see the search's report).")
@@ -570,7 +646,7 @@ def train(**options: Any) -> None:
         raise click.UsageError(
             "pass --search DIR --trial ID, or --hyperparameters FILE --data SPEC."
         )
-    for key in ("learning_rate", "sam", "rho"):
+    for key in TRAINING_KEYS:
         if options[key] is not None:
             settings[key] = options[key]
     data = _load_data(
@@ -597,28 +673,33 @@ def train(**options: Any) -> None:
         )
     hp.values.update(values)
     model = space.build(hp)
-    model.fit(
+    models.regime(settings).fit(
+        model,
         data.batches("train", options["batch_size"], training=True, seed=options["seed"]),
-        validation_data=data.batches("validation", options["batch_size"]),
         epochs=options["epochs"],
         verbose=1 if options["verbose"] else 2,
     )
+    _, val_accuracy = model.evaluate(data.batches("validation", options["batch_size"]), verbose=0)
     _, accuracy = model.evaluate(data.batches("test", options["batch_size"]), verbose=0)
     out = pathlib.Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
     manifest = {
         "hyperparameters": hp.values,
+        "val_accuracy": val_accuracy,
         "test_accuracy": accuracy,
         "epochs": options["epochs"],
         "input_shape": list(data.input_shape),
         "label_names": list(data.label_names),
         "data": settings["data"],
-        "training": {k: settings[k] for k in ("learning_rate", "sam", "rho")},
+        "training": {k: settings[k] for k in TRAINING_KEYS},
         "flatnas_tf_version": __version__,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    click.echo(f"test accuracy {100 * accuracy:.2f}%; saved {out / 'model.keras'}")
+    click.echo(
+        f"validation accuracy {100 * val_accuracy:.2f}%, test accuracy {100 * accuracy:.2f}%; "
+        f"saved {out / 'model.keras'}"
+    )
 
 
 # -- evaluate -------------------------------------------------------------------

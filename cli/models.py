@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, __version__
+from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.tuners.tuner import trial_figures
 
 
@@ -33,6 +34,13 @@ def training_settings(settings: dict[str, Any]) -> TrainingSettings:
         rho=settings["rho"],
         adaptive=settings["sam"] == "asam",
         sam=settings["sam"] != "off",
+    )
+
+
+def regime(settings: dict[str, Any]) -> TrainingRegime:
+    """How a search (or `train`) trains its candidates, from its settings."""
+    return TrainingRegime(
+        schedule=settings.get("schedule", "cosine"), warmup=settings.get("warmup", 0.1)
     )
 
 

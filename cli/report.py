@@ -31,7 +31,8 @@ Files written (names are the keys of `write_report`'s result):
     accuracy_vs_robustness.png   val accuracy vs R, front highlighted
     hypervolume.png    HV_frac per generation
 
-Infeasible trials (over max_params, never trained) and failed or running ones
+Infeasible trials (over max_params and never trained, or not clearly above
+chance) and failed or running ones
 appear in trials.csv and in the counts, never on the front or in the plots.
 With no completed trial every file is still written and says so. Plots use
 matplotlib's Agg backend, imported only when a report is drawn.
@@ -57,7 +58,7 @@ import numpy as np
 from keras_tuner.engine.trial import Trial, TrialStatus
 
 from flatnas_tf.tuners import pareto
-from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle, trial_figures
+from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES, FlatNASOracle, trial_figures
 
 __all__ = ["FILES", "HV_OBJECTIVES", "R_REFERENCE", "load_oracle", "write_report"]
 
@@ -209,15 +210,30 @@ class _Report:
     @property
     def counts(self) -> dict[str, int]:
         counts = Counter(row.status for row in self.rows)
-        completed = counts.get(TrialStatus.COMPLETED, 0)
-        feasible = sum(row.feasible for row in self.rows)
+        excluded = Counter(
+            self._exclusion(row)
+            for row in self.rows
+            if row.status == TrialStatus.COMPLETED and not row.feasible
+        )
         return {
             "total": len(self.rows),
             **dict(sorted(counts.items())),
-            "feasible": feasible,
-            "infeasible": completed - feasible,
+            "feasible": sum(row.feasible for row in self.rows),
+            "infeasible": sum(excluded.values()),
+            "over_max_params": excluded["over_max_params"],
+            "at_chance": excluded["at_chance"],
+            "figure_missing": excluded["figure_missing"],
             "front": len(self.front),
         }
+
+    def _exclusion(self, row: _Row) -> str:
+        """Why a completed trial is infeasible: the first constraint it breaks."""
+        limit, significance = self.settings["max_params"], self.settings["chance_significance"]
+        if limit is not None and row.figures["params"] > limit:
+            return "over_max_params"
+        if significance is not None and not row.figures[CHANCE_METRIC] <= significance:
+            return "at_chance"
+        return "figure_missing"
 
 
 def _generation(oracle: FlatNASOracle, trial_id: str) -> int | None:
@@ -328,6 +344,7 @@ def _compute(oracle: FlatNASOracle, alpha: float | None) -> _Report:
         "saved_alpha": saved_alpha,
         "alpha_norm": alpha_norm,
         "max_params": oracle.max_params,
+        "chance_significance": oracle.chance_significance,
         "population_size": oracle.population_size,
         "objectives": [
             {"name": n, "direction": d}
@@ -419,6 +436,24 @@ def _cell(value: float, pattern: str) -> str:
     return "-" if not math.isfinite(value) else format(value, pattern)
 
 
+def _exclusion_lines(counts: dict[str, int], significance: float | None) -> list[str]:
+    """One line per reason completed trials were excluded."""
+    lines = []
+    if counts["over_max_params"]:
+        lines.append(f"- {counts['over_max_params']} over max_params: counted, never trained.")
+    if counts["at_chance"]:
+        lines.append(
+            f"- {counts['at_chance']} not clearly above chance: validation accuracy no better "
+            "than always answering the most frequent class (one-sided binomial test, "
+            f"p > {significance:g}). Such networks have R near 0 whatever their quality."
+        )
+    if counts["figure_missing"]:
+        lines.append(f"- {counts['figure_missing']} with a figure missing.")
+    if lines:
+        lines.insert(0, "")
+    return lines
+
+
 def _to_markdown(report: _Report, plots: bool) -> str:
     s = report.settings
     counts = report.counts
@@ -449,13 +484,14 @@ def _to_markdown(report: _Report, plots: bool) -> str:
         "| status | trials |",
         "|---|---|",
     ]
-    statuses = [k for k in counts if k not in ("total", "feasible", "infeasible", "front")]
+    statuses = [k for k in counts if k.isupper()]
     lines += [f"| {status} | {counts[status]} |" for status in statuses]
     lines += [
         f"| **total** | **{counts['total']}** |",
         "",
         f"Completed: {counts['feasible']} feasible, {counts['infeasible']} infeasible "
-        "(over max_params, never trained, or a figure missing).",
+        "(excluded from the front, the exports and the OOD evaluation).",
+        *_exclusion_lines(counts, s["chance_significance"]),
         "",
         f"## Pareto front ({counts['front']} trials)",
         "",

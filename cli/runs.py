@@ -36,6 +36,8 @@ DEFINING = (
     "population",
     "epochs",
     "batch_size",
+    "schedule",
+    "warmup",
     "sam",
     "rho",
     "learning_rate",

@@ -163,6 +163,7 @@ def _flatnas(args, recorder):
         mode="flatnas",
         alpha=0.5,
         max_params=None,
+        chance_significance=None,  # random labels: every model is at chance
         population_size=args.population,
         max_trials=args.max_trials,
         seed=args.seed,

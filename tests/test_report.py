@@ -42,8 +42,9 @@ def _space():
     return hp
 
 
-def _figures(accuracy, robustness, params):
+def _figures(accuracy, robustness, params, chance_p_value=1e-9):
     return {
+        "chance_p_value": chance_p_value,
         "val_accuracy": accuracy,
         "val_loss": 1.0 - accuracy,
         "accuracy": min(accuracy + 0.05, 1.0),
@@ -186,6 +187,9 @@ def test_write_report_files(search, tmp_path):
         "RUNNING": 1,
         "feasible": 6,
         "infeasible": 1,
+        "over_max_params": 1,
+        "at_chance": 0,
+        "figure_missing": 0,
         "front": len(ids),
     }
     hv = document["hypervolume"]
@@ -217,9 +221,30 @@ def test_write_report_files(search, tmp_path):
     for line in ("| COMPLETED | 7 |", "| FAILED | 1 |", "| RUNNING | 1 |", "| **total** | **9** |"):
         assert line in text
     assert "1 infeasible" in text and f"Pareto front ({len(ids)} trials)" in text
+    assert "- 1 over max_params: counted, never trained." in text
+    assert "not clearly above chance" not in text
     for name in PLOTS:
         assert f"]({name})" in text
         _assert_png(paths[name])
+
+
+def test_trials_at_chance_are_counted_and_explained(tmp_path):
+    trained = [(0.90, 2.0, 5_000), (0.11, 0.0, 3_000), (0.80, 1.0, 4_000)]
+    oracle = FlatNASOracle(max_params=MAX_PARAMS, population_size=2, max_trials=5, seed=0,
+                           hyperparameters=_space())  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "search")
+    oracle.verbose = 0
+    for accuracy, robustness, params in trained:
+        p_value = 0.6 if accuracy < 0.2 else 1e-12  # the collapsed one: R 0, at chance
+        _run(oracle, _figures(accuracy, robustness, params, chance_p_value=p_value))
+    oracle.save()
+    paths = write_report(load_oracle(tmp_path / "search"), tmp_path / "report")
+    counts = json.loads(paths["pareto.json"].read_text())["counts"]
+    assert counts["infeasible"] == counts["at_chance"] == 1
+    text = paths["report.md"].read_text()
+    assert "- 1 not clearly above chance" in text and "p > 0.001" in text
+    front = json.loads(paths["pareto.json"].read_text())["front"]
+    assert 0.11 not in [member["figures"]["val_accuracy"] for member in front]
 
 
 def test_hypervolume_per_generation_brute_force(search):
@@ -250,7 +275,7 @@ def test_hypervolume_per_generation_brute_force(search):
 def test_hypervolume_reference_without_max_params(tmp_path):
     _, project = _make_search(tmp_path, max_params=None)
     oracle = load_oracle(project)
-    assert oracle.max_params is None and not oracle.constraints
+    assert oracle.max_params is None and set(oracle.constraints) == {"chance_p_value"}
     hv = report._compute(oracle, None).hypervolume
     largest = max(params for _, _, params in TRAINED)
     assert hv.reference == pytest.approx((0.0, 100.0, 1.1 * largest))

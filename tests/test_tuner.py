@@ -1,3 +1,4 @@
+import json
 import math
 import os
 
@@ -7,28 +8,37 @@ import numpy as np
 import pytest
 
 from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, TrainingSettings, load_dataset
+from flatnas_tf.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto
-from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle, FlatNASTuner
+from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES, FlatNASOracle, FlatNASTuner, trial_seed
+
+MAX_PARAMS = 20_000
 
 
 class TinySpace(FlatNASHyperModel):
-    """Two convolutions; parameter counts from about 3k to 22k."""
+    """Two convolutions with BatchNorm; about 4k to 60k parameters.
+
+    Within two epochs on digits the 3x3 and 5x5 variants with 16 or more
+    filters learn (60-97 %); 1x1 ones with 8 filters stay near chance.
+    """
 
     def build_backbone(self, hp, x):
-        filters = hp.Choice("filters", [4, 8, 16])
+        filters = hp.Choice("filters", [8, 16, 32])
         kernel = hp.Choice("kernel", [1, 3, 5])
-        x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu")(x)
-        return keras.layers.Conv2D(filters, kernel, padding="same", activation="relu")(x)
+        for stride in (1, 2):
+            x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False)(x)
+            x = keras.layers.ReLU()(batch_norm()(x))
+        return x
 
 
 @pytest.fixture(scope="module")
 def digits():
     data = load_dataset("digits")
-    return data.batches("train", 64, training=True).take(4), data.batches("validation", 90)
+    return data.batches("train", 64, training=True), data.batches("validation", 90)
 
 
 def _tiny_space():
-    settings = TrainingSettings(learning_rate=0.05, rho=0.5)
+    settings = TrainingSettings(learning_rate=0.2, rho=0.5)
     return TinySpace((8, 8, 1), 10, training=settings, width_multipliers=[0.05, 0.1])
 
 
@@ -37,7 +47,7 @@ def _search(tmp_path, digits, **kwargs):
     arguments = dict(
         mode="flatnas",
         alpha=0.5,
-        max_params=12_000,
+        max_params=MAX_PARAMS,
         population_size=3,
         max_trials=6,
         seed=3,
@@ -47,7 +57,7 @@ def _search(tmp_path, digits, **kwargs):
     )
     arguments.update(kwargs)
     tuner = FlatNASTuner(_tiny_space(), **arguments)
-    tuner.search(train, validation_data=validation, epochs=1, verbose=0)
+    tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     return tuner
 
 
@@ -78,14 +88,20 @@ def test_search_end_to_end(tmp_path, digits, mode):
         figures = tuner.figures(trial)
         assert set(figures) == set(FIGURES)
         checkpoint = os.path.join(tuner.get_trial_dir(trial.trial_id), "checkpoint.weights.h5")
-        if figures["params"] > 12_000:  # over budget: recorded, never trained
+        if figures["params"] > MAX_PARAMS:  # over budget: recorded, never trained
             assert math.isnan(figures["val_accuracy"]) and not os.path.exists(checkpoint)
+            assert figures[CHANCE_METRIC] == 1.0
         else:
             assert 0 <= figures["val_accuracy"] <= 1 and figures["robustness"] >= 0
-            assert figures["train_time_s"] > 0 and os.path.exists(checkpoint)
+            assert 0 <= figures[CHANCE_METRIC] <= 1
+            assert figures["train_time_s"] > 0 and figures["measure_time_s"] > 0
+            assert os.path.exists(checkpoint)
 
     best = tuner.get_best_models(1)[0]
     assert best.predict(np.zeros((2, 8, 8, 1)), verbose=0).shape == (2, 10)
+    # The checkpoint holds the weights and recalibrated statistics that were measured.
+    _, accuracy = best.evaluate(digits[1], verbose=0)
+    assert accuracy == pytest.approx(tuner.figures(front[0])["val_accuracy"], abs=1e-6)
     assert tuner.get_best_hyperparameters(1)[0].values == front[0].hyperparameters.values
     table = tuner.results_table()
     assert table.count("\n") == len(front) + 2
@@ -155,7 +171,7 @@ def test_default_space_and_resnet_example_work_with_the_tuner(tmp_path, digits):
         directory=str(tmp_path),
         project_name="resnet",
     )
-    tuner.search(train, validation_data=validation, epochs=1, verbose=0)
+    tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     assert len(tuner.pareto_front()) >= 1
 
 
@@ -180,3 +196,144 @@ def test_search_without_validation_data_is_a_fatal_error(tmp_path, digits):
     tuner = FlatNASTuner(_tiny_space(), max_trials=1, directory=str(tmp_path), project_name="x")
     with pytest.raises(kt.errors.FatalError, match="validation_data"):
         tuner.search(train, epochs=1, verbose=0)
+
+
+class CollapsingSpace(TinySpace):
+    """TinySpace where `collapse=True` zeroes the features: one answer for every input."""
+
+    def build_backbone(self, hp, x):
+        x = super().build_backbone(hp, x)
+        if hp.Boolean("collapse"):
+            x = keras.layers.Rescaling(0.0)(x)
+        return x
+
+
+def test_networks_at_chance_are_infeasible_and_never_on_the_front(tmp_path, digits):
+    train, validation = digits
+    fixed = kt.HyperParameters()
+    fixed.Fixed("filters", 16)
+    fixed.Fixed("kernel", 3)
+    fixed.Fixed("width_mult", 0.1)
+    space = CollapsingSpace(
+        (8, 8, 1),
+        10,
+        training=TrainingSettings(learning_rate=0.2, rho=0.5),
+        width_multipliers=[0.1],
+    )
+    tuner = FlatNASTuner(
+        space,
+        max_params=None,
+        population_size=2,
+        max_trials=2,
+        seed=0,
+        samples=2,
+        hyperparameters=fixed,
+        directory=str(tmp_path),
+        project_name="chance",
+    )
+    tuner.search(train, validation_data=validation, epochs=2, verbose=0)
+    trials = {t.hyperparameters.get("collapse"): t for t in tuner.oracle.trials.values()}
+    collapsed, working = trials[True], trials[False]
+    assert collapsed.status == working.status == "COMPLETED"
+    assert tuner.figures(collapsed)["val_accuracy"] < 0.2
+    assert tuner.figures(collapsed)[CHANCE_METRIC] > 1e-3
+    assert tuner.figures(working)[CHANCE_METRIC] < 1e-3
+    violations = tuner.oracle.constraint_violations([collapsed, working])
+    assert violations[0] > 0 and violations[1] == 0
+    assert [t.trial_id for t in tuner.pareto_front()] == [working.trial_id]
+
+
+def test_chance_test_can_be_switched_off(tmp_path):
+    oracle = FlatNASOracle(max_params=None, chance_significance=None, population_size=2)
+    assert oracle.constraints == {}
+    with pytest.raises(ValueError, match="chance_significance"):
+        FlatNASOracle(chance_significance=1.5)
+
+
+class CountingSpace(TinySpace):
+    """TinySpace counting how often each candidate's train step is traced."""
+
+    traces = 0
+
+    def build(self, hp):
+        model = super().build(hp)
+        step = model.train_step
+
+        def counted(data):
+            CountingSpace.traces += 1  # runs once per trace, never per step
+            return step(data)
+
+        model.train_step = counted
+        return model
+
+
+def test_each_trial_traces_its_step_and_evaluation_once(tmp_path, digits, monkeypatch):
+    from flatnas_tf import flatness
+
+    evaluation_traces = []
+    original = flatness.PerturbedEvaluator._batch_totals
+
+    def counted(self, batch, totals):
+        evaluation_traces.append(1)
+        return original(self, batch, totals)
+
+    monkeypatch.setattr(flatness.PerturbedEvaluator, "_batch_totals", counted)
+    CountingSpace.traces = 0
+    space = CountingSpace((8, 8, 1), 10, training=TrainingSettings(learning_rate=0.2, rho=0.5))
+    tuner = FlatNASTuner(
+        space,
+        max_params=None,
+        population_size=2,
+        max_trials=2,
+        seed=0,
+        samples=3,
+        directory=str(tmp_path),
+        project_name="traces",
+    )
+    tuner.search(digits[0], validation_data=digits[1], epochs=3, verbose=0)
+    trained = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+    assert trained == 2
+    # 3 epochs, 1 clean + 3 perturbed passes of 2 batches (90 + 90): no retracing.
+    assert CountingSpace.traces == trained
+    assert len(evaluation_traces) == trained
+
+
+def test_a_configuration_trains_the_same_in_any_search(tmp_path):
+    data = load_dataset("digits")
+    figures = []
+    for name in ("first", "second"):
+        tuner = FlatNASTuner(
+            _tiny_space(),
+            max_params=None,
+            population_size=2,
+            max_trials=2,
+            seed=5,
+            samples=2,
+            directory=str(tmp_path),
+            project_name=name,
+        )
+        keras.utils.set_random_seed(0)  # the pipeline's shuffling depends on the global seed
+        tuner.search(
+            data.batches("train", 64, training=True),
+            validation_data=data.batches("validation", 90),
+            epochs=1,
+            verbose=0,
+        )
+        figures.append(
+            {
+                json.dumps(t.hyperparameters.values, sort_keys=True): tuner.figures(t)
+                for t in tuner.oracle.trials.values()
+            }
+        )
+    assert figures[0].keys() == figures[1].keys()
+    for key, first in figures[0].items():
+        second = figures[1][key]
+        for name in ("val_accuracy", "val_loss", "robustness"):
+            assert first[name] == second[name], (key, name)
+
+
+def test_trial_seed_depends_on_seed_and_configuration():
+    assert trial_seed(0, {"a": 1, "b": 2}) == trial_seed(0, {"b": 2, "a": 1})
+    assert trial_seed(0, {"a": 1}) != trial_seed(1, {"a": 1})
+    assert trial_seed(0, {"a": 1}) != trial_seed(0, {"a": 2})
+    assert 0 <= trial_seed(7, {"a": 1}) < 2**31

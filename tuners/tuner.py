@@ -1,16 +1,21 @@
-"""FlatNASTuner: one trial = count parameters, train with SAM, measure flatness.
+"""FlatNASTuner: one trial = count parameters, train from scratch, measure once.
 
 For each trial the NSGA-II oracle proposes:
 
     params = hypermodel.count_params(hp)              (no training)
     if params > max_params: report {params} only      (infeasible, never trained)
     else:
+        seed everything from (search seed, configuration)
         model = hypermodel.build(hp)                  (a compiled SAMModel)
-        fit(epochs) with FlatnessCallback on the validation data (last epoch)
-        report the last epoch's figures: val_accuracy, val_loss, accuracy, loss,
-            robustness (R, % points), robustness_loss_gap, perturbed_accuracy,
-            perturbed_loss, params, train_time_s
-        save the weights R was measured on (trial_<id>/checkpoint.weights.h5)
+        regime.prepare: warm-up + cosine learning rate over the trial's steps,
+                        optimizer and metrics built before the first trace
+        hypermodel.fit(train, epochs)                 (no per-epoch validation)
+        regime.finish: BatchNorm statistics recalibrated on training batches
+        measure on the validation data, once, in inference mode:
+            val_accuracy, val_loss, R (% points), loss gap, perturbed figures,
+            chance_p_value (binomial test against the majority-class rate)
+        report them with accuracy, loss (training), params, train/measure
+        times; save the weights they describe (trial_<id>/checkpoint.weights.h5)
 
 Every raw figure is recorded whatever the mode, so a finished search can be
 re-ranked under another alpha without retraining. The objectives the oracle
@@ -24,11 +29,14 @@ ranks on (`FlatNASOracle.objective_values`, recomputed at every ranking):
         objective 2 = params                                          (min)
         alpha = 1 is accuracy-only search.
     mode "pareto": val_accuracy (max), robustness (min), params (min).
-    Both: constraint params <= max_params.
+    Both, as constraints (Deb's constrained domination: an infeasible trial
+    never reaches the front):
+        params <= max_params
+        chance_p_value <= chance_significance   a network not clearly above
+            chance (e.g. one answer for every input, which has R = 0) is
+            not a candidate; untrained trials report 1
 
 A diverged trial (non-finite loss) is marked FAILED and the search goes on.
-Weights are saved at the last epoch, not at a "best" epoch: R describes the
-last epoch's weights, and a checkpoint from another epoch would not match it.
 In KerasTuner's distributed mode, workers run trials and only reach the oracle
 through its gRPC calls; `pareto_front()` and the reports run on the chief or
 afterwards, from the search directory.
@@ -36,10 +44,11 @@ afterwards, from the search directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -47,10 +56,15 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial
 
-from flatnas_tf.flatness import FlatnessCallback, check_samples, check_sigmas
+from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
+from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
+from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle, last_value
 
 MODES = ("flatnas", "pareto")
+
+#: The constraint metric of the chance test (see the module docstring).
+CHANCE_METRIC = "chance_p_value"
 
 #: Figures every trial records (trained ones; infeasible ones record params).
 FIGURES = (
@@ -63,8 +77,29 @@ FIGURES = (
     "perturbed_accuracy",
     "perturbed_loss",
     "params",
+    "chance_p_value",
     "train_time_s",
+    "measure_time_s",
 )
+
+
+def trial_seed(seed: int, values: Mapping[str, Any]) -> int:
+    """The seed a trial trains with: a hash of the search seed and the configuration.
+
+    A configuration starts from the same weights (and dropout stream) whenever
+    and by whichever worker it is run. The order of the training data is the
+    pipeline's: a shuffling pipeline shared by the trials continues its
+    sequence from trial to trial.
+
+    Args:
+        seed: The search's seed.
+        values: The trial's hyperparameter values.
+
+    Returns:
+        An integer in [0, 2**31).
+    """
+    key = f"{seed}:{json.dumps(dict(values), sort_keys=True, default=str)}"
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % 2**31
 
 
 def trial_figures(trial: Trial) -> dict[str, float]:
@@ -96,6 +131,16 @@ def _check_max_params(max_params: float | None) -> float | None:
     return float(max_params)
 
 
+def _check_significance(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(
+            f"`chance_significance` must be a number in (0, 1) or None; received {value!r}."
+        )
+    return float(value)
+
+
 def _mode_objectives(mode: str) -> list[keras_tuner.Objective]:
     if mode == "flatnas":
         return [
@@ -118,6 +163,10 @@ class FlatNASOracle(NSGA2Oracle):
         alpha: Weight of the error against R in mode "flatnas", in [0, 1].
         max_params: Parameter limit (constraint `params <= max_params`); None
             for no limit.
+        chance_significance: Trials whose validation accuracy is not above
+            the majority-class rate at this significance are infeasible
+            (constraint `chance_p_value <= chance_significance`); None to
+            rank every trained trial.
         **kwargs: Passed to `NSGA2Oracle` (population_size, max_trials, seed, ...).
 
     Example:
@@ -131,15 +180,28 @@ class FlatNASOracle(NSGA2Oracle):
         mode: str = "flatnas",
         alpha: float = 0.5,
         max_params: float | None = 5e6,
+        chance_significance: float | None = DEFAULT_SIGNIFICANCE,
         **kwargs,
     ):
         _check_mode_and_alpha(mode, alpha)
         max_params = _check_max_params(max_params)
-        constraints = None if max_params is None else {"params": max_params}
-        super().__init__(objective=_mode_objectives(mode), constraints=constraints, **kwargs)
+        chance_significance = _check_significance(chance_significance)
+        constraints = {}
+        if max_params is not None:
+            constraints["params"] = max_params
+        if chance_significance is not None:
+            constraints[CHANCE_METRIC] = chance_significance
+        super().__init__(
+            objective=_mode_objectives(mode), constraints=constraints or None, **kwargs
+        )
         self.mode = mode
         self.alpha = float(alpha)
         self.max_params = max_params
+
+    @property
+    def chance_significance(self) -> float | None:
+        """Significance of the above-chance constraint (None when there is none)."""
+        return self.constraints.get(CHANCE_METRIC)
 
     def alpha_norm(self, trials: Sequence[Trial]) -> float:
         """mean(err) / mean(R) over the trials that have both (1 in the first generation).
@@ -189,10 +251,11 @@ class FlatNASOracle(NSGA2Oracle):
 class FlatNASTuner(keras_tuner.Tuner):
     """KerasTuner tuner for FlatNAS: SAM training, flatness, NSGA-II selection.
 
-    Use it as any KerasTuner tuner: `search(x, y, validation_data=..., epochs=...)`
-    (validation data is required: R is measured on it), tf.data datasets,
-    callbacks, TensorBoard, `results_summary()`, `get_best_models()` (which
-    returns Pareto-optimal models first).
+    Use it as any KerasTuner tuner: `search(x, y, validation_data=..., epochs=...)`,
+    tf.data datasets, callbacks, TensorBoard, `results_summary()`,
+    `get_best_models()` (which returns Pareto-optimal models first). The
+    validation data is required and is measured once per trial, after
+    training (see the module docstring), not at every epoch.
 
     Args:
         hypermodel: A `FlatNASHyperModel` (or any KerasTuner hypermodel; one
@@ -202,10 +265,18 @@ class FlatNASTuner(keras_tuner.Tuner):
         max_params: Parameter limit; candidates above it are not trained.
         population_size: NSGA-II population (>= 2).
         max_trials: Total trials, infeasible and failed ones included.
-        seed: Seed of the search (and of the flatness perturbations).
+        seed: Seed of the search, of each trial's training (with its
+            configuration) and of the flatness perturbations.
         sigma: Weight-noise scale of R.
         samples: Perturbations per R measurement.
-        flatness_batches: Measure R on the first N validation batches only.
+        flatness_batches: Measure R on the first N validation batches only
+            (validation accuracy always uses all of them).
+        regime: How each candidate is trained (`TrainingRegime`: learning-rate
+            warm-up and cosine decay, BatchNorm recalibration); default
+            `TrainingRegime()`.
+        chance_significance: Significance of the test that a trial's
+            validation accuracy is above the majority-class rate; trials that
+            fail it are infeasible. None ranks every trained trial.
         hyperparameters: Optional `HyperParameters` fixing or pre-registering
             part of the space (KerasTuner semantics).
         max_retries_per_trial: Retries of a trial that raised an error.
@@ -218,7 +289,7 @@ class FlatNASTuner(keras_tuner.Tuner):
     tuner = FlatNASTuner(FlatNASHyperModel((32, 32, 3), 10), mode="flatnas", alpha=0.5,
                          max_params=5e6, max_trials=100, population_size=20,
                          directory="runs", project_name="c10")
-    tuner.search(train_ds, validation_data=val_ds, epochs=6)
+    tuner.search(train_ds, validation_data=val_ds, epochs=10)
     front = tuner.pareto_front()
     ```
     """
@@ -235,6 +306,8 @@ class FlatNASTuner(keras_tuner.Tuner):
         sigma: float = 0.05,
         samples: int = 20,
         flatness_batches: int | None = None,
+        regime: TrainingRegime | None = None,
+        chance_significance: float | None = DEFAULT_SIGNIFICANCE,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
@@ -244,6 +317,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             mode=mode,
             alpha=alpha,
             max_params=max_params,
+            chance_significance=chance_significance,
             population_size=population_size,
             max_trials=max_trials,
             seed=seed,
@@ -253,14 +327,20 @@ class FlatNASTuner(keras_tuner.Tuner):
         )
         (sigma,) = check_sigmas([sigma])  # fail before any trial runs
         samples = check_samples(samples)
+        if regime is not None and not isinstance(regime, TrainingRegime):
+            raise TypeError(
+                f"`regime` must be a TrainingRegime or None; received {type(regime).__name__}."
+            )
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
         self.max_params = getattr(self.oracle, "max_params", _check_max_params(max_params))
         self.sigma = float(sigma)
         self.samples = int(samples)
-        self.flatness_seed = 0 if seed is None else int(seed)
+        self.seed = 0 if seed is None else int(seed)
         self.flatness_batches = flatness_batches
+        self.regime = regime or TrainingRegime()
+        self._validation_labels: tuple[Any, np.ndarray] | None = None
 
     def count_params(self, hp: keras_tuner.HyperParameters) -> int:
         """Parameters of the candidate `hp` describes, without training it."""
@@ -268,6 +348,11 @@ class FlatNASTuner(keras_tuner.Tuner):
         if callable(counter):
             return int(counter(hp))
         return int(self._try_build(hp).count_params())
+
+    def _build_hypermodel(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        # Runs right after KerasTuner's clear_session, which drops Keras' seed.
+        keras.utils.set_random_seed(trial_seed(self.seed, hp.values))
+        return super()._build_hypermodel(hp)
 
     def run_trial(self, trial: Trial, *args, **kwargs) -> dict[str, float]:
         hp = trial.hyperparameters
@@ -280,42 +365,116 @@ class FlatNASTuner(keras_tuner.Tuner):
         figures = dict.fromkeys([*names, objective.name], math.nan)
         figures["params"] = float(params)
         if self.max_params is not None and params > self.max_params:
+            figures[CHANCE_METRIC] = 1.0  # never trained: no evidence above chance
             return figures
-        validation = kwargs.get("validation_data")
-        if validation is None:
-            raise keras_tuner.errors.FatalValueError(
-                "FlatNASTuner.search needs validation_data=...: flatness is measured on it."
-            )
         callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
         if any(isinstance(c, keras.callbacks.TensorBoard) for c in callbacks):
             # KerasTuner's per-trial log dirs and HParams; it imports tensorboard,
             # which TensorFlow no longer installs, so only when TensorBoard is used.
             self._configure_tensorboard_dir(callbacks, trial)
-        callbacks.append(keras.callbacks.TerminateOnNaN())
-        callbacks.append(
-            FlatnessCallback(
-                validation,
-                sigma=self.sigma,
-                samples=self.samples,
-                seed=self.flatness_seed,
-                max_batches=self.flatness_batches,
-            )
-        )
-        model = self._try_build(hp)
-        start = time.perf_counter()
-        history = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
-        elapsed = time.perf_counter() - start
-        logs = {name: values[-1] for name, values in history.history.items() if values}
-        if not all(math.isfinite(logs.get(name, math.nan)) for name in ("loss", "robustness")):
-            raise keras_tuner.errors.FailedTrialError(
-                f"Trial {trial.trial_id} diverged (loss {logs.get('loss')}); it is not ranked."
-            )
-        figures.update({name: float(logs[name]) for name in FIGURES if name in logs})
-        figures["train_time_s"] = elapsed
+        model, measured = self.train_and_measure(hp, *args, callbacks=callbacks, **kwargs)
+        figures.update(measured)
         model.save_weights(self._get_checkpoint_fname(trial.trial_id))
         with open(self._get_build_config_fname(trial.trial_id), "w") as file:
             json.dump(model.get_build_config(), file)
         return figures
+
+    def train_and_measure(
+        self, hp: keras_tuner.HyperParameters, *args, **kwargs
+    ) -> tuple[keras.Model, dict[str, float]]:
+        """Trains the candidate `hp` describes as a trial does, and measures it.
+
+        The whole trial but the oracle and the checkpoint (see the module
+        docstring): seeded build, the regime's training, recalibration, one
+        measurement on the validation data. Useful to re-measure a
+        configuration outside a search, e.g. under several seeds.
+
+        Args:
+            hp: The candidate's hyperparameters.
+            *args: Passed to `hypermodel.fit` (the training data).
+            **kwargs: Passed to `hypermodel.fit`; `validation_data` is
+                required and is measured after training, not per epoch.
+
+        Returns:
+            The trained model and its figures (`FIGURES` but params).
+
+        Raises:
+            keras_tuner.errors.FatalValueError: No `validation_data`.
+            keras_tuner.errors.FailedTrialError: Training diverged.
+
+        Example:
+        ```python
+        model, figures = tuner.train_and_measure(hp, train_ds, validation_data=val_ds, epochs=10)
+        ```
+        """
+        validation = kwargs.pop("validation_data", None)
+        if validation is None:
+            raise keras_tuner.errors.FatalValueError(
+                "FlatNASTuner.search needs validation_data=...: every figure is measured on it."
+            )
+        train = args[0] if args else kwargs.get("x")
+        if kwargs.get("y") is not None:
+            train = (train, kwargs["y"])
+        callbacks = [*kwargs.pop("callbacks", []), keras.callbacks.TerminateOnNaN()]
+        figures: dict[str, float] = {}
+        with self.regime.scope():
+            model = self._try_build(hp)
+            callbacks += self.regime.prepare(
+                model,
+                train,
+                kwargs.get("epochs", 1),
+                steps=kwargs.get("steps_per_epoch"),
+                batch_size=kwargs.get("batch_size"),
+            )
+            start = time.perf_counter()
+            history = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+            figures["train_time_s"] = time.perf_counter() - start
+            logs = {name: values[-1] for name, values in history.history.items() if values}
+            if not math.isfinite(logs.get("loss", math.nan)):
+                raise keras_tuner.errors.FailedTrialError(
+                    f"Training diverged (loss {logs.get('loss')}); the candidate is not ranked."
+                )
+            figures.update(
+                {name: float(logs[name]) for name in ("accuracy", "loss") if name in logs}
+            )
+            start = time.perf_counter()
+            self.regime.finish(model, train)
+            figures.update(self.measure(model, validation))
+            figures["measure_time_s"] = time.perf_counter() - start
+        if not math.isfinite(figures["robustness"]):
+            raise keras_tuner.errors.FailedTrialError(
+                "The candidate has no finite flatness figure; it is not ranked."
+            )
+        return model, figures
+
+    def measure(self, model: keras.Model, validation) -> dict[str, float]:
+        """Validation figures of a trained model, in inference mode, as a trial records them.
+
+        Args:
+            model: A trained model (BatchNorm statistics already recalibrated).
+            validation: The validation data.
+
+        Returns:
+            val_accuracy, val_loss, the flatness figures (`FlatnessCallback`'s
+            names) and chance_p_value.
+        """
+        evaluator = PerturbedEvaluator(model, validation)
+        result = evaluator.robustness(
+            self.sigma, self.samples, self.seed, max_batches=self.flatness_batches
+        )
+        if self.flatness_batches is None:
+            accuracy, loss = result.clean_accuracy, result.clean_loss
+        else:
+            accuracy, loss, _ = evaluator.clean()
+        counts = self._label_counts(validation)
+        p_value = chance_p_value(accuracy, int(counts.sum()), float(counts.max() / counts.sum()))
+        return {"val_accuracy": accuracy, "val_loss": loss, **result.logs(), CHANCE_METRIC: p_value}
+
+    def _label_counts(self, validation) -> np.ndarray:
+        """Class counts of the validation labels, read once per validation set."""
+        if self._validation_labels is None or self._validation_labels[0] is not validation:
+            self._validation_labels = (validation, label_counts(validation))
+        return self._validation_labels[1]
 
     def pareto_front(self) -> list[Trial]:
         """The feasible trials of the first Pareto front, best-spread first.
