@@ -34,6 +34,8 @@ Choices this implementation makes, each tested in `tests/test_sam.py`:
   replica uses the global-batch eps. The final gradients are reduced once, by
   `optimizer.apply`.
 - rho = 0 gives eps = 0 exactly, so the step equals the base optimizer's.
+- Both passes call one nested `tf.function` when the step is traced (built
+  model, one replica), so the forward and backward graph is traced once.
 
 References:
     P. Foret, A. Kleiner, H. Mobahi, B. Neyshabur. Sharpness-Aware Minimization
@@ -298,8 +300,8 @@ class SAMModel(keras.Model):
                 state.append(variable)
         return state
 
-    def _loss_and_gradients(self, x, y, sample_weight, variables=None):
-        """Forward pass, loss and gradients; `variables=None` means all trainable ones.
+    def _loss_and_gradients(self, x, y, sample_weight):
+        """Forward pass, loss and the gradients for every trainable variable (None if unused).
 
         The variables are read after the forward pass, which builds a subclassed
         model on its first call.
@@ -310,9 +312,27 @@ class SAMModel(keras.Model):
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
             scaled_loss = self.optimizer.scale_loss(loss)
-        if variables is None:
-            variables = list(self.trainable_variables)
-        return y_pred, loss, variables, tape.gradient(scaled_loss, variables)
+        return y_pred, loss, tape.gradient(scaled_loss, list(self.trainable_variables))
+
+    def _pass_function(self):
+        """`_loss_and_gradients`, traced once for both SAM passes when that is safe.
+
+        Inside a traced train step, calling one nested `tf.function` twice
+        traces the forward and backward graph once instead of twice (about a
+        third of the step's tracing time). Eager runs, unbuilt models (whose
+        variables the first pass creates) and multi-replica strategies call
+        the method directly.
+        """
+        if (
+            tf.executing_eagerly()
+            or not self.built
+            or tf.distribute.get_strategy().num_replicas_in_sync > 1
+        ):
+            return self._loss_and_gradients
+        if getattr(self, "_traced_pass", None) is None:
+            # Not a tracked attribute: a cache of a function of this model.
+            object.__setattr__(self, "_traced_pass", tf.function(self._loss_and_gradients))
+        return self._traced_pass
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -320,19 +340,21 @@ class SAMModel(keras.Model):
         rng_before = _snapshot(rng_variables)
 
         # Pass 1 at w: the reported loss/metrics and the BatchNorm statistics.
-        y_pred, loss, variables, gradients = self._loss_and_gradients(x, y, sample_weight)
+        loss_and_gradients = self._pass_function()
+        y_pred, loss, gradients = loss_and_gradients(x, y, sample_weight)
+        variables = list(self.trainable_variables)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
         # Keras losses are divided by the replica count; the tracker wants the mean.
         self._loss_tracker.update_state(loss * replicas, sample_weight=batch_size)
-        used = [(v, g) for v, g in zip(variables, gradients, strict=True) if g is not None]
+        used = [i for i, gradient in enumerate(gradients) if gradient is not None]
         if not used:
             warnings.warn(
                 "The model has no trainable weights that the loss depends on.", stacklevel=2
             )
             return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        variables = [v for v, _ in used]
-        gradients = [g for _, g in used]
+        variables = [variables[i] for i in used]
+        gradients = [gradients[i] for i in used]
 
         state_variables = self._state_variables()
         state_after_pass1 = _snapshot(state_variables)
@@ -348,7 +370,8 @@ class SAMModel(keras.Model):
         _restore(rng_variables, rng_before)
 
         # Pass 2 at w + eps (same dropout masks): only its gradients are kept.
-        _, _, _, sam_gradients = self._loss_and_gradients(x, y, sample_weight, variables)
+        _, _, all_sam_gradients = loss_and_gradients(x, y, sample_weight)
+        sam_gradients = [all_sam_gradients[i] for i in used]
         _restore(variables, weights)
         _restore(state_variables, state_after_pass1)
 

@@ -397,3 +397,23 @@ def test_docstring_examples_run():
     import flatnas_tf.sam
 
     assert doctest.testmod(flatnas_tf.sam, extraglobs={"tf": tf}).failed == 0
+
+
+def test_both_passes_share_one_trace():
+    from flatnas_tf.tracing import build_training_state
+
+    x, y, w, b = _linear_problem(n=16)
+    model = _linear_sam_model(w, b, rho=0.3, adaptive=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    assert build_training_state(model, data)
+    traces = []
+    original = model._loss_and_gradients
+
+    def counted(*args):
+        traces.append(1)  # runs when traced, not at every step
+        return original(*args)
+
+    model._loss_and_gradients = counted
+    model.fit(data, epochs=2, verbose=0)
+    assert len(traces) == 1  # one trace serves both passes of every step
