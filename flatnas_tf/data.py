@@ -13,8 +13,10 @@ One string names a data set everywhere, in the library and on the command line:
 
 Splitting: validation is a seeded random `validation_fraction` of the training
 images (for TFDS, each example goes to validation when a stateless uniform draw
-keyed by (seed, index) falls below the fraction, so the split streams); the
-search never sees `test`. Digits are split 70 / 10 / 20 (train / validation /
+keyed by (seed, index) falls below the fraction, so the split streams; the
+sizes of both parts are counted from the draws alone, so their pipelines have
+known lengths and a trial knows its number of steps); the search never sees
+`test`. Digits are split 70 / 10 / 20 (train / validation /
 test) by a seeded permutation.
 
 Pixels: every split yields (uint8 image H x W x C, int64 label). Pipelines cast
@@ -451,13 +453,21 @@ def _load_tfds(
             f"Loading TFDS data set {name!r} from {data_dir} failed: {error}"
         ) from error
 
-    def keyed(index, example):
-        draw = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]))
-        return draw, example
+    def draw(index):
+        return tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]))
 
-    indexed = train.enumerate().map(keyed)
-    held_out = indexed.filter(lambda draw, _: draw < validation_fraction).map(lambda _, e: e)
-    kept = indexed.filter(lambda draw, _: draw >= validation_fraction).map(lambda _, e: e)
+    indexed = train.enumerate().map(lambda index, example: (draw(index), example))
+    held_out = indexed.filter(lambda u, _: u < validation_fraction).map(lambda _, e: e)
+    kept = indexed.filter(lambda u, _: u >= validation_fraction).map(lambda _, e: e)
+    total = int(train.cardinality())
+    if total > 0:  # the split sizes from the draws alone (no image is read): known lengths
+        held = int(
+            tf.data.Dataset.range(total)
+            .filter(lambda index: draw(index) < validation_fraction)
+            .reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+        )
+        held_out = held_out.apply(tf.data.experimental.assert_cardinality(held))
+        kept = kept.apply(tf.data.experimental.assert_cardinality(total - held))
 
     def typed(image, label):
         return tf.cast(image, tf.uint8), tf.cast(label, tf.int64)

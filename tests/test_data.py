@@ -189,6 +189,10 @@ def test_tfds_data_set_through_mock_data(monkeypatch):
         assert len(cifar.label_names) == 10  # from the builder's ClassLabel feature
         held_out, kept = _count(cifar.validation), _count(cifar.train)
         assert held_out + kept == 50 and 2 <= held_out <= 20
+        # Known lengths, counted from the draws: a trial's schedule needs its steps.
+        assert int(cifar.validation.cardinality()) == held_out
+        assert int(cifar.train.cardinality()) == kept
+        assert int(cifar.batches("train", 8, training=True).cardinality()) == -(-kept // 8)
         image, label = next(iter(cifar.batches("test", batch_size=5)))
         assert image.shape == (5, 32, 32, 3) and image.dtype == tf.float32
 
