@@ -175,6 +175,46 @@ def test_default_space_and_resnet_example_work_with_the_tuner(tmp_path, digits):
     assert len(tuner.pareto_front()) >= 1
 
 
+class DiscoveredSpace(FlatNASHyperModel):
+    """The default space, left for KerasTuner to discover by building."""
+
+    builds = 0
+
+    @property
+    def declares_whole_space(self):
+        return False
+
+    def build(self, hp):
+        DiscoveredSpace.builds += 1
+        return super().build(hp)
+
+
+def test_a_declared_space_is_registered_without_building(tmp_path, monkeypatch):
+    options = dict(depths=[1, 2], kernels=[3], expands=[3], width_multipliers=[0.25])
+    arguments = dict(max_params=None, population_size=2, max_trials=2, directory=str(tmp_path))
+    discovered = FlatNASTuner(DiscoveredSpace((8, 8, 1), 10, **options), **arguments)
+    assert DiscoveredSpace.builds >= 2  # KerasTuner built it to activate the depth-2 layers
+
+    builds = []
+    original = FlatNASHyperModel.build
+    monkeypatch.setattr(
+        FlatNASHyperModel, "build", lambda self, hp: builds.append(hp) or original(self, hp)
+    )
+    declared = FlatNASTuner(
+        FlatNASHyperModel((8, 8, 1), 10, **options), project_name="declared", **arguments
+    )
+    assert builds == []
+    spaces = [t.oracle.hyperparameters.get_config()["space"] for t in (discovered, declared)]
+    assert spaces[0] == spaces[1]
+    assert "stage1_layer2_kernel" in [p["config"]["name"] for p in spaces[0]]
+
+
+def test_a_subclass_with_its_own_layers_is_discovered_by_building():
+    assert FlatNASHyperModel((8, 8, 1), 10).declares_whole_space
+    assert not TinySpace((8, 8, 1), 10).declares_whole_space
+    assert not ResNetHyperModel((8, 8, 1), 10).declares_whole_space
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

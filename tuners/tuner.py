@@ -342,6 +342,16 @@ class FlatNASTuner(keras_tuner.Tuner):
         self.regime = regime or TrainingRegime()
         self._validation_labels: tuple[Any, np.ndarray] | None = None
 
+    def _populate_initial_space(self) -> None:
+        # KerasTuner builds the hypermodel until every conditional scope has
+        # been active; a hypermodel that declares its whole space needs none.
+        if not getattr(self.hypermodel, "declares_whole_space", False):
+            super()._populate_initial_space()
+            return
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
     def count_params(self, hp: keras_tuner.HyperParameters) -> int:
         """Parameters of the candidate `hp` describes, without training it."""
         counter = getattr(self.hypermodel, "count_params", None)
