@@ -450,6 +450,11 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
     front = tuner.oracle.pareto_front()
     click.echo(f"\nPareto front ({len(front)} of {len(tuner.oracle.trials)} trials):")
     click.echo(tuner.results_table(front))
+    if not front:
+        click.echo(
+            "No trial is on the front: report.md says why each was excluded (networks not "
+            "clearly above chance usually need more --epochs)."
+        )
     for trial in front:
         model = None
         if options["ood"] != "none":

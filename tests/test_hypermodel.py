@@ -47,7 +47,7 @@ def test_thirty_random_candidates_build_count_and_train(shape):
         hp = hypermodel.random_hyperparameters(rng.randrange(2**31))
         model = hypermodel.build(hp)
         assert isinstance(model, SAMModel)
-        assert model.rho == 2.0 and model.adaptive
+        assert model.rho == TrainingSettings().rho and model.adaptive
         assert model.output_shape == (None, 10)
         params = model.count_params()
         assert params > 0
