@@ -270,7 +270,8 @@ def _clock(seconds: float) -> str:
     "--epochs",
     type=click.IntRange(min=1),
     default=DEFAULT_EPOCHS,
-    help="Training epochs per trial, from random weights.",
+    help="Training epochs per trial, from random weights; then BatchNorm statistics are "
+    "recalibrated and validation accuracy and R measured once.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option(

@@ -8,6 +8,9 @@ The public API is re-exported here:
   robustness of accuracy to random weight perturbations.
 - `FlatNASHyperModel`: the MobileNetV3 / Once-For-All search space for
   KerasTuner, made to be subclassed (`ResNetHyperModel` is an example).
+- `TrainingRegime`: how a trial trains a candidate from random weights
+  (warm-up + cosine schedule, BatchNorm recalibration via
+  `recalibrate_batch_norm`, one trace of the step).
 - `load_dataset`: data sets by name (bundled `digits`, `npz:`, `folder:`,
   TFDS) with their tf.data pipelines.
 - `evaluate_ood`, `corrupt`: accuracy under corruptions (TFDS CIFAR-10-C or
@@ -15,6 +18,7 @@ The public API is re-exported here:
 """
 
 from flatnas_tf._version import __version__
+from flatnas_tf.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
 from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
 from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
 from flatnas_tf.flatness import (
@@ -26,6 +30,7 @@ from flatnas_tf.flatness import (
 from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
 from flatnas_tf.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.ood import OODResult, evaluate_ood
+from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.sam import SAMModel
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "DatasetUnavailableError",
     "FlatNASHyperModel",
     "FlatnessCallback",
+    "FusedBatchNormalization",
     "ImageDataset",
     "OODResult",
     "PerturbedEvaluator",
@@ -41,11 +47,13 @@ __all__ = [
     "RobustnessResult",
     "SAMModel",
     "SparseCrossentropyWithSmoothing",
+    "TrainingRegime",
     "TrainingSettings",
     "__version__",
     "corrupt",
     "evaluate_ood",
     "from_arrays",
     "load_dataset",
+    "recalibrate_batch_norm",
     "weight_robustness",
 ]
