@@ -271,6 +271,8 @@ class TrainingRegime:
                 batch_size=fit_kwargs.get("batch_size"),
             )
             callbacks = [*(fit_kwargs.pop("callbacks", None) or []), *schedule]
+            # A dataset shuffles itself; Keras would warn that `shuffle` is ignored.
+            fit_kwargs.setdefault("shuffle", not isinstance(data, tf.data.Dataset))
             history = model.fit(data, epochs=epochs, callbacks=callbacks, **fit_kwargs)
             self.finish(model, train)
         return history
