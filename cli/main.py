@@ -39,17 +39,22 @@ TRAINING_KEYS = ("learning_rate", "sam", "rho", "schedule", "warmup")
 
 
 def _fail_cleanly(command: Callable) -> Callable:
-    """Turns the library's input errors into Click errors (one line, exit code 2)."""
+    """Turns the library's errors into one-line Click errors.
+
+    Exit code 2 for bad input, 1 for a data set that cannot be had or a search
+    whose trials all failed.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from flatnas_tf.data import DatasetUnavailableError
+        from flatnas_tf.tuners import SearchFailedError
 
         try:
             return command(*args, **kwargs)
         except runs.RunError as error:
             raise click.UsageError(str(error)) from None
-        except DatasetUnavailableError as error:
+        except (DatasetUnavailableError, SearchFailedError) as error:
             raise click.ClickException(str(error)) from None
 
     return wrapper

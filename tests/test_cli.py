@@ -228,6 +228,17 @@ def test_a_search_without_a_front_says_why(tmp_path):
     assert not (out / "models").exists() or not any((out / "models").iterdir())
 
 
+def test_a_search_whose_trials_all_fail_exits_1_with_one_line(tmp_path, monkeypatch):
+    def cannot_train(self, hp, *args, **kwargs):
+        raise ValueError("this candidate cannot be trained")
+
+    monkeypatch.setattr(FlatNASTuner, "train_and_measure", cannot_train)
+    result = CliRunner().invoke(main, ["search", "--out", str(tmp_path / "run"), *TINY])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: 3 trials failed") and "cannot be trained" in last
+
+
 def test_version_option_prints_package_version():
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0

@@ -10,7 +10,15 @@ import pytest
 from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, TrainingSettings, load_dataset
 from flatnas_tf.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto
-from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES, FlatNASOracle, FlatNASTuner, trial_seed
+from flatnas_tf.tuners import tuner as tuner_module
+from flatnas_tf.tuners.tuner import (
+    CHANCE_METRIC,
+    FIGURES,
+    FlatNASOracle,
+    FlatNASTuner,
+    SearchFailedError,
+    trial_seed,
+)
 
 MAX_PARAMS = 20_000
 
@@ -173,6 +181,45 @@ def test_default_space_and_resnet_example_work_with_the_tuner(tmp_path, digits):
     )
     tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     assert len(tuner.pareto_front()) >= 1
+
+
+@pytest.mark.parametrize(
+    "max_trials, in_a_row, how", [(2, 3, "and none completed"), (4, 2, "in a row")]
+)
+def test_a_search_whose_trials_all_fail_raises_one_line(
+    tmp_path, digits, monkeypatch, max_trials, in_a_row, how
+):
+    def cannot_train(self, hp, *args, **kwargs):
+        raise ValueError("this candidate cannot be trained")
+
+    monkeypatch.setattr(FlatNASTuner, "train_and_measure", cannot_train)
+    train, validation = digits
+    tuner = FlatNASTuner(
+        _tiny_space(),
+        max_params=None,
+        population_size=2,
+        max_trials=max_trials,
+        directory=str(tmp_path),
+        max_consecutive_failed_trials=in_a_row,
+    )
+    with pytest.raises(SearchFailedError) as raised:
+        tuner.search(train, validation_data=validation, epochs=1, verbose=0)
+    message = str(raised.value)
+    assert how in message and "this candidate cannot be trained" in message
+    assert "\n" not in message
+    assert all(t.status == "FAILED" for t in tuner.oracle.trials.values())
+
+
+def test_tensorboard_without_its_package_stops_before_the_first_trial(
+    tmp_path, digits, monkeypatch
+):
+    monkeypatch.setattr(tuner_module, "find_spec", lambda name: None)
+    train, validation = digits
+    tuner = FlatNASTuner(_tiny_space(), max_params=None, max_trials=2, directory=str(tmp_path))
+    board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        tuner.search(train, validation_data=validation, epochs=1, callbacks=[board], verbose=0)
+    assert tuner.oracle.trials == {}
 
 
 class DiscoveredSpace(FlatNASHyperModel):

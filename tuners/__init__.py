@@ -21,12 +21,13 @@ from flatnas_tf.tuners.pareto import (
     to_minimisation,
     total_violation,
 )
-from flatnas_tf.tuners.tuner import FlatNASOracle, FlatNASTuner
+from flatnas_tf.tuners.tuner import FlatNASOracle, FlatNASTuner, SearchFailedError
 
 __all__ = [
     "FlatNASOracle",
     "FlatNASTuner",
     "NSGA2Oracle",
+    "SearchFailedError",
     "constrained_dominates",
     "crowding_distance",
     "fronts",

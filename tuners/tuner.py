@@ -49,6 +49,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from importlib.util import find_spec
 from typing import Any
 
 import keras
@@ -65,6 +66,11 @@ MODES = ("flatnas", "pareto")
 
 #: The constraint metric of the chance test (see the module docstring).
 CHANCE_METRIC = "chance_p_value"
+
+
+class SearchFailedError(RuntimeError):
+    """Every trial of a search failed, or too many failed in a row."""
+
 
 #: Figures every trial records (trained ones; infeasible ones record params).
 FIGURES = (
@@ -342,6 +348,42 @@ class FlatNASTuner(keras_tuner.Tuner):
         self.regime = regime or TrainingRegime()
         self._validation_labels: tuple[Any, np.ndarray] | None = None
 
+    def search(self, *fit_args, **fit_kwargs) -> None:
+        """KerasTuner's `search`, checked before the first trial and after the last.
+
+        Callbacks that cannot run (a TensorBoard callback without the
+        tensorboard package) stop the search before any trial, not once per
+        trial. A search that ends with failed trials and no completed one, or
+        that KerasTuner stops after `max_consecutive_failed_trials` failures
+        in a row, raises `SearchFailedError` with the last failure's error
+        line; finished trials stay saved either way.
+
+        Raises:
+            ImportError: A callback needs a package that is not installed.
+            SearchFailedError: See above.
+        """
+        _check_callback_packages(fit_kwargs.get("callbacks") or [])
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except RuntimeError as error:
+            ended = self._ended_trials()
+            limit = getattr(self.oracle, "max_consecutive_failed_trials", None)
+            tail = ended[-limit:] if limit else []
+            if not tail or len(tail) < limit or any(t.status != "FAILED" for t in tail):
+                raise
+            raise SearchFailedError(_failure_summary(tail, "in a row")) from error
+        ended = self._ended_trials()
+        if ended and all(t.status == "FAILED" for t in ended):
+            raise SearchFailedError(_failure_summary(ended, "and none completed"))
+
+    def _ended_trials(self) -> list[Trial]:
+        """Ended trials in the order they ended (empty for a distributed worker's proxy)."""
+        trials = getattr(self.oracle, "trials", None)
+        order = getattr(self.oracle, "end_order", None)
+        if not trials or not order:
+            return []
+        return [trials[i] for i in order if trials[i].status in ("COMPLETED", "FAILED")]
+
     def _populate_initial_space(self) -> None:
         # KerasTuner builds the hypermodel until every conditional scope has
         # been active; a hypermodel that declares its whole space needs none.
@@ -531,3 +573,23 @@ class FlatNASTuner(keras_tuner.Tuner):
                 f"{f['train_time_s']:.1f} |"
             )
         return "\n".join(lines) + "\n"
+
+
+def _check_callback_packages(callbacks: Sequence[keras.callbacks.Callback]) -> None:
+    """Fails at once when a callback needs a package that is missing."""
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.TensorBoard) and find_spec("tensorboard") is None:
+            raise ImportError(
+                "keras.callbacks.TensorBoard needs the tensorboard package, which is not "
+                "installed: `pip install tensorboard`, or leave the callback out."
+            )
+
+
+def _failure_summary(ended: Sequence[Trial], how: str) -> str:
+    """One line: how many trials failed and the last failure's error (its message's last line)."""
+    failed = [t for t in ended if t.status == "FAILED"]
+    message = (failed[-1].message or "no message").strip().splitlines()
+    return (
+        f"{len(failed)} trials failed {how}; the last (trial {failed[-1].trial_id}): "
+        f"{message[-1] if message else 'no message'}"
+    )
