@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import warnings
 from typing import Any
 
 import keras
@@ -24,7 +23,7 @@ import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, __version__
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners.tuner import trial_figures
+from flatnas_tf.tuners.tuner import load_trial_weights, trial_figures
 
 
 def training_settings(settings: dict[str, Any]) -> TrainingSettings:
@@ -66,11 +65,7 @@ def trial_model(project_dir: pathlib.Path, trial, settings: dict[str, Any]) -> k
             f"trial {trial.trial_id} has no trained weights (status {trial.status}; "
             "over-budget and failed trials are never trained)."
         )
-    model = hypermodel(settings).build(trial.hyperparameters.copy())
-    with warnings.catch_warnings():  # the optimizer is rebuilt fresh: its state is not needed
-        warnings.simplefilter("ignore", UserWarning)
-        model.load_weights(checkpoint)
-    return model
+    return load_trial_weights(hypermodel(settings).build(trial.hyperparameters.copy()), checkpoint)
 
 
 def load_model_file(path: pathlib.Path, input_shape: tuple[int, ...] | None) -> keras.Model:

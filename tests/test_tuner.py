@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import warnings
 
 import keras
 import keras_tuner as kt
@@ -105,7 +106,10 @@ def test_search_end_to_end(tmp_path, digits, mode):
             assert figures["train_time_s"] > 0 and figures["measure_time_s"] > 0
             assert os.path.exists(checkpoint)
 
-    best = tuner.get_best_models(1)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the checkpoint loads whole
+        best = tuner.get_best_models(1)[0]
+    assert best.optimizer.iterations.numpy() > 0
     assert best.predict(np.zeros((2, 8, 8, 1)), verbose=0).shape == (2, 10)
     # The checkpoint holds the weights and recalibrated statistics that were measured.
     _, accuracy = best.evaluate(digits[1], verbose=0)

@@ -44,9 +44,11 @@ afterwards, from the search directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
@@ -106,6 +108,32 @@ def trial_seed(seed: int, values: Mapping[str, Any]) -> int:
     """
     key = f"{seed}:{json.dumps(dict(values), sort_keys=True, default=str)}"
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % 2**31
+
+
+def load_trial_weights(model: keras.Model, path: str | os.PathLike) -> keras.Model:
+    """Loads a trial checkpoint into a freshly built model, optimizer state included.
+
+    A checkpoint holds the optimizer's slot variables (momentum); a fresh
+    model's optimizer has none until it is built, and Keras would skip the
+    saved state with a warning. Building it first loads everything.
+
+    Args:
+        model: A compiled model built from the trial's hyperparameters.
+        path: The trial's `.weights.h5` checkpoint.
+
+    Returns:
+        `model`, with the checkpoint's weights.
+
+    Example:
+    ```python
+    model = load_trial_weights(hypermodel.build(trial.hyperparameters), checkpoint)
+    ```
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+    return model
 
 
 def trial_figures(trial: Trial) -> dict[str, float]:
@@ -383,6 +411,17 @@ class FlatNASTuner(keras_tuner.Tuner):
         if not trials or not order:
             return []
         return [trials[i] for i in order if trials[i].status in ("COMPLETED", "FAILED")]
+
+    def load_model(self, trial: Trial) -> keras.Model:
+        """The trial's model with the weights its figures were measured on.
+
+        As KerasTuner's, but the checkpoint's optimizer state loads too
+        (`load_trial_weights`) instead of being skipped with a warning.
+        """
+        model = self._try_build(trial.hyperparameters)
+        strategy = self.distribution_strategy
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            return load_trial_weights(model, self._get_checkpoint_fname(trial.trial_id))
 
     def _populate_initial_space(self) -> None:
         # KerasTuner builds the hypermodel until every conditional scope has
