@@ -70,6 +70,13 @@ def _search(tmp_path, digits, **kwargs):
     return tuner
 
 
+def _small_tuner(space, tmp_path, name, **kwargs):
+    """A two-trial search without a parameter limit (override any argument)."""
+    arguments = dict(max_params=None, population_size=2, max_trials=2, seed=0, samples=1)
+    arguments.update(kwargs)
+    return FlatNASTuner(space, directory=str(tmp_path), project_name=name, **arguments)
+
+
 @pytest.mark.parametrize("mode", ["flatnas", "pareto"])
 def test_search_end_to_end(tmp_path, digits, mode):
     tuner = _search(tmp_path, digits, mode=mode)
@@ -153,17 +160,7 @@ class DivergingSpace(TinySpace):
 def test_diverging_trials_fail_and_the_search_goes_on(tmp_path, digits):
     train, validation = digits
     space = DivergingSpace((8, 8, 1), 10, width_multipliers=[0.05])
-    tuner = FlatNASTuner(
-        space,
-        max_params=None,
-        population_size=2,
-        max_trials=4,
-        seed=0,
-        samples=1,
-        directory=str(tmp_path),
-        project_name="diverge",
-        max_consecutive_failed_trials=4,
-    )
+    tuner = _small_tuner(space, tmp_path, "diverge", max_trials=4, max_consecutive_failed_trials=4)
     tuner.search(train, validation_data=validation, epochs=1, verbose=0)
     statuses = {t.hyperparameters.get("explode"): t.status for t in tuner.oracle.trials.values()}
     assert statuses.get(True) == "FAILED"
@@ -173,16 +170,7 @@ def test_diverging_trials_fail_and_the_search_goes_on(tmp_path, digits):
 def test_default_space_and_resnet_example_work_with_the_tuner(tmp_path, digits):
     train, validation = digits
     space = ResNetHyperModel((8, 8, 1), 10, width_multipliers=[0.05])
-    tuner = FlatNASTuner(
-        space,
-        max_params=None,
-        population_size=2,
-        max_trials=2,
-        seed=0,
-        samples=1,
-        directory=str(tmp_path),
-        project_name="resnet",
-    )
+    tuner = _small_tuner(space, tmp_path, "resnet")
     tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     assert len(tuner.pareto_front()) >= 1
 
@@ -198,12 +186,11 @@ def test_a_search_whose_trials_all_fail_raises_one_line(
 
     monkeypatch.setattr(FlatNASTuner, "train_and_measure", cannot_train)
     train, validation = digits
-    tuner = FlatNASTuner(
+    tuner = _small_tuner(
         _tiny_space(),
-        max_params=None,
-        population_size=2,
+        tmp_path,
+        "failing",
         max_trials=max_trials,
-        directory=str(tmp_path),
         max_consecutive_failed_trials=in_a_row,
     )
     with pytest.raises(SearchFailedError) as raised:
@@ -311,17 +298,7 @@ def test_networks_at_chance_are_infeasible_and_never_on_the_front(tmp_path, digi
         training=TrainingSettings(learning_rate=0.2, rho=0.5),
         width_multipliers=[0.1],
     )
-    tuner = FlatNASTuner(
-        space,
-        max_params=None,
-        population_size=2,
-        max_trials=2,
-        seed=0,
-        samples=2,
-        hyperparameters=fixed,
-        directory=str(tmp_path),
-        project_name="chance",
-    )
+    tuner = _small_tuner(space, tmp_path, "chance", samples=2, hyperparameters=fixed)
     tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     trials = {t.hyperparameters.get("collapse"): t for t in tuner.oracle.trials.values()}
     collapsed, working = trials[True], trials[False]
@@ -371,16 +348,7 @@ def test_each_trial_traces_its_step_and_evaluation_once(tmp_path, digits, monkey
     monkeypatch.setattr(flatness.PerturbedEvaluator, "_batch_totals", counted)
     CountingSpace.traces = 0
     space = CountingSpace((8, 8, 1), 10, training=TrainingSettings(learning_rate=0.2, rho=0.5))
-    tuner = FlatNASTuner(
-        space,
-        max_params=None,
-        population_size=2,
-        max_trials=2,
-        seed=0,
-        samples=3,
-        directory=str(tmp_path),
-        project_name="traces",
-    )
+    tuner = _small_tuner(space, tmp_path, "traces", samples=3)
     tuner.search(digits[0], validation_data=digits[1], epochs=3, verbose=0)
     trained = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     assert trained == 2
@@ -393,16 +361,7 @@ def test_a_configuration_trains_the_same_in_any_search(tmp_path):
     data = load_dataset("digits")
     figures = []
     for name in ("first", "second"):
-        tuner = FlatNASTuner(
-            _tiny_space(),
-            max_params=None,
-            population_size=2,
-            max_trials=2,
-            seed=5,
-            samples=2,
-            directory=str(tmp_path),
-            project_name=name,
-        )
+        tuner = _small_tuner(_tiny_space(), tmp_path, name, seed=5, samples=2)
         keras.utils.set_random_seed(0)  # the pipeline's shuffling depends on the global seed
         tuner.search(
             data.batches("train", 64, training=True),
