@@ -47,7 +47,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -57,6 +56,7 @@ from typing import Any
 import numpy as np
 from keras_tuner.engine.trial import Trial, TrialStatus
 
+from flatnas_tf.storage import write_bytes, write_text
 from flatnas_tf.tuners import pareto
 from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES, FlatNASOracle, trial_figures
 
@@ -698,29 +698,12 @@ def _plot_hypervolume(plt: Any, report: _Report, path: Path) -> None:
     _save(plt, fig, path)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Replaces `path` at once, so a reader never sees half a report."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
-
-
 def _save(plt: Any, fig: Any, path: Path) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    _write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def write_report(
@@ -771,9 +754,9 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in (PARETO_JSON, TRIALS_CSV, REPORT_MD)}
-    _write_text(paths[PARETO_JSON], _to_json(report))
-    _write_text(paths[TRIALS_CSV], _to_csv(report, oracle.objective_names))
-    _write_text(paths[REPORT_MD], _to_markdown(report, plots))
+    write_text(paths[PARETO_JSON], _to_json(report))
+    write_text(paths[TRIALS_CSV], _to_csv(report, oracle.objective_names))
+    write_text(paths[REPORT_MD], _to_markdown(report, plots))
     if plots:
         drawers = {
             FRONT_PNG: _plot_front,

@@ -187,6 +187,28 @@ class TrainingSettings:
     adaptive: bool = True
     jit_compile: bool | str = "auto"
 
+    def compile(self, model: keras.Model) -> keras.Model:
+        """Compiles `model` with these settings' optimizer, loss and accuracy metric.
+
+        Args:
+            model: A Keras model (a `SAMModel` when `sam` is True; its radius
+                is the model's own).
+
+        Returns:
+            `model`, compiled.
+        """
+        model.compile(
+            optimizer=FusedSGD(
+                self.learning_rate,
+                momentum=self.momentum,
+                weight_decay=self.weight_decay or None,
+            ),
+            loss=SparseCrossentropyWithSmoothing(self.label_smoothing),
+            metrics=["accuracy"],
+            jit_compile=self.jit_compile,
+        )
+        return model
+
     def __post_init__(self):
         for name in ("learning_rate", "momentum", "weight_decay", "rho"):
             value = getattr(self, name)
@@ -399,16 +421,7 @@ class FlatNASHyperModel(kt.HyperModel):
             )
         else:
             model = keras.Model(inputs, logits, name="candidate")
-        model.compile(
-            optimizer=FusedSGD(
-                settings.learning_rate,
-                momentum=settings.momentum,
-                weight_decay=settings.weight_decay or None,
-            ),
-            loss=SparseCrossentropyWithSmoothing(settings.label_smoothing),
-            metrics=["accuracy"],
-            jit_compile=settings.jit_compile,
-        )
+        settings.compile(model)
         return model
 
     def build_backbone(self, hp: kt.HyperParameters, x: keras.KerasTensor) -> keras.KerasTensor:

@@ -84,6 +84,8 @@ class WarmupCosine(keras.callbacks.Callback):
     Args:
         total_steps: Steps of the whole training (epochs x steps per epoch).
         warmup: Fraction of the steps spent warming up, in [0, 1).
+        initial_step: The step the first batch of `fit` is (a training
+            resumed after `initial_step` steps continues the schedule).
 
     Example:
     ```python
@@ -91,15 +93,18 @@ class WarmupCosine(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, total_steps: int, warmup: float = 0.1):
+    def __init__(self, total_steps: int, warmup: float = 0.1, initial_step: int = 0):
         super().__init__()
         if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"`total_steps` must be an integer >= 1; received {total_steps!r}.")
         if not 0 <= warmup < 1:
             raise ValueError(f"`warmup` must be a fraction in [0, 1); received {warmup!r}.")
+        if isinstance(initial_step, bool) or not isinstance(initial_step, int) or initial_step < 0:
+            raise ValueError(f"`initial_step` must be an integer >= 0; received {initial_step!r}.")
         self.total_steps = total_steps
         self.warmup_steps = round(warmup * total_steps)
-        self._step = 0
+        self.initial_step = initial_step
+        self._step = initial_step
         self._peak = 0.0
 
     def rate(self, step: int, peak: float) -> float:
@@ -110,7 +115,7 @@ class WarmupCosine(keras.callbacks.Callback):
         return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def on_train_begin(self, logs=None):
-        self._step = 0
+        self._step = self.initial_step
         self._peak = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_begin(self, batch, logs=None):

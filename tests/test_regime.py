@@ -47,6 +47,22 @@ def test_schedule_sets_the_rate_each_step_and_restores_the_peak():
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.2)
 
 
+def test_a_resumed_schedule_continues_from_its_initial_step():
+    model = _model()
+    x, y = np.zeros((12, 4), "float32"), np.zeros((12, 3), "float32")
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    schedule = WarmupCosine(total_steps=9, warmup=0.2, initial_step=6)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[schedule, Record()])
+    assert seen == pytest.approx([schedule.rate(step, 0.2) for step in (6, 7, 8)])
+    with pytest.raises(ValueError, match="initial_step"):
+        WarmupCosine(10, 0.1, initial_step=-1)
+
+
 def test_prepare_counts_steps_and_respects_other_schedules():
     data = tf.data.Dataset.from_tensor_slices((np.zeros((10, 4)), np.zeros((10, 3)))).batch(3)
     (schedule,) = TrainingRegime().prepare(_model(), data, epochs=2)
