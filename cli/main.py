@@ -1,4 +1,4 @@
-"""The `flatnas-tf` command group: search, train, evaluate, export, report.
+"""The `flatnas-tf` command group: search, supernet, train, evaluate, export, report.
 
 Commands parse and check options, lay out the output directory (`runs.py`),
 print progress, and call the library; no algorithm lives here. Bad input ends
@@ -33,6 +33,9 @@ SAM_CHOICES = ("asam", "sam", "off")
 OOD_CHOICES = ("none", "builtin", "cifar10_corrupted")
 SCHEDULES = ("cosine", "constant")  # flatnas_tf.regime.SCHEDULES, without importing TensorFlow
 DEFAULT_EPOCHS = 8
+#: Fine-tuning epochs of a candidate that inherits a supernet's weights.
+DEFAULT_FINE_TUNE_EPOCHS = 2
+DEFAULT_SUPERNET_EPOCHS = 30
 DEFAULT_RHO = 0.5
 #: Options of `train` that default to the search's settings.
 TRAINING_KEYS = ("learning_rate", "sam", "rho", "schedule", "warmup")
@@ -48,11 +51,12 @@ def _fail_cleanly(command: Callable) -> Callable:
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from flatnas_tf.data import DatasetUnavailableError
+        from flatnas_tf.sandwich import SupernetStateError
         from flatnas_tf.tuners import SearchFailedError
 
         try:
             return command(*args, **kwargs)
-        except runs.RunError as error:
+        except (runs.RunError, SupernetStateError) as error:
             raise click.UsageError(str(error)) from None
         except (DatasetUnavailableError, SearchFailedError) as error:
             raise click.ClickException(str(error)) from None
@@ -103,6 +107,41 @@ def _load_data(spec: str, data_dir: str | None, validation_fraction: float, seed
         return load_dataset(spec, data_dir, validation_fraction, seed=seed)
     except (ValueError, TypeError) as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
+
+
+def _config_option(command: Callable) -> Callable:
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        callback=_read_config,
+        is_eager=True,
+        expose_value=False,
+        help="TOML file whose keys mirror these options (a table named after the command, "
+        "or top-level keys); flags given on the command line override it.",
+    )(command)
+
+
+def _data_options(command: Callable) -> Callable:
+    """--data, --data-dir and --validation-fraction: the data set and its split."""
+    for option in reversed(
+        (
+            click.option(
+                "--data",
+                default="digits",
+                help="Data set: digits (bundled, offline), npz:PATH, folder:PATH or a TFDS "
+                "name such as cifar10.",
+            ),
+            click.option("--data-dir", default=None, help="TFDS data directory."),
+            click.option(
+                "--validation-fraction",
+                type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                default=0.1,
+                help="Fraction of the training data held out for validation.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 def _search_dir(path: str) -> runs.RunDirectory:
@@ -166,11 +205,11 @@ def main() -> None:
 # -- search ---------------------------------------------------------------------
 
 
-def _progress_tuner_class():
-    from flatnas_tf.tuners.tuner import FlatNASTuner, trial_figures
+def _progress_tuner_class(base: type):
+    from flatnas_tf.tuners.tuner import trial_figures
 
-    class ProgressTuner(FlatNASTuner):
-        """FlatNASTuner that prints one line per finished trial."""
+    class ProgressTuner(base):
+        """The tuner `base` (FlatNASTuner or SupernetTuner), printing one line per trial."""
 
         def on_search_begin(self):
             super().on_search_begin()
@@ -215,28 +254,8 @@ def _clock(seconds: float) -> str:
 
 
 @main.command()
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    callback=_read_config,
-    is_eager=True,
-    expose_value=False,
-    help="TOML file whose keys mirror these options (a [search] table or top-level "
-    "keys); flags given on the command line override it.",
-)
-@click.option(
-    "--data",
-    default="digits",
-    help="Data set: digits (bundled, offline), npz:PATH, folder:PATH or a TFDS name "
-    "such as cifar10.",
-)
-@click.option("--data-dir", default=None, help="TFDS data directory.")
-@click.option(
-    "--validation-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.1,
-    help="Fraction of the training data held out for validation.",
-)
+@_config_option
+@_data_options
 @click.option(
     "--out",
     default=None,
@@ -273,10 +292,21 @@ def _clock(seconds: float) -> str:
 )
 @click.option(
     "--epochs",
-    type=click.IntRange(min=1),
-    default=DEFAULT_EPOCHS,
-    help="Training epochs per trial, from random weights; then BatchNorm statistics are "
-    "recalibrated and validation accuracy and R measured once.",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Training epochs per trial, from random weights (default {DEFAULT_EPOCHS}), or "
+    f"fine-tuning epochs with --supernet (default {DEFAULT_FINE_TUNE_EPOCHS}; 0: inherited "
+    "weights only); then BatchNorm statistics are recalibrated and validation accuracy and "
+    "R measured once.",
+)
+@click.option(
+    "--supernet",
+    "supernet_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A trained supernet (`flatnas-tf supernet --out DIR`, same --data, "
+    "--validation-fraction and --seed): candidates inherit its weights and are fine-tuned "
+    "for --epochs instead of trained from scratch; the width is the supernet's.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option(
@@ -391,7 +421,8 @@ def search(**options: Any) -> None:
     data = _load_data(
         options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
     )
-    settings = {key: options[key] for key in runs.DEFINING}
+    supernet_state = _supernet_for_search(options)
+    settings = {key: options[key] for key in runs.DEFINING if key in options}
     settings.update(
         data_dir=options["data_dir"],
         max_trials=options["max_trials"],
@@ -400,17 +431,38 @@ def search(**options: Any) -> None:
         label_names=list(data.label_names),
         flatnas_tf_version=__version__,
     )
+    if supernet_state is not None:
+        settings["supernet"] = {
+            "path": str(pathlib.Path(options["supernet_dir"]).resolve()),
+            "weights": supernet_state["weights"],
+        }
     run = runs.RunDirectory(pathlib.Path(out))
     if options["role"] == "worker":
         run.settings()  # the chief lays the directory out; workers join it
     else:
         resumed = run.prepare(settings, overwrite=options["overwrite"])
-        click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}")
+        through = ""
+        if supernet_state is not None:
+            through = (
+                f" through the supernet in {options['supernet_dir']} "
+                f"({supernet_state['epochs_done']} epochs, width {supernet_state['width']:g})"
+            )
+        click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}{through}")
 
     from flatnas_tf.cli import models
 
-    tuner = _progress_tuner_class()(
-        models.hypermodel(settings),
+    if supernet_state is None:
+        from flatnas_tf.tuners import FlatNASTuner
+
+        first = (FlatNASTuner, models.hypermodel(settings))
+    else:
+        from flatnas_tf.sandwich import load_supernet
+        from flatnas_tf.tuners import SupernetTuner
+
+        supernet, _ = load_supernet(options["supernet_dir"], models.hypermodel(settings))
+        first = (SupernetTuner, supernet)
+    tuner = _progress_tuner_class(first[0])(
+        first[1],
         regime=models.regime(settings),
         mode=options["mode"],
         alpha=options["alpha"],
@@ -447,6 +499,48 @@ def search(**options: Any) -> None:
         click.echo("Worker finished: the chief holds the results.")
         return
     _finish(run, settings, data, options, tuner)
+
+
+def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
+    """Checks --supernet against the search's options; resolves --epochs and --widths.
+
+    Returns:
+        The supernet's state, or None for a from-scratch search.
+    """
+    ctx = click.get_current_context()
+    if options["supernet_dir"] is None:
+        if options["epochs"] == 0:
+            raise click.BadParameter(
+                "0 epochs trains nothing: from scratch a trial needs at least 1 (0 is for "
+                "--supernet, whose candidates inherit trained weights).",
+                param_hint="--epochs",
+            )
+        options["epochs"] = options["epochs"] or DEFAULT_EPOCHS
+        return None
+    from flatnas_tf.sandwich import read_supernet_state
+
+    state = read_supernet_state(options["supernet_dir"])
+    split = {key: options[key] for key in ("data", "validation_fraction", "seed")}
+    trained_on = state.get("data") or {}
+    if {key: trained_on.get(key) for key in split} != split:
+        raise click.UsageError(
+            f"the supernet in {options['supernet_dir']} was trained on "
+            f"{trained_on or 'unknown data'}; this search uses {split}. Its training images "
+            "could be in this search's validation split: pass the same --data, "
+            "--validation-fraction and --seed, or train a supernet for these "
+            "(`flatnas-tf supernet`)."
+        )
+    width = float(state["width"])
+    source = ctx.get_parameter_source("widths")
+    if source not in (None, click.core.ParameterSource.DEFAULT) and options["widths"] != [width]:
+        raise click.BadParameter(
+            f"the supernet has width {width:g}: leave --widths out, or pass {width:g}.",
+            param_hint="--widths",
+        )
+    options["widths"] = [width]
+    if options["epochs"] is None:
+        options["epochs"] = DEFAULT_FINE_TUNE_EPOCHS
+    return state
 
 
 def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) -> None:
@@ -491,6 +585,129 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
         click.echo(f"Models: {run.root / 'models'}")
     if options["ood"] != "none" and front:
         click.echo(f"OOD: {run.ood_dir}")
+
+
+# -- supernet -------------------------------------------------------------------
+
+
+def _epoch_line_callback(epochs: int):
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per finished supernet epoch (the state is already saved)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            click.echo(
+                f"epoch {epoch + 1:>3}/{epochs}  largest: loss {logs.get('loss', float('nan')):.3f}"
+                f", accuracy {100 * logs.get('accuracy', float('nan')):5.1f}%  smallest: loss "
+                f"{logs.get('smallest_loss', float('nan')):.3f}"
+            )
+
+    return EpochLine()
+
+
+@main.command()
+@_config_option
+@_data_options
+@click.option(
+    "--out",
+    default=None,
+    help="Run directory (default runs/<data set>-supernet); an unfinished run there resumes.",
+)
+@click.option(
+    "--width",
+    type=click.FloatRange(0, 4, min_open=True),
+    default=0.25,
+    help="Width multiplier of the supernet (every candidate searched through it has it).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_SUPERNET_EPOCHS)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    help="Peak SGD learning rate (warm-up 5 %, cosine decay; momentum 0.9, weight decay 5e-4).",
+)
+@click.option(
+    "--random-subnets",
+    type=click.IntRange(min=0),
+    default=2,
+    help="Random sub-networks per step, besides the largest and the smallest (sandwich rule).",
+)
+@click.option(
+    "--distillation",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Weight of in-place distillation from the largest sub-network (0: labels only).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    help="Seed of the data split (pass the search's) and of the training.",
+)
+@click.option("--verbose", is_flag=True, help="Show Keras' progress bars.")
+@_fail_cleanly
+def supernet(**options: Any) -> None:
+    """Train (or resume) a weight-sharing supernet of the search space.
+
+    Trains the space at one width as a Once-For-All supernet with the
+    sandwich rule, on the training split only, writing its state after every
+    epoch. Then `flatnas-tf search --supernet OUT` evaluates candidates
+    through it in seconds.
+    """
+    import keras
+
+    from flatnas_tf import FlatNASHyperModel
+    from flatnas_tf.sandwich import SupernetSettings, train_supernet
+    from flatnas_tf.supernet import Supernet
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"])
+    out = pathlib.Path(options["out"] or os.path.join("runs", f"{name}-supernet"))
+    data = _load_data(
+        options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
+    )
+    settings = SupernetSettings(
+        epochs=options["epochs"],
+        learning_rate=options["learning_rate"],
+        random_subnets=options["random_subnets"],
+        distillation=options["distillation"],
+        seed=options["seed"],
+    )
+    keras.utils.set_random_seed(options["seed"])
+    space = FlatNASHyperModel(
+        data.input_shape, data.num_classes, width_multipliers=(options["width"],)
+    )
+    network = Supernet(space, width=options["width"])
+    click.echo(
+        f"Training a supernet of {network.count_params():,} parameters (width "
+        f"{options['width']:g}) in {out} for {options['epochs']} epochs"
+    )
+    description = {key: options[key] for key in ("data", "validation_fraction", "seed")}
+    try:
+        state = train_supernet(
+            network,
+            data.batches("train", options["batch_size"], training=True, seed=options["seed"]),
+            settings,
+            out,
+            verbose=1 if options["verbose"] else 0,
+            callbacks=[_epoch_line_callback(options["epochs"])],
+            data_description=description,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nInterrupted: finished epochs are saved in {out}. Run the same command again "
+            "to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    seconds = sum(entry["seconds"] for entry in state["history"])
+    click.echo(
+        f"Supernet: {out} ({state['epochs_done']} epochs, {_clock(seconds)} of training). "
+        f"Search through it: flatnas-tf search --supernet {out}"
+        + ("" if options["data"] == "digits" else f" --data {options['data']}")
+    )
 
 
 # -- report ---------------------------------------------------------------------

@@ -44,6 +44,7 @@ DEFINING = (
     "sigma",
     "samples",
     "seed",
+    "supernet",
 )
 
 

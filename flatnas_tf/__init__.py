@@ -8,6 +8,9 @@ The public API is re-exported here:
   robustness of accuracy to random weight perturbations.
 - `FlatNASHyperModel`: the MobileNetV3 / Once-For-All search space for
   KerasTuner, made to be subclassed (`ResNetHyperModel` is an example).
+- `Supernet`, `train_supernet`, `load_supernet`: weight sharing. The space
+  as one elastic supernet trained with the sandwich rule; candidates inherit
+  its weights (`flatnas_tf.tuners.SupernetTuner` searches through it).
 - `TrainingRegime`: how a trial trains a candidate from random weights
   (warm-up + cosine schedule, BatchNorm recalibration via
   `recalibrate_batch_norm`, one trace of the step).
@@ -32,6 +35,8 @@ from flatnas_tf.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.ood import OODResult, evaluate_ood
 from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.sam import SAMModel
+from flatnas_tf.sandwich import SupernetSettings, load_supernet, train_supernet
+from flatnas_tf.supernet import SubNetworkModel, Supernet
 
 __all__ = [
     "BENCHMARK_CORRUPTIONS",
@@ -47,6 +52,9 @@ __all__ = [
     "RobustnessResult",
     "SAMModel",
     "SparseCrossentropyWithSmoothing",
+    "SubNetworkModel",
+    "Supernet",
+    "SupernetSettings",
     "TrainingRegime",
     "TrainingSettings",
     "__version__",
@@ -54,6 +62,8 @@ __all__ = [
     "evaluate_ood",
     "from_arrays",
     "load_dataset",
+    "load_supernet",
     "recalibrate_batch_norm",
+    "train_supernet",
     "weight_robustness",
 ]

@@ -68,6 +68,7 @@ __all__ = [
     "SupernetSettings",
     "SupernetStateError",
     "load_supernet",
+    "read_supernet_state",
     "train_supernet",
 ]
 
@@ -252,6 +253,29 @@ def _compiled(supernet: Supernet, settings: SupernetSettings) -> SandwichModel:
     return model
 
 
+def read_supernet_state(directory: str | Path) -> dict[str, Any]:
+    """The state of a trained supernet's run directory (`supernet.json`), checked.
+
+    Args:
+        directory: A directory `train_supernet` wrote.
+
+    Returns:
+        The state: space, width, settings, data description, epochs done,
+        history and the weight files.
+
+    Raises:
+        SupernetStateError: No finished epoch there, or an unreadable state.
+    """
+    path = Path(directory)
+    state = _read_state(path)
+    if state is None or not state.get("epochs_done"):
+        raise SupernetStateError(
+            f"{path} holds no trained supernet ({STATE_FILE} with a finished epoch); "
+            "train one first (`flatnas-tf supernet` or train_supernet)."
+        )
+    return state
+
+
 def _read_state(directory: Path) -> dict[str, Any] | None:
     path = directory / STATE_FILE
     if not path.exists():
@@ -319,6 +343,7 @@ def train_supernet(
     directory: str | Path | None = None,
     verbose: int | str = "auto",
     callbacks: list[keras.callbacks.Callback] | None = None,
+    data_description: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Trains `supernet` with the sandwich rule; resumes a run found in `directory`.
 
@@ -332,15 +357,20 @@ def train_supernet(
             space, width and settings, training continues after its last
             finished epoch (a finished run returns at once).
         verbose: Keras' `fit` verbosity.
-        callbacks: More Keras callbacks for `fit`.
+        callbacks: More Keras callbacks for `fit` (they run after the
+            epoch's state is written).
+        data_description: What the training data is (e.g. data set, split
+            fraction and seed), saved as "data" in the state, so a search can
+            check that its validation images were not trained on; a resume
+            with another description is refused.
 
     Returns:
         The run's state: settings, epochs done, per-epoch history (loss and
         accuracy of the largest sub-network, loss of the smallest, seconds).
 
     Raises:
-        SupernetStateError: `directory` holds a run of another space, width or
-            settings, or an unreadable state.
+        SupernetStateError: `directory` holds a run of another space, width,
+            settings or data, an unreadable state, or files of something else.
 
     Example:
     ```python
@@ -354,6 +384,7 @@ def train_supernet(
         "space": space_config(supernet.space),
         "width": supernet.width,
         "settings": dataclasses.asdict(settings),
+        "data": data_description,
         "epochs_done": 0,
         "history": [],
     }
@@ -361,10 +392,17 @@ def train_supernet(
     path = None
     if directory is not None:
         path = Path(directory)
+        if path.exists() and not path.is_dir():
+            raise SupernetStateError(f"{path} is a file; pass a directory for the supernet.")
+        saved = _read_state(path) if path.is_dir() else None
+        if saved is None and path.is_dir() and any(path.iterdir()):
+            raise SupernetStateError(
+                f"{path} holds other files and no {STATE_FILE}; choose a new or empty "
+                "directory for the supernet (nothing in it is touched)."
+            )
         path.mkdir(parents=True, exist_ok=True)
-        saved = _read_state(path)
         if saved is not None:
-            for key in ("space", "width", "settings"):
+            for key in ("space", "width", "settings", "data"):
                 if saved.get(key) != state[key]:
                     raise SupernetStateError(
                         f"{path} holds a supernet with other {key} ({saved.get(key)}); "
@@ -426,12 +464,7 @@ def load_supernet(
     ```
     """
     path = Path(directory)
-    state = _read_state(path)
-    if state is None or not state.get("epochs_done"):
-        raise SupernetStateError(
-            f"{path} holds no trained supernet ({STATE_FILE} with a finished epoch); "
-            "train one first (`flatnas-tf supernet` or train_supernet)."
-        )
+    state = read_supernet_state(path)
     space = dict(state["space"])
     training = TrainingSettings()
     if hypermodel is not None:

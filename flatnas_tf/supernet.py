@@ -596,8 +596,8 @@ class Supernet(keras.Model):
 
         Returns:
             `self.space.build(hp)` (a compiled `SAMModel`, or a plain model
-            without SAM) holding the sliced weights; its outputs equal the
-            supernet's with `hp` selected.
+            without SAM) holding the sliced weights, its optimizer state built
+            fresh; its outputs equal the supernet's with `hp` selected.
         """
         model = self.space.build(hp.copy())
         weights = self.sub_weights(hp)
@@ -606,6 +606,9 @@ class Supernet(keras.Model):
         if expected != got:  # the mapping and build_block disagree: a bug, not user input
             raise AssertionError(f"Extracted weight shapes {got} do not fit the model {expected}.")
         model.set_weights(weights)
+        # A fresh optimizer state, built, so a saved checkpoint loads without
+        # Keras skipping it (the fine-tuning's momentum has the supernet's shapes).
+        model.optimizer.build(model.trainable_variables)
         return model
 
 

@@ -180,6 +180,10 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (["search", "--config", "BAD.toml"], "--config"),
         (["search", "--config", "UNKNOWN.toml"], "--config"),
         (["search", "--out", "FOREIGN"], "--out"),
+        (["search", "--epochs", "0"], "--epochs"),
+        (["search", "--supernet", "FOREIGN"], "no trained supernet"),
+        (["supernet", "--out", "FOREIGN", "--epochs", "1"], "holds other files"),
+        (["supernet", "--distillation", "2"], "--distillation"),
         (["report", "MISSING_DIR"], "DIRECTORY"),
         (["report", "FOREIGN"], "not a flatnas-tf search"),
         (["export", "SEARCH", "--trial", "999"], "--trial"),
@@ -239,18 +243,70 @@ def test_a_search_whose_trials_all_fail_exits_1_with_one_line(tmp_path, monkeypa
     assert last.startswith("Error: 3 trials failed") and "cannot be trained" in last
 
 
+@pytest.fixture(scope="module")
+def supernet_search(tmp_path_factory):
+    """A one-epoch digits supernet, and a two-trial search through it."""
+    root = tmp_path_factory.mktemp("supernet")
+    trained = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
+    assert trained.exit_code == 0, trained.output
+    search = _run(
+        "search", "--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1"
+    )
+    assert search.exit_code == 0, search.output
+    return root, trained.output, search.output
+
+
+def test_supernet_then_a_search_through_it(supernet_search):
+    root, trained, search = supernet_search
+    assert "epoch   1/1  largest: loss" in trained
+    assert f"flatnas-tf search --supernet {root / 'sn'}" in trained
+    state = json.loads((root / "sn" / "supernet.json").read_text())
+    assert state["data"] == {"data": "digits", "validation_fraction": 0.1, "seed": 1}
+    assert "through the supernet in" in search and "[  3/3] trial" in search
+    settings = json.loads((root / "run" / "run.json").read_text())
+    assert settings["widths"] == [0.25] and settings["epochs"] == 1
+    assert settings["supernet"]["weights"] == state["weights"]
+    models = sorted((root / "run" / "models").glob("trial_*/saved_model"))
+    assert models  # the front was exported as for any search
+    # A finished supernet run returns at once; the same search resumes.
+    again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
+    assert again.exit_code == 0 and "epoch " not in again.output
+    resumed = _run(
+        "search",
+        *("--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1"),
+        "--no-export",
+    )
+    assert resumed.exit_code == 0 and "Resuming search" in resumed.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed", "2"], "--validation-fraction and --seed"),
+        (["--seed", "1", "--widths", "0.5"], "--widths"),
+    ],
+)
+def test_a_supernet_of_another_split_or_width_is_refused(supernet_search, tmp_path, args, message):
+    root, _, _ = supernet_search
+    result = CliRunner().invoke(
+        main, ["search", "--supernet", str(root / "sn"), "--out", str(tmp_path / "r"), *args]
+    )
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r").exists()
+
+
 def test_version_option_prints_package_version():
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"flatnas-tf, version {__version__}"
 
 
-@pytest.mark.parametrize("command", ["search", "train", "evaluate", "export", "report"])
+@pytest.mark.parametrize("command", ["search", "supernet", "train", "evaluate", "export", "report"])
 def test_help_of_every_command_shows_defaults(command):
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
-    if command in ("search", "train"):
+    if command in ("search", "supernet", "train"):
         assert "[default:" in result.output
 
 

@@ -5,6 +5,8 @@
 - `NSGA2Oracle`: a KerasTuner oracle running NSGA-II over several objectives.
 - `FlatNASTuner`, `FlatNASOracle`: one trial = SAM training + flatness, ranked
   on FlatNAS's objectives.
+- `SupernetTuner`: the same trials through a trained supernet (inherited
+  weights, short fine-tuning), FlatNAS's weight-sharing regime.
 
 Import this package only as `flatnas_tf.tuners`.
 """
@@ -22,12 +24,14 @@ from flatnas_tf.tuners.pareto import (
     total_violation,
 )
 from flatnas_tf.tuners.tuner import FlatNASOracle, FlatNASTuner, SearchFailedError
+from flatnas_tf.tuners.weight_sharing import SupernetTuner
 
 __all__ = [
     "FlatNASOracle",
     "FlatNASTuner",
     "NSGA2Oracle",
     "SearchFailedError",
+    "SupernetTuner",
     "constrained_dominates",
     "crowding_distance",
     "fronts",

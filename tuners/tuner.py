@@ -498,22 +498,46 @@ class FlatNASTuner(keras_tuner.Tuner):
         model, figures = tuner.train_and_measure(hp, train_ds, validation_data=val_ds, epochs=10)
         ```
         """
-        validation = kwargs.pop("validation_data", None)
-        if validation is None:
-            raise keras_tuner.errors.FatalValueError(
-                "FlatNASTuner.search needs validation_data=...: every figure is measured on it."
-            )
-        train = args[0] if args else kwargs.get("x")
-        if kwargs.get("y") is not None:
-            train = (train, kwargs["y"])
-        callbacks = [*kwargs.pop("callbacks", []), keras.callbacks.TerminateOnNaN()]
-        figures: dict[str, float] = {}
+        validation, train = _split_fit_arguments(args, kwargs)
         with self.regime.scope():
             model = self._try_build(hp)
+            figures = self.fit_and_measure(hp, model, train, validation, *args, **kwargs)
+        return model, figures
+
+    def fit_and_measure(
+        self,
+        hp: keras_tuner.HyperParameters,
+        model: keras.Model,
+        train,
+        validation,
+        *args,
+        **kwargs,
+    ) -> dict[str, float]:
+        """Trains a compiled model as a trial does (no training at 0 epochs), then measures it.
+
+        Args:
+            hp: The candidate's hyperparameters (for `hypermodel.fit`).
+            model: The compiled model.
+            train: The training data (for the schedule and recalibration).
+            validation: The validation data.
+            *args: Passed to `hypermodel.fit`.
+            **kwargs: Passed to `hypermodel.fit` (epochs, callbacks, ...).
+
+        Returns:
+            The figures (`FIGURES` but params; accuracy and loss NaN when not
+            trained).
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: Training diverged, or R is not finite.
+        """
+        epochs = kwargs.get("epochs", 1)
+        callbacks = [*kwargs.pop("callbacks", []), keras.callbacks.TerminateOnNaN()]
+        figures: dict[str, float] = {"train_time_s": 0.0}
+        if epochs:
             callbacks += self.regime.prepare(
                 model,
                 train,
-                kwargs.get("epochs", 1),
+                epochs,
                 steps=kwargs.get("steps_per_epoch"),
                 batch_size=kwargs.get("batch_size"),
             )
@@ -528,15 +552,15 @@ class FlatNASTuner(keras_tuner.Tuner):
             figures.update(
                 {name: float(logs[name]) for name in ("accuracy", "loss") if name in logs}
             )
-            start = time.perf_counter()
-            self.regime.finish(model, train)
-            figures.update(self.measure(model, validation))
-            figures["measure_time_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.regime.finish(model, train)
+        figures.update(self.measure(model, validation))
+        figures["measure_time_s"] = time.perf_counter() - start
         if not math.isfinite(figures["robustness"]):
             raise keras_tuner.errors.FailedTrialError(
                 "The candidate has no finite flatness figure; it is not ranked."
             )
-        return model, figures
+        return figures
 
     def measure(self, model: keras.Model, validation) -> dict[str, float]:
         """Validation figures of a trained model, in inference mode, as a trial records them.
@@ -549,7 +573,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             val_accuracy, val_loss, the flatness figures (`FlatnessCallback`'s
             names) and chance_p_value.
         """
-        evaluator = PerturbedEvaluator(model, validation)
+        evaluator = self.perturbed_evaluator(model, validation)
         result = evaluator.robustness(
             self.sigma, self.samples, self.seed, max_batches=self.flatness_batches
         )
@@ -560,6 +584,10 @@ class FlatNASTuner(keras_tuner.Tuner):
         counts = self._label_counts(validation)
         p_value = chance_p_value(accuracy, int(counts.sum()), float(counts.max() / counts.sum()))
         return {"val_accuracy": accuracy, "val_loss": loss, **result.logs(), CHANCE_METRIC: p_value}
+
+    def perturbed_evaluator(self, model: keras.Model, validation) -> PerturbedEvaluator:
+        """The evaluator `measure` uses: a new one per model (each trial builds its own)."""
+        return PerturbedEvaluator(model, validation)
 
     def _label_counts(self, validation) -> np.ndarray:
         """Class counts of the validation labels, read once per validation set."""
@@ -612,6 +640,19 @@ class FlatNASTuner(keras_tuner.Tuner):
                 f"{f['train_time_s']:.1f} |"
             )
         return "\n".join(lines) + "\n"
+
+
+def _split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """(validation data, training data) of a `search` call; pops `validation_data`."""
+    validation = kwargs.pop("validation_data", None)
+    if validation is None:
+        raise keras_tuner.errors.FatalValueError(
+            "FlatNASTuner.search needs validation_data=...: every figure is measured on it."
+        )
+    train = args[0] if args else kwargs.get("x")
+    if kwargs.get("y") is not None:
+        train = (train, kwargs["y"])
+    return validation, train
 
 
 def _check_callback_packages(callbacks: Sequence[keras.callbacks.Callback]) -> None:
