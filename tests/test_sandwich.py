@@ -118,3 +118,19 @@ def test_a_directory_of_another_run_is_refused(tmp_path):
 def test_settings_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         SupernetSettings(**{field: value})
+
+
+def test_each_resolution_is_traced_once_for_the_whole_training():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, rng.integers(0, 3, 32))).batch(16)
+    traces = []
+    for epochs in (1, 3):
+        keras.utils.set_random_seed(0)
+        supernet = Supernet(_space(input_shape=(16, 16, 3), resolutions=(12, 16)))
+        settings = SupernetSettings(epochs=epochs, distillation=0.5)
+        assert train_supernet(supernet, data, settings, verbose=0)["epochs_done"] == epochs
+        traces.append(supernet.traces)
+    # The symbolic build, then the largest (16), the smallest (12, with the teacher) and
+    # 16 with the teacher (random passes reuse these): not one more for more epochs.
+    assert traces == [4, 4]
