@@ -228,10 +228,10 @@ class Supernet(keras.Model):
 
     Example:
     ```python
-    space = FlatNASHyperModel((32, 32, 3), num_classes=10)
-    supernet = Supernet(space, width=0.5)
-    supernet.select(space.random_hyperparameters(seed=0))
-    logits = supernet(images)                     # that candidate's outputs
+    supernet = Supernet(FlatNASHyperModel((32, 32, 3), num_classes=10), width=0.5)
+    hp = supernet.space.random_hyperparameters(seed=0)   # the space at width 0.5
+    sub = supernet.select(hp)
+    logits = supernet.forward(images, resolution=sub.resolution)  # that candidate's
     model = supernet.extract(hp)                  # a static candidate, same outputs
     ```
     """
@@ -306,7 +306,9 @@ class Supernet(keras.Model):
         self.arch_mid = self.add_weight((slots,), "zeros", name="arch_mid", **state)
         self.arch_squeezed = self.add_weight((slots,), "zeros", name="arch_squeezed", **state)
         self.arch_active = self.add_weight((slots,), "zeros", name="arch_active", **state)
-        self.traces = 0  # forward passes traced into graphs (eager calls not counted)
+        # Forward passes built into graphs (tf.function traces and Keras' symbolic
+        # builds; eager calls are not counted): what tests check stays constant.
+        self.traces = 0
         self.select(self.extreme_hyperparameters(max))
         self(np.zeros((1, *self.space.input_shape), "float32"))  # creates every weight
 

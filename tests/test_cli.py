@@ -265,6 +265,7 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert "through the supernet in" in search and "[  3/3] trial" in search
     settings = json.loads((root / "run" / "run.json").read_text())
     assert settings["widths"] == [0.25] and settings["epochs"] == 1
+    assert settings["learning_rate"] == 0.01  # the fine-tuning default
     assert settings["supernet"]["weights"] == state["weights"]
     models = sorted((root / "run" / "models").glob("trial_*/saved_model"))
     assert models  # the front was exported as for any search
