@@ -240,19 +240,32 @@ def main(argv=None) -> dict:
             "supernet_candidate_s_after_first_median": round(per_candidate, 2),
             "supernet_first_candidate_s": round(first_supernet["wall_s"], 2),
             "inherited_candidate_s_median": round(
-                statistics.median(records.items[("inherited", a)]["wall_s"]
-                                  for a in range(1, args.archs)), 2),  # fmt: skip
+                statistics.median(
+                    records.items[("inherited", a)]["wall_s"] for a in range(1, args.archs)
+                ),
+                2,
+            ),  # fmt: skip
             "scratch_candidate_s_median": round(
-                statistics.median(records.items[("scratch", a)]["wall_s"]
-                                  for a in range(args.archs)), 2),  # fmt: skip
+                statistics.median(
+                    records.items[("scratch", a)]["wall_s"] for a in range(args.archs)
+                ),
+                2,
+            ),  # fmt: skip
             "supernet_traces_per_candidate": traces,
             "epoch_time_masked_vs_static": step_cost,
         },
         "architectures": [
-            {"arch": a, "params": records.items[("scratch", a)].get("params"),
-             **{way: [round(v, 2) for v in (column(way, "val_accuracy")[a],
-                                            column(way, "robustness")[a])]
-                for way in ("inherited", "supernet", "scratch", "equal_time")}}
+            {
+                "arch": a,
+                "params": records.items[("scratch", a)].get("params"),
+                **{
+                    way: [
+                        round(v, 2)
+                        for v in (column(way, "val_accuracy")[a], column(way, "robustness")[a])
+                    ]
+                    for way in ("inherited", "supernet", "scratch", "equal_time")
+                },
+            }
             for a in range(args.archs)
         ],  # fmt: skip
     }
