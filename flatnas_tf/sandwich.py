@@ -55,8 +55,6 @@ import tensorflow as tf
 from keras import ops
 
 from flatnas_tf.hypermodel import FlatNASHyperModel, TrainingSettings
-from flatnas_tf.losses import SparseCrossentropyWithSmoothing
-from flatnas_tf.optimizers import FusedSGD
 from flatnas_tf.regime import WarmupCosine, steps_per_epoch
 from flatnas_tf.storage import atomic_path, write_json
 from flatnas_tf.supernet import Supernet, space_config
@@ -241,16 +239,16 @@ def _compiled(supernet: Supernet, settings: SupernetSettings) -> SandwichModel:
         seed=settings.seed,
         name="sandwich",
     )
-    model.compile(
-        optimizer=FusedSGD(
-            settings.learning_rate,
-            momentum=settings.momentum,
-            weight_decay=settings.weight_decay or None,
-        ),
-        loss=SparseCrossentropyWithSmoothing(settings.label_smoothing),
-        metrics=["accuracy"],
+    # The candidates' compilation (FusedSGD, smoothed cross-entropy, accuracy);
+    # the sandwich step is plain SGD, so SAM's settings play no part.
+    compilation = TrainingSettings(
+        learning_rate=settings.learning_rate,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        label_smoothing=settings.label_smoothing,
+        sam=False,
     )
-    return model
+    return compilation.compile(model)
 
 
 def read_supernet_state(directory: str | Path) -> dict[str, Any]:

@@ -32,8 +32,8 @@ def test_warmup_cosine_rates():
         WarmupCosine(10, 1.0)
 
 
-def test_schedule_sets_the_rate_each_step_and_restores_the_peak():
-    model = _model()
+def _rates_seen(model, schedule, epochs):
+    """The learning rate of every step of a fit of 12 examples in batches of 4."""
     x, y = np.zeros((12, 4), "float32"), np.zeros((12, 3), "float32")
     seen = []
 
@@ -41,23 +41,21 @@ def test_schedule_sets_the_rate_each_step_and_restores_the_peak():
         def on_train_batch_end(self, batch, logs=None):
             seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
+    model.fit(x, y, batch_size=4, epochs=epochs, verbose=0, callbacks=[schedule, Record()])
+    return seen
+
+
+def test_schedule_sets_the_rate_each_step_and_restores_the_peak():
+    model = _model()
     schedule = WarmupCosine(total_steps=6, warmup=0.5)
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[schedule, Record()])
+    seen = _rates_seen(model, schedule, epochs=2)
     assert seen == pytest.approx([schedule.rate(step, 0.2) for step in range(6)])
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.2)
 
 
 def test_a_resumed_schedule_continues_from_its_initial_step():
-    model = _model()
-    x, y = np.zeros((12, 4), "float32"), np.zeros((12, 3), "float32")
-    seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-
     schedule = WarmupCosine(total_steps=9, warmup=0.2, initial_step=6)
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[schedule, Record()])
+    seen = _rates_seen(_model(), schedule, epochs=1)
     assert seen == pytest.approx([schedule.rate(step, 0.2) for step in (6, 7, 8)])
     with pytest.raises(ValueError, match="initial_step"):
         WarmupCosine(10, 0.1, initial_step=-1)
