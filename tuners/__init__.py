@@ -3,6 +3,8 @@
 - `pareto`: non-dominated sorting, crowding distance, constrained domination
   and hypervolume (on moocore), the numerics of NSGA-II selection.
 - `NSGA2Oracle`: a KerasTuner oracle running NSGA-II over several objectives.
+- `durable`: atomic state files, recovery on reload, leases of distributed
+  trials; `distributed`: the chief's server and the workers' heartbeats.
 - `FlatNASTuner`, `FlatNASOracle`: one trial = SAM training + flatness, ranked
   on FlatNAS's objectives.
 - `SupernetTuner`: the same trials through a trained supernet (inherited
@@ -23,10 +25,11 @@ from flatnas_tf.tuners.pareto import (
     to_minimisation,
     total_violation,
 )
-from flatnas_tf.tuners.tuner import FlatNASOracle, FlatNASTuner, SearchFailedError
+from flatnas_tf.tuners.tuner import DiskFullError, FlatNASOracle, FlatNASTuner, SearchFailedError
 from flatnas_tf.tuners.weight_sharing import SupernetTuner
 
 __all__ = [
+    "DiskFullError",
     "FlatNASOracle",
     "FlatNASTuner",
     "NSGA2Oracle",

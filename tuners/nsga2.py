@@ -54,7 +54,8 @@ The rules this implementation chooses:
   probability (1/10 of its range in its sampling scale) half of the time.
 - Asynchrony. A trial may be requested before earlier ones end: offspring are
   bred from the completed trials that exist, random configurations are handed
-  out while fewer than two are completed, and IDLE is never returned. The
+  out while fewer than two are completed, and IDLE is never returned (but
+  by `durable`'s leases, to a worker that must wait for other workers' trials). The
   pool of generation g is computed at its first request and kept once it
   holds `population_size` trials (refreshed at every request before that), so
   one sequential worker gives the classic generational NSGA-II and, with a
@@ -68,6 +69,8 @@ The rules this implementation chooses:
   hashes of every configuration seen, the current parent pool, each trial's
   parents and the generation counter. Randomness is re-derived from (seed,
   trial number), so a reloaded oracle continues exactly where it stopped.
+  Files are written atomically and repaired on reload (`durable`): a
+  crashed search resumes with every finished trial and re-runs the others.
   Workers only reach the oracle through KerasTuner's seven gRPC calls, and
   nothing here depends on tuner-side state; metrics arrive as plain floats.
 
@@ -93,6 +96,7 @@ from keras_tuner.engine import hyperparameters as hp_types
 from keras_tuner.engine.trial import Trial, TrialStatus
 
 from flatnas_tf.tuners import pareto
+from flatnas_tf.tuners.durable import DurableOracle
 
 __all__ = ["NSGA2Oracle"]
 
@@ -246,7 +250,7 @@ def last_value(trial: Trial, name: str) -> float:
     return math.fsum(last.value) / len(last.value)
 
 
-class NSGA2Oracle(keras_tuner.Oracle):
+class NSGA2Oracle(DurableOracle):
     """Multi-objective NSGA-II oracle: asynchronous, elitist, constraint-aware.
 
     Pass it to any KerasTuner tuner. The objectives stay separate: selection
@@ -326,6 +330,8 @@ class NSGA2Oracle(keras_tuner.Oracle):
             _check_probability(mutation_probability, "mutation_probability")
         if seed is not None:
             _check_int(seed, "seed", 0)
+        _check_int(max_retries_per_trial, "max_retries_per_trial", 0)
+        _check_int(max_consecutive_failed_trials, "max_consecutive_failed_trials", 1)
         super().__init__(
             objective=objectives if len(objectives) > 1 else objectives[0],
             max_trials=max_trials,
@@ -776,18 +782,6 @@ class NSGA2Oracle(keras_tuner.Oracle):
             "seen_beyond_tried_so_far": sorted(self._seen - self._tried_so_far),
         }
         return state
-
-    def reload(self) -> None:
-        """Reloads the search from its directory, re-queueing only unfinished trials.
-
-        KerasTuner saves oracle.json in `end_trial` before it drops the ended
-        trial from `ongoing_trials`, so a reloaded state lists each tuner's
-        last trial as ongoing even when it finished, and the base class would
-        run it again. Trials already in `end_order` are not re-queued.
-        """
-        super().reload()
-        finished = set(self.end_order)
-        self._retry_queue = [t for t in self._retry_queue if t not in finished]
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)

@@ -1,0 +1,413 @@
+"""A KerasTuner oracle that survives kill -9, a full disk, damage and lost workers.
+
+KerasTuner keeps a search in its project directory: `oracle.json` (the
+oracle's bookkeeping: trial order, retries, hashes of tried configurations),
+`trial_<id>/trial.json` per trial (values, metrics, status), the tuner's
+`<tuner_id>.json` and each trial's checkpoint. It writes them in place, in
+several uncoordinated steps, and its reload trusts all of them, so a kill or
+a full disk can leave a file empty or half written and the search unreadable,
+or re-run a finished trial and keep figures that no longer match its weights.
+
+Writing. Every state file is replaced atomically (`flatnas_tf.storage`:
+temporary file, fsync, `os.replace`), and the steps of a trial are ordered so
+that one write commits each:
+
+    create:  trial.json (RUNNING, no metrics)  ->  oracle.json lists it  (commit)
+    finish:  checkpoint  ->  trial.json + metrics  ->  trial.json COMPLETED  (commit)
+             ->  oracle.json
+
+Reloading. The trial files decide how each trial ended:
+
+    trial.json unreadable, of the wrong form, or naming another trial
+        -> set aside (renamed trial.json.damaged) and the trial kept as FAILED
+           with a message saying so: its id is never handed out again
+    an id that oracle.json names, or a trial_<id>/ directory, without a
+    readable trial.json                      -> a FAILED placeholder, likewise
+    COMPLETED or FAILED                      -> ended, whatever oracle.json says
+    anything else (RUNNING, INVALID, ...)    -> metrics cleared, queued to run again
+    created but never committed (the next trial number, not in oracle.json,
+    its trial.json RUNNING without metrics or not written yet)
+                                             -> forgotten: the oracle, whose state
+        is the one from before its creation, creates it again (same values)
+    oracle.json missing or unreadable        -> rebuilt from the trial files; the
+        oracle's own fields start from the constructor's values
+
+Leases (distributed searches, `lease_s` set). A trial handed to a worker is
+leased to it: every call that names the trial (the worker's heartbeats are
+`get_trial` calls, one per epoch and every few seconds of training) renews
+the lease. `expire_leases`, which the chief's server runs every half second,
+queues a trial whose worker has been silent for `lease_s` again, for the
+next worker that asks, and forgets workers silent that long, so that a dead
+worker never holds up the end of the search. Once every trial is created,
+a worker that asks while others still hold leases is told IDLE (ask again)
+instead of STOPPED, so someone is left to run a trial that comes back. A report that arrives for a
+trial no longer leased (the late report of a worker presumed dead) is ignored.
+
+Each recovery prints one line and is kept in `recovery_notes`. Trial ids must
+be trial numbers (digits): every path is derived from them, so an id such as
+"../../x" in a crafted file is set aside instead of leading a write outside
+the project directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras_tuner
+from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.src.engine.metrics_tracking import MetricsTracker
+
+from flatnas_tf import storage
+
+__all__ = ["ORACLE_FILE", "TRIAL_FILE", "DurableOracle", "check_trial_id"]
+
+ORACLE_FILE = "oracle.json"
+TRIAL_FILE = "trial.json"
+#: Statuses of a trial that has ended for good.
+ENDED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+_STATUSES = {
+    TrialStatus.RUNNING,
+    TrialStatus.IDLE,
+    TrialStatus.INVALID,
+    TrialStatus.STOPPED,
+    TrialStatus.COMPLETED,
+    TrialStatus.FAILED,
+}
+_TRIAL_ID = re.compile(r"[0-9]{1,12}")
+_MISSING = f"its {TRIAL_FILE} is missing"
+#: What reading a state of the wrong form raises.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def check_trial_id(trial_id: Any) -> str:
+    """Returns `trial_id` if it is a trial number (1-12 digits), else raises.
+
+    Args:
+        trial_id: A trial id read from a state file or given by a user.
+
+    Returns:
+        The id.
+
+    Raises:
+        ValueError: It is not a trial number.
+
+    Example:
+    >>> check_trial_id("07")
+    '07'
+    """
+    if not isinstance(trial_id, str) or not _TRIAL_ID.fullmatch(trial_id):
+        raise ValueError(f"{trial_id!r} is not a trial id (trial ids are numbers such as '07').")
+    return trial_id
+
+
+class DurableOracle(keras_tuner.Oracle):
+    """`keras_tuner.Oracle` with atomic state files and recovery on reload.
+
+    A drop-in base class for oracles (see the module docstring); it changes
+    how state is written and read back, never which trials are proposed.
+
+    Attributes:
+        recovery_notes: One line per repair made by the last `reload` and
+            per lease that expired.
+        lease_s: Seconds a worker may stay silent before its trial is queued
+            again; None (the default) keeps trials leased forever, as
+            KerasTuner does.
+        repairs_files: Whether `reload` writes its repairs (sets damaged files
+            aside, saves placeholders); False reads a search, e.g. a running
+            one, without changing anything.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recovery_notes: list[str] = []
+        self.lease_s: float | None = None
+        self.repairs_files = True
+        self._heard: dict[str, float] = {}  # trial or tuner id -> last call naming it
+
+    # -- leases ---------------------------------------------------------------------
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str) -> Trial:
+        now = time.monotonic()
+        self._heard[f"tuner:{tuner_id}"] = now
+        if self._wait_for_leases(tuner_id):
+            self.tuner_ids.add(tuner_id)
+            return Trial(self.get_space(), status=TrialStatus.IDLE)
+        trial = super().create_trial(tuner_id)
+        self._heard[trial.trial_id] = now
+        return trial
+
+    def _wait_for_leases(self, tuner_id: str) -> bool:
+        """Whether a worker is told IDLE rather than STOPPED.
+
+        So when every trial is created and none is queued, but another
+        worker's trial may still come back to the queue.
+        """
+        return (
+            self.lease_s is not None
+            and self.max_trials is not None
+            and len(self.trials) >= self.max_trials
+            and not self._retry_queue
+            and tuner_id not in self.ongoing_trials
+            and bool(self.ongoing_trials)
+        )
+
+    @keras_tuner.synchronized
+    def get_trial(self, trial_id: str) -> Trial:
+        self._heard[trial_id] = time.monotonic()  # a worker's heartbeat
+        return super().get_trial(trial_id)
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: Mapping[str, float], step: int = 0) -> Trial:
+        if self._lease_lost(trial_id):
+            return self.trials[trial_id]
+        self._heard[trial_id] = time.monotonic()
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial: Trial) -> None:
+        if self._lease_lost(trial.trial_id):
+            return
+        super().end_trial(trial)
+
+    def _lease_lost(self, trial_id: str) -> bool:
+        """Whether a report names a trial that is not leased to anyone (any more)."""
+        if self.lease_s is None:
+            return False
+        return all(t.trial_id != trial_id for t in self.ongoing_trials.values())
+
+    @keras_tuner.synchronized
+    def expire_leases(self) -> list[str]:
+        """Queues again the trials of workers silent for `lease_s`; forgets such workers.
+
+        Returns:
+            The ids of the trials queued again.
+        """
+        if self.lease_s is None:
+            return []
+        now = time.monotonic()
+        expired = []
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            silent = now - self._heard.get(trial.trial_id, now)
+            if silent > self.lease_s:
+                del self.ongoing_trials[tuner_id]
+                trial.metrics = MetricsTracker()
+                trial.score, trial.best_step = None, 0
+                self._retry_queue.append(trial.trial_id)
+                expired.append(trial.trial_id)
+                self._note(
+                    f"trial {trial.trial_id}: worker {tuner_id} silent for {silent:.0f} s "
+                    f"(lease {self.lease_s:g} s); the trial is queued again."
+                )
+        for tuner_id in list(self.tuner_ids):
+            leased = tuner_id in self.ongoing_trials
+            if not leased and now - self._heard.get(f"tuner:{tuner_id}", now) > self.lease_s:
+                self.tuner_ids.discard(tuner_id)
+        if expired:
+            self.save()
+        return expired
+
+    @keras_tuner.synchronized
+    def search_over(self, stop_sent: bool) -> bool:
+        """Whether a chief may stop serving: no trial left or running, no worker to tell.
+
+        Args:
+            stop_sent: Whether some worker has been told STOPPED.
+        """
+        ended = len(self.end_order)
+        done = stop_sent or (self.max_trials is not None and ended >= self.max_trials)
+        return done and not self.ongoing_trials and not self.tuner_ids
+
+    # -- writing --------------------------------------------------------------------
+
+    def save(self) -> None:
+        storage.write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial: Trial) -> None:
+        path = os.path.join(self._get_trial_dir(trial.trial_id), TRIAL_FILE)
+        storage.write_json(path, trial.get_state())
+
+    def _get_trial_dir(self, trial_id: str) -> str:
+        return super()._get_trial_dir(check_trial_id(trial_id))
+
+    # -- reading --------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Reloads the search from its directory, repairing what a crash left (module docstring)."""
+        project = Path(self._project_dir)
+        fresh = self.get_state()  # the constructor's state: what a rebuilt oracle starts from
+        self.recovery_notes = []
+        self.trials, unreadable = self._read_trial_files(project)
+        state, problem = _read_json(project / ORACLE_FILE)
+        never_saved = problem == "missing"
+        if never_saved:  # killed in the first creation (or deleted): nothing was committed
+            state, problem = fresh, None
+        referenced: list[str] = []
+        if problem is None:
+            referenced, problem = _referenced_ids(state)
+        upcoming = len(state["start_order"]) if problem is None else None
+        for trial_id in sorted({*referenced, *unreadable} - set(self.trials), key=int):
+            reason = unreadable.get(trial_id, _MISSING)
+            created = reason == _MISSING and trial_id not in referenced
+            if created and _same_number(trial_id, upcoming):
+                continue  # killed while creating it: it is created again
+            self.trials[trial_id] = self._placeholder(trial_id, reason)
+        committed = None
+        if problem is None:
+            try:
+                self.set_state(state)
+                committed = len(self.start_order)
+            except _MALFORMED as error:
+                problem = f"{type(error).__name__}: {error}"
+        if problem is not None:
+            self.set_state(fresh)
+        self._reconcile(committed)
+        if problem is not None or (never_saved and self.trials):
+            self._note(
+                f"{ORACLE_FILE} was {problem or 'missing'}; rebuilt it from {len(self.trials)} "
+                "trial files (the parents of earlier trials are not known)."
+            )
+
+    def _read_trial_files(self, project: Path) -> tuple[dict[str, Trial], dict[str, str]]:
+        """Trials of `trial_<id>/trial.json`, and the ids whose file could not be read (why)."""
+        trials: dict[str, Trial] = {}
+        unreadable: dict[str, str] = {}
+        for directory in sorted(project.glob("trial_*")):
+            trial_id = directory.name[len("trial_") :]
+            if not directory.is_dir() or not _TRIAL_ID.fullmatch(trial_id):
+                continue  # not a name this oracle writes; left alone
+            path = directory / TRIAL_FILE
+            if not path.exists():
+                unreadable[trial_id] = _MISSING
+                continue
+            state, problem = _read_json(path)
+            trial = None
+            if problem is None:
+                try:
+                    trial = _trial_from_state(state, trial_id)
+                except _MALFORMED as error:
+                    problem = f"{type(error).__name__}: {error}"
+            if trial is None:
+                where = "left in place"
+                if self.repairs_files:
+                    where = f"set aside as {_set_aside(path).name}"
+                unreadable[trial_id] = f"its {TRIAL_FILE} was {problem} ({where})"
+                continue
+            trials[trial_id] = trial
+        return trials, unreadable
+
+    def _placeholder(self, trial_id: str, reason: str) -> Trial:
+        """A FAILED trial standing for one whose file is lost, so its id is never reused."""
+        trial = Trial(keras_tuner.HyperParameters(), trial_id=trial_id, status=TrialStatus.FAILED)
+        trial.message = f"Trial {trial_id} cannot be read back: {reason}."
+        self._note(trial.message + " It is kept as FAILED.")
+        if self.repairs_files:
+            self._save_trial(trial)
+        return trial
+
+    def _reconcile(self, committed: int | None) -> None:
+        """Makes the bookkeeping agree with the trial files (see the module docstring).
+
+        Args:
+            committed: Trials that oracle.json had committed; None if it was rebuilt.
+        """
+        trials = self.trials
+        for trial_id, trial in list(trials.items()):
+            uncommitted = (
+                _same_number(trial_id, committed)
+                and trial_id not in self.start_order
+                and trial.status == TrialStatus.RUNNING
+                and not trial.metrics.metrics
+            )
+            if uncommitted:
+                del trials[trial_id]  # created again, with the same values, at the next request
+        order = sorted(trials, key=int)
+        ended = [t for t in self.end_order if t in trials and trials[t].status in ENDED]
+        seen = set(ended)
+        ended += [t for t in order if trials[t].status in ENDED and t not in seen]
+        unfinished = [t for t in order if trials[t].status not in ENDED]
+        for trial_id in unfinished:
+            trial = trials[trial_id]
+            trial.metrics = MetricsTracker()
+            trial.score, trial.best_step = None, 0
+        for trial_id in ended:
+            self._run_times[trial_id] = max(self._run_times[trial_id], 1)
+        self.start_order, self.end_order = order, ended
+        self._retry_queue = unfinished[::-1]  # pop() hands out the lowest number first
+        self.ongoing_trials = {}
+        for trial_id in order:
+            if trials[trial_id].hyperparameters.values:
+                self._record_values(trials[trial_id])
+
+    def _note(self, line: str) -> None:
+        self.recovery_notes.append(line)
+        print(f"Recovered: {line}")
+
+
+def _same_number(trial_id: str, number: int | None) -> bool:
+    """Whether a trial id ("07") is trial number `number` (7)."""
+    return number is not None and int(trial_id) == number
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON, None), or (None, what is wrong with the file)."""
+    try:
+        return json.loads(path.read_bytes()), None
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as error:
+        return None, f"unreadable ({error.strerror or error})"
+    except (UnicodeDecodeError, ValueError) as error:
+        return None, f"not valid JSON ({error})" if path.stat().st_size else "empty"
+
+
+def _referenced_ids(state: Any) -> tuple[list[str], str | None]:
+    """The trial ids an oracle state names, or what is wrong with its form."""
+    try:
+        ids = [
+            *state["ongoing_trials"].values(),
+            *state["start_order"],
+            *state["end_order"],
+            *state["retry_queue"],
+        ]
+        for trial_id in ids:
+            check_trial_id(trial_id)
+        return ids, None
+    except _MALFORMED as error:
+        return [], f"not an oracle state ({type(error).__name__}: {error})"
+
+
+def _trial_from_state(state: Mapping[str, Any], trial_id: str) -> Trial:
+    """A `Trial` from its saved state, checked enough that using it cannot fail later."""
+    if state["trial_id"] != trial_id:
+        raise ValueError(f"it names trial {state['trial_id']!r}, not {trial_id!r}")
+    if state["status"] not in _STATUSES:
+        raise ValueError(f"unknown status {state['status']!r}")
+    trial = Trial.from_state(state)
+    if not isinstance(trial.hyperparameters.values, dict):
+        raise TypeError("hyperparameter values are not a mapping")
+    if trial.score is not None and not isinstance(trial.score, (int, float)):
+        raise TypeError(f"score {trial.score!r} is not a number")
+    for name in trial.metrics.metrics:
+        for observation in trial.metrics.get_history(name):
+            values = observation.value
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise TypeError(f"metric {name!r} holds {values!r}, not numbers")
+    return trial
+
+
+def _set_aside(path: Path) -> Path:
+    """Renames a damaged file to `<name>.damaged` (`.damaged-2`, ... if taken)."""
+    aside = path.with_name(f"{path.name}.damaged")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.damaged-{number}")
+    os.replace(path, aside)
+    return aside
