@@ -58,13 +58,20 @@ import keras
 import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial
+from keras_tuner.src.distribute import utils as dist_utils
 
+from flatnas_tf import storage
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
+from flatnas_tf.tuners import distributed
+from flatnas_tf.tuners.durable import ORACLE_FILE
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle, last_value
 
 MODES = ("flatnas", "pareto")
+
+#: The lock file of a search in progress, in the project directory.
+LOCK_FILE = "search.lock"
 
 #: The constraint metric of the chance test (see the module docstring).
 CHANCE_METRIC = "chance_p_value"
@@ -72,6 +79,10 @@ CHANCE_METRIC = "chance_p_value"
 
 class SearchFailedError(RuntimeError):
     """Every trial of a search failed, or too many failed in a row."""
+
+
+class DiskFullError(OSError, keras_tuner.errors.FatalError):  # noqa: N818 (an OSError)
+    """The disk filled up while a trial was saved: the search stops (KerasTuner re-raises it)."""
 
 
 #: Figures every trial records (trained ones; infeasible ones record params).
@@ -155,14 +166,18 @@ def _check_mode_and_alpha(mode: str, alpha: float) -> None:
         raise ValueError(f"`alpha` must be a number in [0, 1]; received alpha={alpha!r}.")
 
 
-def _check_max_params(max_params: float | None) -> float | None:
-    if max_params is None:
+def _check_positive(value: float | None, name: str) -> float | None:
+    """`value` as a float if it is a finite number > 0; None stays None."""
+    if value is None:
         return None
-    if isinstance(max_params, bool) or not isinstance(max_params, (int, float)):
-        raise ValueError(f"`max_params` must be a number > 0 or None; received {max_params!r}.")
-    if not math.isfinite(max_params) or max_params <= 0:
-        raise ValueError(f"`max_params` must be a number > 0 or None; received {max_params!r}.")
-    return float(max_params)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number > 0 or None; received {value!r}.")
+    return float(value)
 
 
 def _check_significance(value: float | None) -> float | None:
@@ -218,7 +233,7 @@ class FlatNASOracle(NSGA2Oracle):
         **kwargs,
     ):
         _check_mode_and_alpha(mode, alpha)
-        max_params = _check_max_params(max_params)
+        max_params = _check_positive(max_params, "max_params")
         chance_significance = _check_significance(chance_significance)
         constraints = {}
         if max_params is not None:
@@ -315,6 +330,12 @@ class FlatNASTuner(keras_tuner.Tuner):
             part of the space (KerasTuner semantics).
         max_retries_per_trial: Retries of a trial that raised an error.
         max_consecutive_failed_trials: Failed trials in a row that stop the search.
+        trial_lease_s: Distributed search (on the chief): seconds a worker may
+            stay silent (workers send a heartbeat every epoch and every few
+            seconds of training) before its trial is queued for another
+            worker; a dead worker then no longer blocks the search. None:
+            wait forever, as KerasTuner does. Must exceed a trial's longest
+            silent phase (its measurement).
         **kwargs: Passed to `keras_tuner.Tuner` (directory, project_name,
             overwrite, ...).
 
@@ -345,6 +366,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         hyperparameters: keras_tuner.HyperParameters | None = None,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        trial_lease_s: float | None = None,
         **kwargs,
     ):
         oracle = FlatNASOracle(
@@ -361,14 +383,21 @@ class FlatNASTuner(keras_tuner.Tuner):
         )
         (sigma,) = check_sigmas([sigma])  # fail before any trial runs
         samples = check_samples(samples)
+        if flatness_batches is not None:
+            flatness_batches = check_samples(flatness_batches, "flatness_batches")
         if regime is not None and not isinstance(regime, TrainingRegime):
             raise TypeError(
                 f"`regime` must be a TrainingRegime or None; received {type(regime).__name__}."
             )
+        oracle.lease_s = _check_positive(trial_lease_s, "trial_lease_s")
+        _mark_for_reload(kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        if self._is_worker():
+            self.oracle.create_trial = _patient(self.oracle.create_trial)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
-        self.max_params = getattr(self.oracle, "max_params", _check_max_params(max_params))
+        limit = _check_positive(max_params, "max_params")
+        self.max_params = getattr(self.oracle, "max_params", limit)
         self.sigma = float(sigma)
         self.samples = int(samples)
         self.seed = 0 if seed is None else int(seed)
@@ -386,14 +415,33 @@ class FlatNASTuner(keras_tuner.Tuner):
         in a row, raises `SearchFailedError` with the last failure's error
         line; finished trials stay saved either way.
 
+        Only one process searches a directory at a time (a lock file in
+        the project directory; distributed workers do not take it).
+
         Raises:
             ImportError: A callback needs a package that is not installed.
             SearchFailedError: See above.
+            flatnas_tf.storage.DirectoryLockedError: Another process is
+                searching this directory.
         """
         _check_callback_packages(fit_kwargs.get("callbacks") or [])
+        lock = (
+            contextlib.nullcontext()
+            if self._is_worker()
+            else storage.directory_lock(self.project_dir, LOCK_FILE)
+        )
         try:
-            super().search(*fit_args, **fit_kwargs)
+            with lock:
+                if not self._is_worker():
+                    storage.remove_partial_files(self.project_dir)
+                if dist_utils.is_chief_oracle():
+                    self.save()
+                    distributed.serve(self.oracle)  # until the workers are done
+                    return
+                super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:
+            if isinstance(error, storage.DirectoryLockedError):
+                raise
             ended = self._ended_trials()
             limit = getattr(self.oracle, "max_consecutive_failed_trials", None)
             tail = ended[-limit:] if limit else []
@@ -459,16 +507,54 @@ class FlatNASTuner(keras_tuner.Tuner):
             figures[CHANCE_METRIC] = 1.0  # never trained: no evidence above chance
             return figures
         callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
+        if self._is_worker():
+            callbacks.append(distributed.Heartbeat(self.oracle, trial.trial_id))
         if any(isinstance(c, keras.callbacks.TensorBoard) for c in callbacks):
             # KerasTuner's per-trial log dirs and HParams; it imports tensorboard,
             # which TensorFlow no longer installs, so only when TensorBoard is used.
             self._configure_tensorboard_dir(callbacks, trial)
         model, measured = self.train_and_measure(hp, *args, callbacks=callbacks, **kwargs)
         figures.update(measured)
-        model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        with open(self._get_build_config_fname(trial.trial_id), "w") as file:
-            json.dump(model.get_build_config(), file)
+        self.save_checkpoint(trial.trial_id, model)
         return figures
+
+    def save_checkpoint(self, trial_id: str, model: keras.Model) -> None:
+        """Writes a trial's weights and build config, each file atomically.
+
+        Called before the trial's figures are reported, so a trial whose
+        trial.json says COMPLETED has the checkpoint its figures describe
+        (see `flatnas_tf.tuners.durable`).
+
+        Args:
+            trial_id: The trial's id.
+            model: The trained model its figures were measured on.
+
+        Raises:
+            DiskFullError: The disk is full; the trial stays unfinished and
+                runs again when the search resumes.
+        """
+        path = self._get_checkpoint_fname(trial_id)
+        try:
+            with storage.atomic_path(path, suffix=".weights.h5") as temporary:
+                model.save_weights(temporary)
+            storage.write_json(self._get_build_config_fname(trial_id), model.get_build_config())
+        except OSError as error:
+            if storage.is_disk_full(error):  # end the search: every later trial would fail too
+                raise DiskFullError(error.errno, str(error), error.filename) from error
+            raise
+
+    def save(self) -> None:
+        """Saves the oracle (on the chief) and this tuner's state, each file atomically."""
+        if not self._is_worker():
+            self.oracle.save()
+        storage.write_json(self._get_tuner_fname(), self.get_state())
+
+    def reload(self) -> None:
+        """Reloads the search, repairing what a crash left (`flatnas_tf.tuners.durable`)."""
+        if not self._is_worker():
+            self.oracle.reload()
+        if not self.oracle.get_space().space:  # rebuilt oracle: declare the space again
+            self._populate_initial_space()
 
     def train_and_measure(
         self, hp: keras_tuner.HyperParameters, *args, **kwargs
@@ -640,6 +726,38 @@ class FlatNASTuner(keras_tuner.Tuner):
                 f"{f['train_time_s']:.1f} |"
             )
         return "\n".join(lines) + "\n"
+
+
+def _patient(create_trial):
+    """A worker's `create_trial` that waits a second before asking again after IDLE."""
+
+    def create(tuner_id: str) -> Trial:
+        trial = create_trial(tuner_id)
+        if trial.status == "IDLE":  # other workers' trials may come back to the queue
+            time.sleep(1.0)
+        return trial
+
+    return create
+
+
+def _mark_for_reload(kwargs: Mapping[str, Any]) -> None:
+    """Makes KerasTuner reload a project that has state but no tuner file yet.
+
+    KerasTuner reloads only when `<tuner_id>.json` exists, which it first
+    writes after a trial ends; a search killed before that would start over
+    and overwrite its first trial. An empty tuner state (KerasTuner's own
+    tuners keep none) written beside the oracle's makes it reload instead.
+    """
+    if kwargs.get("overwrite"):
+        return
+    project = os.path.join(
+        str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project"
+    )
+    tuner_file = os.path.join(project, f"{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}.json")
+    names = os.listdir(project) if os.path.isdir(project) else []
+    has_state = ORACLE_FILE in names or any(name.startswith("trial_") for name in names)
+    if has_state and not os.path.exists(tuner_file):
+        storage.write_json(tuner_file, {})
 
 
 def _split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:

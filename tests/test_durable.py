@@ -1,0 +1,286 @@
+"""A search directory survives kills, damage, a full disk and crafted files (tuners/durable.py).
+
+The searches are `benchmarks/crash_soak.py`'s: tiny candidates on digits, one
+epoch, data in a fixed order, so a trial gives the same figures whenever it
+runs. One finished search is made per module and copied into each test.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import crash_soak
+import keras_tuner as kt
+import pytest
+
+from flatnas_tf import storage
+from flatnas_tf.tuners import durable
+from flatnas_tf.tuners.durable import check_trial_id
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle
+
+TRIALS = 5
+
+
+def _search(directory, max_trials=TRIALS):
+    """Runs or resumes the search; each trial run appends its id to runs.log."""
+    tuner = crash_soak._tuner(directory, max_trials, directory / crash_soak.RUN_LOG)
+    train, validation = crash_soak._data()
+    tuner.search(train, validation_data=validation, epochs=1, verbose=0)
+    return tuner
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("finished")
+    _search(directory)
+    return directory
+
+
+@pytest.fixture
+def copy(finished, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(finished, target)
+    return target
+
+
+def _project(directory):
+    return directory / crash_soak.PROJECT
+
+
+def _figures(tuner):
+    return {t.trial_id: (t.status, t.hyperparameters.values) for t in tuner.oracle.trials.values()}
+
+
+def test_kill_at_random_moments_loses_nothing(tmp_path):
+    figures = crash_soak.soak(
+        rounds=4, max_trials=5, write_delay=0.05, seed=1, work=tmp_path, timeout=300
+    )
+    assert figures["trials_finished"] == 5
+    for name in ("unreadable", "lost", "duplicated", "mismatched_figures"):
+        assert figures[name] == 0, figures
+    assert figures["archive_equal"] and figures["front_equal"], figures
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"ongoing_trials": 3}', b'{"start_order": ["../x"]'])
+def test_damaged_oracle_state_is_rebuilt_from_the_trial_files(finished, copy, damage):
+    before = _figures(crash_soak._tuner(finished, TRIALS))
+    (_project(copy) / "oracle.json").write_bytes(damage)
+    tuner = crash_soak._tuner(copy, TRIALS)
+    assert len(tuner.oracle.recovery_notes) == 1
+    assert "rebuilt it from 5 trial files" in tuner.oracle.recovery_notes[0]
+    assert _figures(tuner) == before
+    assert tuner.oracle.end_order == sorted(before, key=int)
+    assert tuner.pareto_front()  # ranks as before: the figures are in the trial files
+
+
+def test_damaged_trial_file_is_set_aside_and_its_id_never_reused(copy):
+    path = _project(copy) / "trial_2" / "trial.json"
+    path.write_bytes(path.read_bytes()[:200])  # a half-written file
+    tuner = _search(copy, TRIALS + 1)  # resumes, and runs one more trial
+    assert (path.parent / "trial.json.damaged").exists()
+    damaged = tuner.oracle.trials["2"]
+    assert damaged.status == "FAILED" and "not valid JSON" in damaged.message
+    assert sorted(tuner.oracle.trials, key=int) == ["0", "1", "2", "3", "4", "5"]
+    assert tuner.oracle.trials["5"].status == "COMPLETED"
+    assert json.loads(path.read_text())["status"] == "FAILED"  # the record is kept
+
+
+def test_deleted_trial_file_gives_a_failed_placeholder(finished, copy):
+    (_project(copy) / "trial_1" / "trial.json").unlink()
+    tuner = crash_soak._tuner(copy, TRIALS)
+    assert tuner.oracle.trials["1"].status == "FAILED"
+    assert "missing" in tuner.oracle.trials["1"].message
+    others = {k: v for k, v in _figures(tuner).items() if k != "1"}
+    before = _figures(crash_soak._tuner(finished, TRIALS))
+    assert others == {k: v for k, v in before.items() if k != "1"}
+
+
+def test_crafted_trial_ids_never_lead_outside_the_directory(copy, tmp_path):
+    path = _project(copy) / "trial_3" / "trial.json"
+    state = json.loads(path.read_text())
+    state["trial_id"] = "../../../../escaped"
+    path.write_text(json.dumps(state))
+    oracle = _project(copy) / "oracle.json"
+    oracle_state = json.loads(oracle.read_text())
+    oracle_state["retry_queue"] = ["../../../../queued"]
+    oracle.write_text(json.dumps(oracle_state))
+    before = set(map(str, tmp_path.rglob("*")))
+    tuner = _search(copy, TRIALS + 1)
+    created = set(map(str, tmp_path.rglob("*"))) - before
+    assert all(p.startswith(str(copy)) for p in created), created
+    assert not any("escaped" in p or "queued" in p for p in created)
+    assert tuner.oracle.trials["3"].status == "FAILED"
+    with pytest.raises(ValueError, match="not a trial id"):
+        check_trial_id("../x")
+
+
+def test_finished_trial_is_not_rerun_when_the_oracle_missed_its_end(finished, copy):
+    # Killed after trial 4's trial.json said COMPLETED, before oracle.json heard of it.
+    oracle = _project(copy) / "oracle.json"
+    state = json.loads(oracle.read_text())
+    state["end_order"].remove("4")
+    state["ongoing_trials"] = {"tuner0": "4"}
+    oracle.write_text(json.dumps(state))
+    tuner = _search(copy, TRIALS)
+    assert tuner.oracle.trials["4"].status == "COMPLETED"
+    assert crash_soak._started(copy) == ["0", "1", "2", "3", "4"]  # nothing ran again
+    assert _figures(tuner) == _figures(crash_soak._tuner(finished, TRIALS))
+
+
+def test_unfinished_trial_with_stale_figures_is_measured_again(finished, copy):
+    # Killed after the figures were reported, before the trial was marked COMPLETED.
+    path = _project(copy) / "trial_3" / "trial.json"
+    state = json.loads(path.read_text())
+    state["status"] = "RUNNING"
+    for metric in state["metrics"]["metrics"].values():  # figures of another run
+        for observation in metric["observations"]:
+            observation["value"] = [0.123]
+    path.write_text(json.dumps(state))
+    tuner = _search(copy, TRIALS)
+    assert crash_soak._started(copy) == ["0", "1", "2", "3", "4", "3"]  # run once more
+    assert tuner.oracle.trials["3"].status == "COMPLETED"
+    assert tuner.figures(tuner.oracle.trials["3"])["params"] != 0.123
+    assert crash_soak.mismatched(copy, TRIALS) == []
+
+
+def test_search_killed_before_its_tuner_file_resumes(finished, copy):
+    (_project(copy) / "tuner0.json").unlink()
+    tuner = _search(copy, TRIALS)
+    assert crash_soak._started(copy) == ["0", "1", "2", "3", "4"]  # nothing ran again
+    assert _figures(tuner) == _figures(crash_soak._tuner(finished, TRIALS))
+
+
+def test_full_disk_ends_the_search_and_keeps_the_state(copy, monkeypatch):
+    write_bytes = storage.write_bytes
+    calls = []
+
+    def full_after_two(path, data):
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        write_bytes(path, data)
+
+    monkeypatch.setattr(storage, "write_bytes", full_after_two)
+    with pytest.raises(OSError) as raised:
+        _search(copy, TRIALS + 2)
+    assert raised.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    for path in _project(copy).rglob("*.json"):
+        json.loads(path.read_text())  # every state file still parses
+    assert not list(_project(copy).rglob(f".*{storage.PARTIAL}*"))
+    tuner = _search(copy, TRIALS + 2)  # space freed: the search resumes and finishes
+    assert len(tuner.oracle.end_order) == TRIALS + 2
+
+
+def test_second_search_in_one_directory_is_refused(copy):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = _project(copy) / "search.lock"
+        owner = {"host": os.uname().nodename, "pid": sleeper.pid, "since": time.time()}
+        lock.write_text(json.dumps(owner))
+        with pytest.raises(storage.DirectoryLockedError, match=f"process {sleeper.pid}"):
+            _search(copy, TRIALS + 1)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    tuner = _search(copy, TRIALS + 1)  # its owner is gone: the lock is stale
+    assert len(tuner.oracle.end_order) == TRIALS + 1
+    assert not lock.exists()
+
+
+def test_directory_lock_nests_and_refuses_empty_lock_files_only_while_fresh(tmp_path):
+    with storage.directory_lock(tmp_path) as path, storage.directory_lock(tmp_path):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert not path.exists()
+    path.write_text("")
+    with pytest.raises(storage.DirectoryLockedError, match="right now"):
+        with storage.directory_lock(tmp_path):
+            pass
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    with storage.directory_lock(tmp_path):
+        pass
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _leased_oracle(tmp_path, monkeypatch, max_trials=3):
+    clock = _Clock()
+    monkeypatch.setattr(durable.time, "monotonic", clock)
+    hp = kt.HyperParameters()
+    hp.Int("a", 0, 99)
+    oracle = NSGA2Oracle(
+        objective=[kt.Objective("f", "min")], max_trials=max_trials, seed=0, hyperparameters=hp
+    )
+    oracle._set_project_dir(str(tmp_path), "leases")
+    oracle.lease_s = 30.0
+    return oracle, clock
+
+
+def _finish(oracle, trial, value=1.0):
+    oracle.update_trial(trial.trial_id, {"f": value})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+def test_a_silent_workers_trial_goes_to_another_worker(tmp_path, monkeypatch):
+    oracle, clock = _leased_oracle(tmp_path, monkeypatch)
+    lost = oracle.create_trial("tuner1")
+    for _ in range(2):
+        _finish(oracle, oracle.create_trial("tuner0"))
+    clock.now += 20
+    assert oracle.create_trial("tuner0").status == "IDLE"  # all created; tuner1 may return
+    oracle.get_trial(lost.trial_id)  # tuner1's heartbeat renews the lease
+    clock.now += 20
+    assert oracle.expire_leases() == []
+    assert not oracle.search_over(stop_sent=False)
+    clock.now += 31
+    assert oracle.expire_leases() == [lost.trial_id]
+    assert "worker tuner1 silent for 51 s" in oracle.recovery_notes[-1]
+    assert json.loads((tmp_path / "leases" / "oracle.json").read_text())["retry_queue"] == [
+        lost.trial_id
+    ]
+    again = oracle.create_trial("tuner0")
+    assert again.trial_id == lost.trial_id and again.status == "RUNNING"
+    late = kt.engine.trial.Trial(oracle.get_space(), trial_id=lost.trial_id, status="COMPLETED")
+    _finish(oracle, again, 5.0)  # tuner0's report: accepted
+    oracle.end_trial(late)  # tuner1 comes back late: ignored
+    assert oracle.update_trial(lost.trial_id, {"f": 9.0}).metrics.get_last_value("f") == 5.0
+    assert "tuner1" not in oracle.tuner_ids  # forgotten with its lease
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert oracle.search_over(stop_sent=True)
+
+
+def test_without_a_lease_trials_wait_for_their_worker(tmp_path, monkeypatch):
+    oracle, clock = _leased_oracle(tmp_path, monkeypatch, max_trials=1)
+    oracle.lease_s = None
+    oracle.create_trial("tuner1")
+    clock.now += 10**6
+    assert oracle.expire_leases() == []
+    assert oracle.create_trial("tuner0").status == "STOPPED"  # KerasTuner's behaviour
+
+
+@pytest.mark.parametrize("existing", [0, TRIALS])
+def test_trial_killed_while_being_created_is_created_again(finished, copy, existing):
+    if existing == 0:  # killed in the very first write of the search
+        shutil.rmtree(_project(copy))
+        _project(copy).mkdir()
+        (copy / crash_soak.RUN_LOG).unlink()
+    trial_dir = _project(copy) / f"trial_{existing}"
+    trial_dir.mkdir()
+    (trial_dir / f".trial.json{storage.PARTIAL}x1").write_text('{"trial_id": "')
+    tuner = _search(copy, TRIALS + 1)
+    assert tuner.oracle.recovery_notes == []
+    assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"] * (TRIALS + 1)
+    assert not list(trial_dir.glob(f".*{storage.PARTIAL}*"))
