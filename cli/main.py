@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import pathlib
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 import click
 
+from flatnas_tf import storage
 from flatnas_tf._version import __version__
 from flatnas_tf.cli import runs
 
@@ -45,11 +47,24 @@ DEFAULT_RHO = 0.5
 TRAINING_KEYS = ("learning_rate", "sam", "rho", "schedule", "warmup")
 
 
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses nan and inf (which pass every range check)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _fail_cleanly(command: Callable) -> Callable:
     """Turns the library's errors into one-line Click errors.
 
-    Exit code 2 for bad input, 1 for a data set that cannot be had or a search
-    whose trials all failed.
+    Exit code 2 for bad input (a busy --out included), 1 for a data set that
+    cannot be had, a search whose trials all failed, or a full disk (the state
+    written before it is intact: rerunning resumes).
     """
 
     @functools.wraps(command)
@@ -60,10 +75,17 @@ def _fail_cleanly(command: Callable) -> Callable:
 
         try:
             return command(*args, **kwargs)
-        except (runs.RunError, SupernetStateError) as error:
+        except (runs.RunError, SupernetStateError, storage.DirectoryLockedError) as error:
             raise click.UsageError(str(error)) from None
         except (DatasetUnavailableError, SearchFailedError) as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:
+            if not storage.is_disk_full(error):
+                raise
+            raise click.ClickException(
+                f"the disk is full (writing {error.filename or 'a file'}); what was written "
+                "before is intact. Free some space and run the same command again to resume."
+            ) from None
 
     return wrapper
 
@@ -138,7 +160,7 @@ def _data_options(command: Callable) -> Callable:
             click.option("--data-dir", default=None, help="TFDS data directory."),
             click.option(
                 "--validation-fraction",
-                type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
                 default=0.1,
                 help="Fraction of the training data held out for validation.",
             ),
@@ -173,7 +195,7 @@ def _write_result(result, stem: pathlib.Path) -> list[pathlib.Path]:
         (".md", result.to_markdown()),
     ):
         path = stem.with_suffix(suffix)
-        path.write_text(text)
+        storage.write_text(path, text)
         paths.append(path)
     return paths
 
@@ -215,21 +237,34 @@ def _progress_tuner_class(base: type):
     class ProgressTuner(base):
         """The tuner `base` (FlatNASTuner or SupernetTuner), printing one line per trial."""
 
+        def _done(self) -> int | None:
+            """Trials ended so far (None on a distributed worker: the chief knows)."""
+            trials = getattr(self.oracle, "trials", None)
+            if trials is None:
+                return None
+            return sum(1 for t in trials.values() if t.status not in ("RUNNING", "IDLE"))
+
         def on_search_begin(self):
             super().on_search_begin()
             self._started = time.monotonic()
-            self._finished_before = sum(
-                1 for t in self.oracle.trials.values() if t.status not in ("RUNNING", "IDLE")
-            )
+            self._finished_before = self._done() or 0
+            self._ran = 0
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             trial = self.oracle.get_trial(trial.trial_id)
-            done = sum(1 for t in self.oracle.trials.values() if t.status not in ("RUNNING",))
-            total = self.oracle.max_trials
+            self._ran += 1
             elapsed = time.monotonic() - self._started
-            this_session = max(1, done - self._finished_before)
-            left = max(0, total - done) * elapsed / this_session
+            done = self._done()
+            if done is None:
+                position = f"[{self._ran:>3} here]"
+                remaining = ""
+            else:
+                total = self.oracle.max_trials
+                this_session = max(1, done - self._finished_before)
+                left = max(0, total - done) * elapsed / this_session
+                position = f"[{done:>3}/{total}]"
+                remaining = f", ~{_clock(left)} left"
             f = trial_figures(trial)
             if trial.status == "COMPLETED" and f["val_accuracy"] == f["val_accuracy"]:
                 seconds = f["train_time_s"] + f["measure_time_s"]
@@ -245,8 +280,8 @@ def _progress_tuner_class(base: type):
             else:
                 figures = f"{trial.status.lower()}: {trial.message or 'no message'}".splitlines()[0]
             click.echo(
-                f"[{done:>3}/{total}] trial {trial.trial_id}  {figures}  |  elapsed "
-                f"{_clock(elapsed)}, ~{_clock(left)} left"
+                f"{position} trial {trial.trial_id}  {figures}  |  elapsed "
+                f"{_clock(elapsed)}{remaining}"
             )
 
     return ProgressTuner
@@ -274,7 +309,7 @@ def _clock(seconds: float) -> str:
 )
 @click.option(
     "--alpha",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.5,
     help="Error/flatness trade-off of --mode flatnas (1 = accuracy only).",
 )
@@ -315,7 +350,7 @@ def _clock(seconds: float) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option(
     "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help=f"Peak SGD learning rate (momentum 0.9, weight decay 5e-4); default "
     f"{DEFAULT_LEARNING_RATE}, or {DEFAULT_FINE_TUNE_LEARNING_RATE} with --supernet.",
@@ -329,7 +364,7 @@ def _clock(seconds: float) -> str:
 )
 @click.option(
     "--warmup",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=FiniteFloatRange(0, 1, max_open=True),
     default=0.1,
     help="Fraction of a trial's steps spent warming the learning rate up (cosine).",
 )
@@ -342,14 +377,14 @@ def _clock(seconds: float) -> str:
 )
 @click.option(
     "--rho",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=DEFAULT_RHO,
     help="SAM/ASAM radius. ASAM 0.5 suits training from scratch (ASAM's CIFAR value); "
     "FlatNAS fine-tunes pretrained weights with 2.0. SAM: ~0.05.",
 )
 @click.option(
     "--sigma",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=0.05,
     help="Weight-noise scale of the flatness measure R.",
 )
@@ -361,7 +396,7 @@ def _clock(seconds: float) -> str:
 )
 @click.option(
     "--max-params",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=5e6,
     help="Parameter limit: larger candidates are recorded, never trained.",
 )
@@ -394,9 +429,22 @@ def _clock(seconds: float) -> str:
     default=None,
     help="Distributed search: the chief serves the oracle, workers run trials; all share --out.",
 )
-@click.option("--oracle-host", default="127.0.0.1", help="Chief's address (with --role).")
+@click.option(
+    "--oracle-host",
+    default="127.0.0.1",
+    help="Chief's address (with --role); the chief listens on it. Its gRPC server has no "
+    "authentication: use a loopback or private address on a trusted network only.",
+)
 @click.option(
     "--oracle-port", type=click.IntRange(1, 65535), default=8000, help="Chief's port (with --role)."
+)
+@click.option(
+    "--worker-timeout",
+    type=FiniteFloatRange(min=0, min_open=True),
+    default=1800,
+    help="With --role chief: seconds a worker may go without a heartbeat (it sends one per "
+    "epoch and every few seconds of training) before its trial is handed to another worker. "
+    "Make it longer than a trial's measurement.",
 )
 @click.option(
     "--worker-id",
@@ -443,8 +491,22 @@ def search(**options: Any) -> None:
         }
     run = runs.RunDirectory(pathlib.Path(out))
     if options["role"] == "worker":
-        run.settings()  # the chief lays the directory out; workers join it
-    else:
+        run.settings()  # the chief lays the directory out and holds its lock; workers join it
+        _search_in(run, settings, data, options, supernet_state)
+        return
+    with run.lock():
+        _search_in(run, settings, data, options, supernet_state)
+
+
+def _search_in(
+    run: runs.RunDirectory,
+    settings: dict[str, Any],
+    data,
+    options: dict[str, Any],
+    supernet_state: dict[str, Any] | None,
+) -> None:
+    """The search itself, once the options are checked (under the directory's lock)."""
+    if options["role"] != "worker":
         resumed = run.prepare(settings, overwrite=options["overwrite"])
         through = ""
         if supernet_state is not None:
@@ -477,6 +539,7 @@ def search(**options: Any) -> None:
         seed=options["seed"],
         sigma=options["sigma"],
         samples=options["samples"],
+        trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
         directory=str(run.root),
         project_name=runs.PROJECT,
         overwrite=False,
@@ -624,7 +687,7 @@ def _epoch_line_callback(epochs: int):
 )
 @click.option(
     "--width",
-    type=click.FloatRange(0, 4, min_open=True),
+    type=FiniteFloatRange(0, 4, min_open=True),
     default=0.25,
     help="Width multiplier of the supernet (every candidate searched through it has it).",
 )
@@ -632,7 +695,7 @@ def _epoch_line_callback(epochs: int):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option(
     "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=0.1,
     help="Peak SGD learning rate (warm-up 5 %, cosine decay; momentum 0.9, weight decay 5e-4).",
 )
@@ -644,7 +707,7 @@ def _epoch_line_callback(epochs: int):
 )
 @click.option(
     "--distillation",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.0,
     help="Weight of in-place distillation from the largest sub-network (0: labels only).",
 )
@@ -724,7 +787,7 @@ def supernet(**options: Any) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--alpha",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=None,
     help="Re-rank under another alpha (mode flatnas) without retraining.",
 )
@@ -802,7 +865,7 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option(
     "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help="Default: the search's, else 0.1.",
 )
@@ -811,7 +874,7 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
 )
 @click.option(
     "--rho",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     help=f"Default: the search's, else {DEFAULT_RHO}.",
 )
@@ -823,7 +886,7 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
 )
 @click.option(
     "--warmup",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=FiniteFloatRange(0, 1, max_open=True),
     default=None,
     help="Warm-up fraction of the steps. Default: the search's, else 0.1.",
 )
@@ -930,7 +993,7 @@ def train(**options: Any) -> None:
         "training": {k: settings[k] for k in TRAINING_KEYS},
         "flatnas_tf_version": __version__,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    storage.write_json(out / "manifest.json", manifest)
     click.echo(
         f"validation accuracy {100 * val_accuracy:.2f}%, test accuracy {100 * accuracy:.2f}%; "
         f"saved {out / 'model.keras'}"
@@ -981,6 +1044,8 @@ def evaluate(**options: Any) -> None:
     """ID accuracy and the OOD table (mCE) of a SavedModel, a .keras file or a trial.
 
     TARGET is a SavedModel directory, a .keras file, or a search directory with --trial.
+    A .keras file is loaded in Keras' safe mode (no code in it runs); a SavedModel is a
+    TensorFlow program that runs its own ops: evaluate only SavedModels you trust.
     """
     import numpy as np
 
@@ -1041,5 +1106,5 @@ def evaluate(**options: Any) -> None:
         click.echo(result.to_markdown())
         _write_result(result, out / "ood")
         summary["ood"] = result.to_dict()
-    (out / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    storage.write_json(out / "evaluation.json", summary)
     click.echo(f"Written: {out / 'evaluation.json'}")

@@ -14,14 +14,13 @@ An export of a trial is a directory:
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from flatnas_tf import FlatNASHyperModel, TrainingSettings, __version__
+from flatnas_tf import FlatNASHyperModel, TrainingSettings, __version__, storage
 from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.tuners.tuner import load_trial_weights, trial_figures
 
@@ -71,11 +70,15 @@ def trial_model(project_dir: pathlib.Path, trial, settings: dict[str, Any]) -> k
 def load_model_file(path: pathlib.Path, input_shape: tuple[int, ...] | None) -> keras.Model:
     """A `.keras` file or a SavedModel directory as a Keras model for prediction.
 
+    A `.keras` file loads in Keras' safe mode: one holding code (a Lambda
+    layer) is refused. A SavedModel is a TensorFlow program and runs its own
+    ops, file reads and writes included: load only SavedModels you trust.
+
     Raises:
         ValueError: The path is neither, or a SavedModel without a known input shape.
     """
     if path.is_file() and path.suffix == ".keras":
-        return keras.models.load_model(path)
+        return keras.models.load_model(path, safe_mode=True)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         if input_shape is None:
             raise ValueError(
@@ -126,5 +129,5 @@ def export_model(
         except Exception as error:  # TFLite raises many kinds; the other files stand
             notes.append(f"TFLite conversion failed, skipped: {str(error).splitlines()[0]}")
     manifest_data = {**manifest_data, "files": files}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest_data, indent=2) + "\n")
+    storage.write_json(out_dir / "manifest.json", manifest_data)
     return notes

@@ -106,6 +106,7 @@ def _load_once(project_dir: Path) -> FlatNASOracle:
     )
     # As keras_tuner's BaseTuner does: directory and project name, then reload().
     oracle._set_project_dir(str(project_dir.parent), project_dir.name)
+    oracle.repairs_files = False  # a reader: the search (maybe running) repairs its own files
     oracle.reload()
     return oracle
 

@@ -10,20 +10,31 @@ Layout of `flatnas-tf search --out OUT` (documented in README.md):
     OUT/models/<trial>/       exports: saved_model/, model.keras, manifest.json
     OUT/ood/<trial>.*         OOD evaluation of front members (JSON, CSV, Markdown)
 
-`run.json` is what makes a directory a flatnas-tf search: commands that read a
-search refuse other directories, and `search --overwrite` deletes nothing else.
+`run.json`, marked `"format": "flatnas-tf search"`, is what makes a directory
+a flatnas-tf search: commands that read a search refuse other directories, and
+`search --overwrite` deletes only the entries above, of a run.json so marked.
+`OUT/run.lock` keeps a second `search` out while one runs (`storage.directory_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
 import shutil
+from collections.abc import Iterator
 from typing import Any
+
+from flatnas_tf import storage
 
 RUN_FILE = "run.json"
 PROJECT = "search"
+LOCK_FILE = "run.lock"
+#: The marker of a run.json written by `flatnas-tf search`.
+FORMAT = "flatnas-tf search"
+#: What a search writes in its directory: all that --overwrite deletes.
+WRITTEN = (RUN_FILE, PROJECT, "report", "models", "ood")
 
 #: Settings that define a search; resuming with other values is refused.
 DEFINING = (
@@ -87,8 +98,31 @@ class RunDirectory:
         return self.root / "ood"
 
     def is_search(self) -> bool:
-        """Whether the directory holds a flatnas-tf search."""
+        """Whether the directory holds a flatnas-tf search (a run.json)."""
         return self.settings_file.is_file()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Keeps other `search` processes out of the directory while the block runs.
+
+        Raises:
+            RunError: --out is a file, or a directory that is not a search.
+            flatnas_tf.storage.DirectoryLockedError: Another search runs here.
+        """
+        self._check_target()
+        with storage.directory_lock(self.root, LOCK_FILE):
+            yield
+
+    def _check_target(self) -> None:
+        """Refuses a file, or a non-empty directory that is not a search (nothing is written)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunError(f"--out {self.root} is a file; pass a directory.")
+        present = self.root.is_dir() and any(p.name != LOCK_FILE for p in self.root.iterdir())
+        if present and not self.is_search():
+            raise RunError(
+                f"--out {self.root} exists and is not a flatnas-tf search; choose another "
+                "directory (nothing in it is touched)."
+            )
 
     def settings(self) -> dict[str, Any]:
         """The saved settings of the search.
@@ -102,16 +136,25 @@ class RunDirectory:
                 "--out directory of a `flatnas-tf search`."
             )
         try:
-            return json.loads(self.settings_file.read_text())
-        except json.JSONDecodeError as error:
+            settings = json.loads(self.settings_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RunError(f"{self.settings_file} is not valid JSON ({error}).") from None
+        if not isinstance(settings, dict) or (
+            settings.get("format") != FORMAT and "flatnas_tf_version" not in settings
+        ):
+            raise RunError(
+                f"{self.settings_file} was not written by flatnas-tf; pass the --out directory "
+                "of a `flatnas-tf search`."
+            )
+        return settings
 
     def prepare(self, settings: dict[str, Any], overwrite: bool) -> bool:
         """Makes the directory ready for a search with `settings`.
 
         A new or empty directory is initialised; an existing search with the
-        same defining settings is resumed; `overwrite` deletes an existing
-        *search* (never a directory that is not one).
+        same defining settings is resumed; `overwrite` deletes what an
+        existing search wrote (`WRITTEN`; nothing else, and only from a
+        run.json with the format marker).
 
         Args:
             settings: The search's settings (written to run.json).
@@ -121,22 +164,28 @@ class RunDirectory:
             True if an existing search is resumed.
 
         Raises:
-            RunError: A foreign non-empty directory, or a search with other
-                defining settings and no `overwrite`.
+            RunError: A foreign non-empty directory, a search with other
+                defining settings and no `overwrite`, or `overwrite` of an
+                unmarked run.json.
         """
-        if self.root.exists() and not self.root.is_dir():
-            raise RunError(f"--out {self.root} is a file; pass a directory.")
-        if self.root.is_dir() and any(self.root.iterdir()) and not self.is_search():
-            raise RunError(
-                f"--out {self.root} exists and is not a flatnas-tf search; choose another "
-                "directory (nothing in it is touched)."
-            )
+        self._check_target()
         resumed = False
         if self.is_search():
+            previous = self.settings()
             if overwrite:
-                shutil.rmtree(self.root)
+                if previous.get("format") != FORMAT:
+                    raise RunError(
+                        f"{self.settings_file} has no flatnas-tf format marker (an older version "
+                        "wrote it); --overwrite deletes only marked searches: delete the "
+                        "directory yourself, or choose another --out."
+                    )
+                for name in WRITTEN:
+                    path = self.root / name
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    elif path.exists() or path.is_symlink():
+                        path.unlink()
             else:
-                previous = self.settings()
                 changed = [
                     f"{key} {previous.get(key)!r} -> {settings.get(key)!r}"
                     for key in DEFINING
@@ -150,5 +199,5 @@ class RunDirectory:
                     )
                 resumed = True
         self.root.mkdir(parents=True, exist_ok=True)
-        self.settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+        storage.write_json(self.settings_file, {"format": FORMAT, **settings})
         return resumed

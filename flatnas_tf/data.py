@@ -183,6 +183,11 @@ def _as_images(name: str, x, source: str) -> np.ndarray:
     return x
 
 
+#: The most classes a data set may have (a label of 10**9 would otherwise size a
+#: billion-way output layer).
+MAX_CLASSES = 100_000
+
+
 def _as_labels(name: str, y, count: int, source: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
@@ -192,8 +197,15 @@ def _as_labels(name: str, y, count: int, source: str) -> np.ndarray:
             f"{source}: `{name}` must be {count} integer labels; received {y.dtype} of shape "
             f"{y.shape}."
         )
-    if y.min() < 0:
+    if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{source}: `{name}` has labels above 2**63; labels must be 0..K-1.")
+    if y.size and y.min() < 0:
         raise ValueError(f"{source}: `{name}` has negative labels; labels must be 0..K-1.")
+    if y.size and y.max() >= MAX_CLASSES:
+        raise ValueError(
+            f"{source}: `{name}` has label {int(y.max())}; labels must be 0..K-1 with at most "
+            f"{MAX_CLASSES:,} classes (renumber the classes 0, 1, 2, ...)."
+        )
     return y.astype(np.int64)
 
 
@@ -239,12 +251,18 @@ def from_arrays(
         )
     y_train = _as_labels("y_train", y_train, len(x_train), name)
     y_test = _as_labels("y_test", y_test, len(x_test), name)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    num_classes = int(y_train.max()) + 1
+    if label_names is None and y_test.max() >= num_classes:
+        raise ValueError(
+            f"{name}: `y_test` has label {int(y_test.max())} but the training labels are "
+            f"0..{num_classes - 1}; every test class must appear in the training data."
+        )
     if label_names is not None:
         label_names = tuple(str(n) for n in np.asarray(label_names).tolist())
-        if len(label_names) < num_classes:
+        highest = int(max(y_train.max(), y_test.max()))
+        if len(label_names) <= highest:
             raise ValueError(
-                f"{name}: labels go up to {num_classes - 1} but only {len(label_names)} "
+                f"{name}: labels go up to {highest} but only {len(label_names)} "
                 "label_names are given; labels must be 0..len(label_names)-1."
             )
         num_classes = len(label_names)

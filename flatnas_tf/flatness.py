@@ -234,10 +234,10 @@ def check_sigmas(sigma) -> list[float]:
     return [float(v) for v in sigmas]
 
 
-def check_samples(samples) -> int:
-    """Validates a number of perturbations (an integer >= 1)."""
+def check_samples(samples, name: str = "samples") -> int:
+    """Validates a count such as a number of perturbations (an integer >= 1)."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"`samples` must be an integer >= 1; received samples={samples!r}.")
+        raise ValueError(f"`{name}` must be an integer >= 1; received {name}={samples!r}.")
     return samples
 
 

@@ -220,6 +220,10 @@ class TrainingSettings:
             )
 
 
+#: The widest multiplier accepted (the CLI's --widths allows the same).
+MAX_WIDTH = 4.0
+
+
 def _choices(name: str, values: Sequence) -> tuple:
     values = tuple(values)
     if not values:
@@ -282,6 +286,14 @@ class FlatNASHyperModel(kt.HyperModel):
         self.num_classes = num_classes
         self.training = training or TrainingSettings()
         self.width_multipliers = _choices("width_multipliers", width_multipliers)
+        if not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w <= MAX_WIDTH
+            for w in self.width_multipliers
+        ):
+            raise ValueError(
+                f"`width_multipliers` must be numbers in (0, {MAX_WIDTH:g}]; received "
+                f"{self.width_multipliers!r}."
+            )
         self.depths = _choices("depths", depths)
         if not set(self.depths) <= {1, 2, 3, 4}:
             raise ValueError(f"`depths` must be values in 1..4; received {self.depths!r}.")

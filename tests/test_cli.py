@@ -1,6 +1,8 @@
 import csv
+import errno
 import json
 import shutil
+import socket
 import subprocess
 
 import numpy as np
@@ -8,7 +10,8 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from flatnas_tf import __version__
+from flatnas_tf import __version__, storage
+from flatnas_tf.cli import runs
 from flatnas_tf.cli.main import main
 from flatnas_tf.tuners.tuner import FlatNASTuner
 
@@ -181,6 +184,14 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (["search", "--config", "UNKNOWN.toml"], "--config"),
         (["search", "--out", "FOREIGN"], "--out"),
         (["search", "--epochs", "0"], "--epochs"),
+        (["search", "--rho", "nan"], "--rho"),
+        (["search", "--learning-rate", "inf"], "--learning-rate"),
+        (["search", "--max-params", "inf"], "--max-params"),
+        (["search", "--config", "NAN.toml"], "--sigma"),
+        (["search", "--data", "npz:HUGE_LABEL.npz"], "--data"),
+        (["search", "--data", "npz:UNSEEN_LABEL.npz"], "--data"),
+        (["search", "--out", "LOCKED"], "in use by process"),
+        (["search", "--out", "UNMARKED", "--overwrite"], "format marker"),
         (["search", "--supernet", "FOREIGN"], "no trained supernet"),
         (["supernet", "--out", "FOREIGN", "--epochs", "1"], "holds other files"),
         (["supernet", "--distillation", "2"], "--distillation"),
@@ -194,18 +205,50 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         ),
     ],
 )
-def test_bad_input_is_a_one_line_error_with_exit_code_2(args, option, tmp_path, search_dir):
+def test_bad_input_is_a_one_line_error_with_exit_code_2(
+    args, option, tmp_path, search_dir, request
+):
     (tmp_path / "FOREIGN").mkdir()
     (tmp_path / "FOREIGN" / "precious.txt").write_text("keep me")
     (tmp_path / "BAD.toml").write_text("alpha = [unclosed")
     (tmp_path / "UNKNOWN.toml").write_text("alhpa = 0.3\n")
+    (tmp_path / "NAN.toml").write_text("sigma = nan\n")
+    images = np.zeros((20, 8, 8), np.uint8)
+    labels = np.arange(20) % 3
+    np.savez(
+        tmp_path / "HUGE_LABEL.npz",
+        x_train=images,
+        y_train=labels * 10**9,
+        x_test=images,
+        y_test=labels,
+    )
+    np.savez(
+        tmp_path / "UNSEEN_LABEL.npz",
+        x_train=images,
+        y_train=labels,
+        x_test=images,
+        y_test=labels + 97,
+    )
+    (tmp_path / "LOCKED").mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    request.addfinalizer(lambda: (sleeper.kill(), sleeper.wait()))
+    owner = {"host": socket.gethostname(), "pid": sleeper.pid, "since": 0}
+    (tmp_path / "LOCKED" / "run.lock").write_text(json.dumps(owner))
+    (tmp_path / "UNMARKED").mkdir()
+    (tmp_path / "UNMARKED" / "run.json").write_text('{"flatnas_tf_version": "0.1"}')
+    (tmp_path / "UNMARKED" / "precious.txt").write_text("keep me")
     replace = {
         "MISSING.toml": tmp_path / "missing.toml",
         "BAD.toml": tmp_path / "BAD.toml",
         "UNKNOWN.toml": tmp_path / "UNKNOWN.toml",
+        "NAN.toml": tmp_path / "NAN.toml",
         "FOREIGN": tmp_path / "FOREIGN",
         "MISSING_DIR": tmp_path / "missing_dir",
         "SEARCH": search_dir[0],
+        "npz:HUGE_LABEL.npz": f"npz:{tmp_path / 'HUGE_LABEL.npz'}",
+        "npz:UNSEEN_LABEL.npz": f"npz:{tmp_path / 'UNSEEN_LABEL.npz'}",
+        "LOCKED": tmp_path / "LOCKED",
+        "UNMARKED": tmp_path / "UNMARKED",
     }
     result = CliRunner().invoke(main, [str(replace.get(a, a)) for a in args])
     assert result.exit_code == 2, result.output
@@ -213,6 +256,33 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(args, option, tmp_path, 
     error_lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(error_lines) == 1 and option in result.output, result.output
     assert (tmp_path / "FOREIGN" / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (tmp_path / "FOREIGN").iterdir()) == ["precious.txt"]
+    assert (tmp_path / "UNMARKED" / "precious.txt").read_text() == "keep me"
+    assert (tmp_path / "UNMARKED" / "run.json").exists()
+
+
+def test_overwrite_deletes_only_what_a_search_wrote(tmp_path):
+    run = runs.RunDirectory(tmp_path / "run")
+    run.prepare({"data": "digits"}, overwrite=False)
+    for name in ("search/trial_0", "report", "models/trial_0", "data"):
+        (run.root / name).mkdir(parents=True)
+    (run.root / "notes.txt").write_text("mine")
+    (run.root / "data" / "results.csv").write_text("mine too")
+    assert run.prepare({"data": "digits", "alpha": 0.9}, overwrite=True) is False
+    assert sorted(p.name for p in run.root.iterdir()) == ["data", "notes.txt", "run.json"]
+    assert (run.root / "data" / "results.csv").read_text() == "mine too"
+    assert json.loads(run.settings_file.read_text())["format"] == runs.FORMAT
+
+
+def test_a_full_disk_ends_with_one_line_and_exit_code_1(tmp_path, monkeypatch):
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(storage, "write_bytes", full)
+    result = CliRunner().invoke(main, ["search", "--out", str(tmp_path / "run"), *TINY])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: the disk is full")
 
 
 def test_changed_settings_are_refused_without_overwrite(search_dir):

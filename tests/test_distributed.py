@@ -88,19 +88,6 @@ class Cluster:
         self.processes: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, tuner_id: str, kind: str, *options: str) -> subprocess.Popen:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", str(self.root)),
-            "PYTHONUNBUFFERED": "1",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "CUDA_VISIBLE_DEVICES": "",
-            "KERAS_BACKEND": "tensorflow",
-            "OMP_NUM_THREADS": "1",
-            "TF_NUM_INTRAOP_THREADS": "1",
-            "KERASTUNER_TUNER_ID": tuner_id,
-            "KERASTUNER_ORACLE_IP": "127.0.0.1",
-            "KERASTUNER_ORACLE_PORT": str(self.port),
-        }
         command = [
             sys.executable,
             str(HELPER),
@@ -112,7 +99,31 @@ class Cluster:
         ]
         if tuner_id == "chief":
             command += [f"--summary={self.summary}", "--fast-poll"]
-        name = f"{len(self.processes)}-{tuner_id}"
+        env = {
+            "KERASTUNER_TUNER_ID": tuner_id,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(self.port),
+        }
+        return self._start(tuner_id, command, env)
+
+    def start_cli(self, name: str, *arguments: str) -> subprocess.Popen:
+        """`flatnas-tf` with `arguments` (the roles come from its own options)."""
+        code = "from flatnas_tf.cli.main import main; main()"
+        return self._start(name, [sys.executable, "-c", code, *arguments], {})
+
+    def _start(self, name: str, command: list[str], extra_env: dict) -> subprocess.Popen:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", str(self.root)),
+            "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            "KERAS_BACKEND": "tensorflow",
+            "OMP_NUM_THREADS": "1",
+            "TF_NUM_INTRAOP_THREADS": "1",
+            **extra_env,
+        }
+        name = f"{len(self.processes)}-{name}"
         with open(self.root / f"{name}.out", "w") as output:
             process = subprocess.Popen(
                 command,
@@ -310,3 +321,44 @@ def test_worker_killed_mid_trial_resumes_it(cluster):
     for trial_id, events in runs.items():
         if trial_id != interrupted:
             assert events == [("tuner0", other.pid, "start"), ("tuner0", other.pid, "end")]
+
+
+def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
+    out = cluster.root / "run"
+    common = ["search", "--out", str(out), "--oracle-port", str(cluster.port)]
+    tiny = ["--max-trials", "4", "--population", "2", "--epochs", "1", "--samples", "2"]
+    chief = cluster.start_cli(
+        "chief", *common, *tiny, "--role", "chief", "--worker-timeout", "25", "--no-export"
+    )
+    cluster.wait_for(lambda: (out / "run.json").exists(), "the chief's run.json", alive=(chief,))
+    doomed = cluster.start_cli("tuner1", *common, *tiny, "--role", "worker", "--worker-id", "1")
+    oracle = out / "search" / "oracle.json"
+
+    def doomed_holds_a_trial():
+        if not oracle.exists():
+            return None
+        return json.loads(oracle.read_text())["ongoing_trials"].get("tuner1")
+
+    lost = cluster.wait_for(doomed_holds_a_trial, "tuner1's trial", alive=(chief, doomed))
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=30)
+    survivor = cluster.start_cli("tuner0", *common, *tiny, "--role", "worker", "--worker-id", "0")
+
+    assert cluster.wait_exit(survivor, "the surviving worker", alive=(chief,)) == 0
+    assert cluster.wait_exit(chief, "the chief") == 0
+    trials = {t: s for t, s in cluster_trials(out).items()}
+    assert len(trials) == 4 and {s["status"] for s in trials.values()} == {"COMPLETED"}
+    chief_output = (cluster.root / "0-chief.out").read_text()
+    assert f"trial {lost}: worker tuner1 silent" in chief_output
+    assert "Pareto front" in chief_output
+    assert (out / "report" / "report.md").exists()
+    survivor_output = (cluster.root / "2-tuner0.out").read_text()
+    assert f"trial {lost}" in survivor_output  # the survivor ran the lost trial
+    assert "Traceback" not in survivor_output + chief_output
+
+
+def cluster_trials(out: Path) -> dict[str, dict]:
+    return {
+        json.loads(p.read_text())["trial_id"]: json.loads(p.read_text())
+        for p in (out / "search").glob("trial_*/trial.json")
+    }
