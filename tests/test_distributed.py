@@ -344,7 +344,8 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     doomed.wait(timeout=30)
     survivor = cluster.start_cli("tuner0", *common, *tiny, "--role", "worker", "--worker-id", "0")
 
-    assert cluster.wait_exit(survivor, "the surviving worker", alive=(chief,)) == 0
+    # Either may exit first: the chief stops once the survivor was told STOPPED.
+    assert cluster.wait_exit(survivor, "the surviving worker") == 0
     assert cluster.wait_exit(chief, "the chief") == 0
     trials = {t: s for t, s in cluster_trials(out).items()}
     assert len(trials) == 4 and {s["status"] for s in trials.values()} == {"COMPLETED"}

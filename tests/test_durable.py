@@ -59,7 +59,7 @@ def _figures(tuner):
 
 def test_kill_at_random_moments_loses_nothing(tmp_path):
     figures = crash_soak.soak(
-        rounds=4, max_trials=5, write_delay=0.05, seed=1, work=tmp_path, timeout=300
+        rounds=3, max_trials=5, write_delay=0.05, seed=1, work=tmp_path, timeout=300
     )
     assert figures["trials_finished"] == 5
     for name in ("unreadable", "lost", "duplicated", "mismatched_figures"):
