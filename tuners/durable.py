@@ -40,8 +40,9 @@ queues a trial whose worker has been silent for `lease_s` again, for the
 next worker that asks, and forgets workers silent that long, so that a dead
 worker never holds up the end of the search. Once every trial is created,
 a worker that asks while others still hold leases is told IDLE (ask again)
-instead of STOPPED, so someone is left to run a trial that comes back. A report that arrives for a
-trial no longer leased (the late report of a worker presumed dead) is ignored.
+instead of STOPPED, so someone is left to run a trial that comes back. A
+report that arrives for a trial no longer leased (the late report of a
+worker presumed dead) is ignored.
 
 Each recovery prints one line and is kept in `recovery_notes`. Trial ids must
 be trial numbers (digits): every path is derived from them, so an id such as
@@ -197,8 +198,7 @@ class DurableOracle(keras_tuner.Oracle):
             silent = now - self._heard.get(trial.trial_id, now)
             if silent > self.lease_s:
                 del self.ongoing_trials[tuner_id]
-                trial.metrics = MetricsTracker()
-                trial.score, trial.best_step = None, 0
+                _clear_figures(trial)
                 self._retry_queue.append(trial.trial_id)
                 expired.append(trial.trial_id)
                 self._note(
@@ -333,9 +333,7 @@ class DurableOracle(keras_tuner.Oracle):
         ended += [t for t in order if trials[t].status in ENDED and t not in seen]
         unfinished = [t for t in order if trials[t].status not in ENDED]
         for trial_id in unfinished:
-            trial = trials[trial_id]
-            trial.metrics = MetricsTracker()
-            trial.score, trial.best_step = None, 0
+            _clear_figures(trials[trial_id])
         for trial_id in ended:
             self._run_times[trial_id] = max(self._run_times[trial_id], 1)
         self.start_order, self.end_order = order, ended
@@ -348,6 +346,12 @@ class DurableOracle(keras_tuner.Oracle):
     def _note(self, line: str) -> None:
         self.recovery_notes.append(line)
         print(f"Recovered: {line}")
+
+
+def _clear_figures(trial: Trial) -> None:
+    """Forgets what a trial reported, before it runs again."""
+    trial.metrics = MetricsTracker()
+    trial.score, trial.best_step = None, 0
 
 
 def _same_number(trial_id: str, number: int | None) -> bool:

@@ -425,23 +425,26 @@ class FlatNASTuner(keras_tuner.Tuner):
                 searching this directory.
         """
         _check_callback_packages(fit_kwargs.get("callbacks") or [])
+        worker = self._is_worker()
         lock = (
             contextlib.nullcontext()
-            if self._is_worker()
+            if worker
             else storage.directory_lock(self.project_dir, LOCK_FILE)
         )
+        with lock:
+            if not worker:
+                storage.remove_partial_files(self.project_dir)
+            if dist_utils.is_chief_oracle():
+                self.save()
+                distributed.serve(self.oracle)  # until the workers are done
+                return
+            self._search_and_check(*fit_args, **fit_kwargs)
+
+    def _search_and_check(self, *fit_args, **fit_kwargs) -> None:
+        """KerasTuner's search; failed trials turned into `SearchFailedError` (see `search`)."""
         try:
-            with lock:
-                if not self._is_worker():
-                    storage.remove_partial_files(self.project_dir)
-                if dist_utils.is_chief_oracle():
-                    self.save()
-                    distributed.serve(self.oracle)  # until the workers are done
-                    return
-                super().search(*fit_args, **fit_kwargs)
+            super().search(*fit_args, **fit_kwargs)
         except RuntimeError as error:
-            if isinstance(error, storage.DirectoryLockedError):
-                raise
             ended = self._ended_trials()
             limit = getattr(self.oracle, "max_consecutive_failed_trials", None)
             tail = ended[-limit:] if limit else []
