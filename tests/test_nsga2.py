@@ -11,7 +11,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from flatnas_tf.tuners import nsga2, pareto
+from flatnas_tf.tuners import pareto, space
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 
 OBJECTIVES = [kt.Objective("f1", "min"), kt.Objective("f2", "max")]
@@ -197,7 +197,7 @@ def test_mutation_moves_stay_in_the_domain():
         distances = []
         for _ in range(400):
             value = rng.choice(grid)
-            new = nsga2._mutate(ordered, value, rng)
+            new = space.mutate_value(ordered, value, rng)
             assert new in grid and new != value
             distances.append(abs(grid.index(new) - grid.index(value)))
         return distances.count(1) / len(distances)
@@ -218,11 +218,11 @@ def test_mutation_moves_stay_in_the_domain():
         expected = 0.5 + 1 / size if neighbour_steps else 2 / size
         assert abs(distance_one_share(ordered) - expected) < 0.1, ordered.name
     unordered = hps.Choice("u", ["a", "b", "c"])
-    assert {nsga2._mutate(unordered, "a", rng) for _ in range(50)} == {"b", "c"}
-    assert nsga2._mutate(hps.Boolean("b"), True, rng) is False
-    assert nsga2._mutate(hps.Fixed("x", 3), 3, rng) == 3
+    assert {space.mutate_value(unordered, "a", rng) for _ in range(50)} == {"b", "c"}
+    assert space.mutate_value(hps.Boolean("b"), True, rng) is False
+    assert space.mutate_value(hps.Fixed("x", 3), 3, rng) == 3
     log_float = hps.Float("f", 1e-4, 1e-1, sampling="log")
-    assert all(1e-4 <= nsga2._mutate(log_float, 1e-2, rng) <= 1e-1 for _ in range(200))
+    assert all(1e-4 <= space.mutate_value(log_float, 1e-2, rng) <= 1e-1 for _ in range(200))
 
 
 def test_finite_space_is_exhausted_without_duplicates(tmp_path):

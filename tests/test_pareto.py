@@ -27,7 +27,9 @@ from flatnas_tf.tuners.pareto import (
     hypervolume,
     non_dominated_ranks,
     rank_and_crowd,
+    survival,
     survival_order,
+    survival_score,
     to_minimisation,
     total_violation,
 )
@@ -512,6 +514,18 @@ def test_rank_and_crowd_and_survival_order(problem):
     assert sorted(order.tolist()) == list(range(n))
     keys = [(ranks[i], -crowding[i], i) for i in order]
     assert all(a < b for a, b in itertools.pairwise(keys))  # a strict total order
+    # Scores: rank + position / front size, sorting them gives the order; a
+    # prefix (`count`) and a single point's score agree with the full result.
+    result = survival(points, directions, violations)
+    sizes = np.bincount(ranks) if n else []
+    position = {i: list(order[ranks[order] == ranks[i]]).index(i) for i in range(n)}
+    expected_scores = [ranks[i] + position[i] / sizes[ranks[i]] for i in range(n)]
+    np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-12)
+    assert np.argsort(result.scores, kind="stable").tolist() == order.tolist()
+    for count in {0, 1, n // 2, n}:
+        assert survival_order(points, directions, violations, count).tolist() == list(order[:count])
+    for i in range(n):
+        assert survival_score(points, directions, violations, i) == result.scores[i]
 
 
 def test_survival_order_hand_case():

@@ -19,6 +19,8 @@ conditional scopes included. Trial n (n = number of trials created so far):
         child  = each active value mutated with prob pm (1 / #active by default)
     while child duplicates an earlier trial: breed again (20 attempts), then
         draw random configurations, then enumerate the space; none left: STOPPED
+    ranking      = rank(): pareto.survival of the completed archive, the one
+                   ranking behind scores, best trials, the front and the pool
     score(trial) = rank + (position in its front) / (front size)      "min"
     best trials  = completed trials in survival_order (front 0 first)
 
@@ -36,22 +38,14 @@ The rules this implementation chooses:
   and turned into violations by `pareto.total_violation` (missing = infinite).
   These raw reads are memoised per trial until it reports again through
   `update_trial`; what an overridden hook derives from them never is.
-- Configurations. A configuration is the dict of active values. Only active
-  hyperparameters get values (the space is walked in order, a conditional
-  hyperparameter after its parent, as `RandomSearch` does). After crossover
-  and after mutation the space is walked again: a hyperparameter that becomes
-  active takes a parent's value when a parent had one, else a random value;
-  inactive ones are dropped. A configuration equal to an earlier trial's
+- Configurations and variation (`flatnas_tf.tuners.space`). A configuration
+  is the dict of active values, walked in order (a conditional
+  hyperparameter after its parent, as `RandomSearch` does); crossover and
+  mutation re-walk the space, so a hyperparameter that becomes active takes
+  a parent's value when a parent had one, else a random value. Mutation
+  steps to neighbours on small ordered domains and redraws elsewhere (the
+  rules and why are in `space`). A configuration equal to an earlier trial's
   (running, failed or completed) is never proposed again.
-- Mutation. Unordered values (string or `ordered=False` Choice, Boolean) are
-  redrawn among the other values. Ordered ones (Int, Float, numeric Choice,
-  sorted by value) with at most 10 values (NAS choices such as depth {2, 3,
-  4}) step to a neighbouring value half of the time and are redrawn from the
-  hyperparameter's own distribution otherwise; on finer grids a one-step move
-  changes almost nothing (measured on ZDT/DTLZ with 101-value grids, it cost
-  hypervolume against Optuna's redraw), so they are always redrawn. A Float
-  without `step` steps by a Gaussian of scale 0.1 in its cumulative
-  probability (1/10 of its range in its sampling scale) half of the time.
 - Asynchrony. A trial may be requested before earlier ones end: offspring are
   bred from the completed trials that exist, random configurations are handed
   out while fewer than two are completed, and IDLE is never returned (but
@@ -87,149 +81,27 @@ import functools
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras_tuner
 import numpy as np
-from keras_tuner.engine import hyperparameters as hp_types
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-from flatnas_tf.tuners import pareto
+from flatnas_tf.tuners import pareto, space
 from flatnas_tf.tuners.durable import DurableOracle
 
-__all__ = ["NSGA2Oracle"]
+__all__ = ["NSGA2Oracle", "Ranking"]
 
 #: Breeding attempts before falling back to a random unseen configuration.
 _BREED_ATTEMPTS = 20
 #: Random draws before enumerating the space for an unseen configuration.
 _RANDOM_ATTEMPTS = 100
-#: Scale of a neighbouring step for a Float without `step`, in probability.
-_CONTINUOUS_STEP = 0.1
-_NEIGHBOUR_MAX_VALUES = 10  # ordered domains up to this size mutate by neighbour steps
-#: The largest probability below 1 (prob_to_value expects [0, 1)).
-_BELOW_ONE = math.nextafter(1.0, 0.0)
 
 
 def _synchronized(method: Callable) -> Callable:
     """`keras_tuner.synchronized` (one oracle call at a time), keeping the docstring."""
     return functools.wraps(method)(keras_tuner.synchronized(method))
-
-
-def _is_active(hp: hp_types.HyperParameter, values: Mapping[str, Any]) -> bool:
-    """Whether all of `hp`'s conditions hold for the (active) `values`."""
-    return all(condition.is_active(values) for condition in hp.conditions)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Domain:
-    """The values of one hyperparameter: a finite indexed grid or a continuum."""
-
-    size: int | None  # None for a continuous Float
-    ordered: bool
-    value_at: Callable[[int], Any]
-    index_of: Callable[[Any], int | None]
-
-
-def _list_domain(values: Sequence[Any], ordered: bool) -> _Domain:
-    values = list(values)
-
-    def index_of(value: Any) -> int | None:
-        try:
-            return values.index(value)
-        except ValueError:
-            return None
-
-    return _Domain(len(values), ordered, values.__getitem__, index_of)
-
-
-def _step_domain(hp: hp_types.Int | hp_types.Float) -> _Domain:
-    """KerasTuner's own grid of a numeric hyperparameter with a `step`."""
-    size = int(hp._get_n_values())  # the grid `random_sample` draws from
-    low, high, step = hp.min_value, hp.max_value, hp.step
-
-    def value_at(index: int) -> Any:
-        return hp.prob_to_value((index + 0.5) / size)  # the centre of bucket `index`
-
-    def index_of(value: Any) -> int | None:
-        try:
-            if hp.sampling == "linear":
-                position = (value - low) / step
-            elif hp.sampling == "log":
-                position = math.log(value / low) / math.log(step)
-            else:  # reverse_log
-                position = math.log((high + low - value) / low) / math.log(step)
-        except (TypeError, ValueError, ZeroDivisionError):
-            return None
-        return min(max(round(position), 0), size - 1)
-
-    return _Domain(size, True, value_at, index_of)
-
-
-def _domain(hp: hp_types.HyperParameter) -> _Domain:
-    if isinstance(hp, hp_types.Fixed):
-        return _list_domain([hp.value], False)
-    if isinstance(hp, hp_types.Boolean):
-        return _list_domain([False, True], False)
-    if isinstance(hp, hp_types.Choice):
-        if hp.ordered:
-            return _list_domain(sorted(hp.values), True)
-        return _list_domain(hp.values, False)
-    if isinstance(hp, (hp_types.Int, hp_types.Float)) and hp.step is not None:
-        return _step_domain(hp)
-    if isinstance(hp, hp_types.Int):  # no step: every integer of the range
-
-        def index_of(value: Any) -> int | None:
-            return value - hp.min_value if hp.min_value <= value <= hp.max_value else None
-
-        size = hp.max_value - hp.min_value + 1
-        return _Domain(size, True, lambda index: hp.min_value + index, index_of)
-    if isinstance(hp, hp_types.Float):
-        return _Domain(None, True, lambda index: None, lambda value: None)
-    raise ValueError(
-        f"NSGA2Oracle supports Int, Float, Choice, Boolean and Fixed hyperparameters; "
-        f"received {hp!r}."
-    )
-
-
-def _sample(hp: hp_types.HyperParameter, rng: random.Random) -> Any:
-    """A draw from the hyperparameter's own distribution (as `random_sample`)."""
-    return hp.prob_to_value(rng.random())
-
-
-def _mutate(hp: hp_types.HyperParameter, value: Any, rng: random.Random) -> Any:
-    """A mutated value of `hp` (see the module docstring for the rules)."""
-    domain = _domain(hp)
-    if domain.size == 1:
-        return value
-    if domain.size is None:  # continuous Float
-        if rng.random() < 0.5:
-            try:
-                prob = hp.value_to_prob(value) + rng.gauss(0.0, _CONTINUOUS_STEP)
-            except (TypeError, ValueError, ZeroDivisionError):
-                return _sample(hp, rng)
-            prob = abs(prob)
-            prob = 2.0 - prob if prob > 1.0 else prob
-            return hp.prob_to_value(min(max(prob, 0.0), _BELOW_ONE))
-        return _sample(hp, rng)
-    index = domain.index_of(value)
-    if index is None:  # not a value of this hyperparameter (the space changed)
-        return _sample(hp, rng)
-    if domain.ordered:
-        if domain.size <= _NEIGHBOUR_MAX_VALUES and rng.random() < 0.5:
-            if index == 0:
-                return domain.value_at(1)
-            if index == domain.size - 1:
-                return domain.value_at(domain.size - 2)
-            return domain.value_at(index + rng.choice((-1, 1)))
-        candidate = value
-        for _ in range(8):
-            candidate = _sample(hp, rng)
-            if candidate != value:
-                break
-        return candidate
-    other = rng.randrange(domain.size - 1)
-    return domain.value_at(other + 1 if other >= index else other)
 
 
 def last_value(trial: Trial, name: str) -> float:
@@ -248,6 +120,67 @@ def last_value(trial: Trial, name: str) -> float:
     if last is None or not last.value:
         return math.nan
     return math.fsum(last.value) / len(last.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranking:
+    """Completed trials as an oracle ranks them: a snapshot that changes nothing.
+
+    Row i of every array is `trials[i]`.
+
+    Attributes:
+        trials: The ranked trials, in the order given (creation order for
+            `NSGA2Oracle.rank()`).
+        objectives: `objective_values(trials)`, float64 (n, n_objectives).
+        violations: Total constraint violation per trial (0 = within every
+            constraint), float64 (n,).
+        ranks: Constrained non-dominated rank per trial (0 = first front).
+        order: Rows, best first (NSGA-II's survival order): all of them, or
+            the first `count` asked for.
+        scores: rank + position in its front / front size per row (what
+            `trial.score` is set to); NaN beyond the fronts `order` reaches.
+
+    Example:
+    >>> ranking = oracle.rank()  # doctest: +SKIP
+    >>> ranking.best(3), ranking.score_of(ranking.front()[0].trial_id)  # doctest: +SKIP
+    """
+
+    trials: list[Trial]
+    objectives: np.ndarray
+    violations: np.ndarray
+    ranks: np.ndarray
+    order: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """Per row: within every constraint, and every objective finite."""
+        return (self.violations == 0) & np.isfinite(self.objectives).all(axis=1)
+
+    def best(self, count: int | None = None) -> list[Trial]:
+        """The first `count` trials of the survival order (all ordered ones by default)."""
+        return [self.trials[row] for row in self.order[:count]]
+
+    def front(self) -> list[Trial]:
+        """The feasible trials of the first front, in survival order."""
+        feasible = self.feasible
+        rows = [row for row in np.flatnonzero(self.ranks == 0) if feasible[row]]
+        return [self.trials[row] for row in sorted(rows, key=lambda row: self.scores[row])]
+
+    def score_of(self, trial_id: str) -> float:
+        """The score of a ranked trial (NaN beyond the fronts ordered)."""
+        return float(self.scores[self._rows[trial_id]])
+
+    @functools.cached_property
+    def _rows(self) -> dict[str, int]:
+        return {trial.trial_id: row for row, trial in enumerate(self.trials)}
+
+
+def _with_scores(ranking: Ranking, trials: list[Trial]) -> list[Trial]:
+    """`trials`, their `score` set from `ranking` (KerasTuner displays it)."""
+    for trial in trials:
+        trial.score = ranking.score_of(trial.trial_id)
+    return trials
 
 
 class NSGA2Oracle(DurableOracle):
@@ -512,8 +445,10 @@ class NSGA2Oracle(DurableOracle):
             and all(trial_id in row_of for trial_id in self._pool)
         )
         if not frozen:
-            order, _ = self._survival(objectives, violations, self.population_size)
-            self._pool = [completed[row].trial_id for row in order[: self.population_size]]
+            order = pareto.survival_order(
+                objectives, self.objective_directions(), violations, self.population_size
+            )
+            self._pool = [completed[row].trial_id for row in order]
             self._pool_generation = generation
         return [row_of[trial_id] for trial_id in self._pool]
 
@@ -527,110 +462,35 @@ class NSGA2Oracle(DurableOracle):
             objectives[rows], self.objective_directions(), violations[rows]
         )
 
-        def tournament(exclude: int | None) -> int:
-            candidates = [i for i in range(len(rows)) if i != exclude]
-            if len(candidates) == 1:
-                return candidates[0]
-            a, b = rng.sample(candidates, 2)
-            if ranks[a] != ranks[b]:
-                return a if ranks[a] < ranks[b] else b
-            if crowding[a] != crowding[b]:
-                return a if crowding[a] > crowding[b] else b
-            return a if rng.random() < 0.5 else b
-
+        hps = self.hyperparameters.space
         for _ in range(_BREED_ATTEMPTS):
-            first = tournament(None)
-            second = tournament(first)
+            first = binary_tournament(ranks, crowding, rng)
+            second = binary_tournament(ranks, crowding, rng, exclude=first)
             parent1 = completed[rows[first]]
             parent2 = completed[rows[second]]
             values1 = parent1.hyperparameters.values
             values2 = parent2.hyperparameters.values
             if rng.random() < self.crossover_probability:
-                child = self._crossover(values1, values2, rng)
+                child = space.uniform_crossover(hps, values1, values2, rng)
                 parents = [parent1.trial_id, parent2.trial_id]
             else:
-                child = self._resolve(lambda hp, v=values1: v.get(hp.name, _MISSING), rng)
+                child = space.copy_configuration(hps, values1, rng)
                 parents = [parent1.trial_id]
-            child = self._mutation(child, values1, values2, rng)
+            child = space.mutate(hps, child, values1, values2, self.mutation_probability, rng)
             if self._compute_values_hash(child) not in self._seen:
                 return child, parents
         return None, []
 
-    def _resolve(self, pick: Callable[[hp_types.HyperParameter], Any], rng) -> dict[str, Any]:
-        """Walks the space in order: active hyperparameters get `pick(hp)` (or random)."""
-        values: dict[str, Any] = {}
-        for hp in self.hyperparameters.space:
-            if hp.name in values or not _is_active(hp, values):
-                continue
-            value = pick(hp)
-            values[hp.name] = _sample(hp, rng) if value is _MISSING else value
-        return values
-
-    def _crossover(self, values1: Mapping, values2: Mapping, rng: random.Random) -> dict:
-        """Uniform crossover over the values active in both, then re-resolution."""
-
-        def pick(hp: hp_types.HyperParameter) -> Any:
-            in1, in2 = hp.name in values1, hp.name in values2
-            if in1 and in2:
-                return values1[hp.name] if rng.random() < 0.5 else values2[hp.name]
-            if in1:
-                return values1[hp.name]
-            return values2[hp.name] if in2 else _MISSING
-
-        return self._resolve(pick, rng)
-
-    def _mutation(
-        self, child: Mapping, values1: Mapping, values2: Mapping, rng: random.Random
-    ) -> dict:
-        """Mutates each active value with the mutation probability, then re-resolves."""
-        probability = self.mutation_probability
-        if probability is None:
-            tunable = sum(
-                1 for hp in self.hyperparameters.space if hp.name in child and _domain(hp).size != 1
-            )
-            probability = 1.0 / tunable if tunable else 0.0
-
-        def pick(hp: hp_types.HyperParameter) -> Any:
-            for source in (child, values1, values2):
-                if hp.name in source:
-                    value = source[hp.name]
-                    break
-            else:
-                value = _sample(hp, rng)
-            return _mutate(hp, value, rng) if rng.random() < probability else value
-
-        return self._resolve(pick, rng)
-
-    def _random_configuration(self, rng: random.Random) -> dict[str, Any]:
-        return self._resolve(lambda hp: _MISSING, rng)
-
     def _random_unseen(self, rng: random.Random) -> dict[str, Any] | None:
         """A random configuration not seen before, or None if the space is exhausted."""
         for _ in range(_RANDOM_ATTEMPTS):
-            values = self._random_configuration(rng)
+            values = space.random_configuration(self.hyperparameters.space, rng)
             if self._compute_values_hash(values) not in self._seen:
                 return values
-        for values in self._enumerate(self.hyperparameters.space, 0, {}):
+        for values in space.configurations(self.hyperparameters.space):
             if self._compute_values_hash(values) not in self._seen:
                 return values
         return None
-
-    def _enumerate(self, space: list, start: int, values: dict) -> Iterator[dict]:
-        """Every configuration of a finite space (none if a continuous Float is in it)."""
-        if start == 0 and any(_domain(hp).size is None for hp in space):
-            return
-        if start == len(space):
-            yield dict(values)
-            return
-        hp = space[start]
-        if hp.name in values or not _is_active(hp, values):
-            yield from self._enumerate(space, start + 1, values)
-            return
-        domain = _domain(hp)
-        for index in range(domain.size):
-            values[hp.name] = domain.value_at(index)
-            yield from self._enumerate(space, start + 1, values)
-        del values[hp.name]
 
     def _record_values(self, trial: Trial) -> None:
         # The base class calls this when a trial is created and when it ends (the
@@ -657,6 +517,36 @@ class NSGA2Oracle(DurableOracle):
             warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
             return super().update_trial(trial_id, metrics, step=step)
 
+    @_synchronized
+    def rank(self, trials: Sequence[Trial] | None = None, count: int | None = None) -> Ranking:
+        """Ranks completed trials as selection does; changes nothing.
+
+        The one ranking of the oracle: `objective_values` and
+        `constraint_violations` of the trials, then `pareto.survival`. Scores,
+        "best trials", the Pareto front and the parent pool all come from it.
+
+        Args:
+            trials: The trials to rank; default every completed trial, in
+                creation order (what selection ranks).
+            count: Order only the first `count` trials (>= 1; None: all).
+                Ranks and the first front are always complete.
+
+        Returns:
+            A `Ranking` of the trials.
+
+        Example:
+        >>> ranking = oracle.rank()  # doctest: +SKIP
+        >>> [t.trial_id for t in ranking.front()]  # doctest: +SKIP
+        """
+        if count is not None:
+            _check_int(count, "count", 1)
+        trials = self._completed() if trials is None else list(trials)
+        objectives, violations = self._evaluate(trials)
+        survival = pareto.survival(objectives, self.objective_directions(), violations, count)
+        return Ranking(
+            trials, objectives, violations, survival.ranks, survival.order, survival.scores
+        )
+
     def score_trial(self, trial: Trial) -> None:
         """Sets `trial.score` = rank + position in its front / front size.
 
@@ -681,54 +571,7 @@ class NSGA2Oracle(DurableOracle):
         row = next(i for i, other in enumerate(completed) if other.trial_id == trial.trial_id)
         objectives, violations = self._evaluate(completed)
         directions = self.objective_directions()
-        ranks = pareto.non_dominated_ranks(objectives, directions, violations)
-        front = np.flatnonzero(ranks == ranks[row])
-        crowding = pareto.crowding_distance(objectives[front])
-        order = np.lexsort((front, -crowding))  # survival order within the front
-        position = int(np.flatnonzero(front[order] == row)[0])
-        trial.score = float(ranks[row]) + position / len(front)
-
-    def _survival(
-        self, objectives: np.ndarray, violations: np.ndarray, count: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """`pareto.survival_order`, crowding only the fronts that hold the first `count`.
-
-        Returns the order of the rows of the fronts covered (all rows when
-        `count` is None) and the ranks of all rows. Crowding is computed per
-        front, so stopping early gives the same prefix as the full order.
-        """
-        ranks = pareto.non_dominated_ranks(objectives, self.objective_directions(), violations)
-        by_rank = np.argsort(ranks, kind="stable")  # rows ascending within a front
-        parts, start = [], 0
-        for size in np.bincount(ranks) if ranks.size else []:
-            if count is not None and start >= count:
-                break
-            front = by_rank[start : start + size]
-            crowding = pareto.crowding_distance(objectives[front])  # direction-free
-            parts.append(front[np.lexsort((front, -crowding))])
-            start += size
-        order = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return order.astype(np.int64), ranks
-
-    def _ranked(
-        self, count: int | None = None
-    ) -> tuple[list[Trial], np.ndarray, np.ndarray, np.ndarray]:
-        """Completed trials, survival order (>= `count` long), ranks, feasibility.
-
-        Refreshes the scores of the trials in the fronts covered.
-        """
-        completed = self._completed()
-        objectives, violations = self._evaluate(completed)
-        order, ranks = self._survival(objectives, violations, count)
-        sizes = np.bincount(ranks) if ranks.size else ranks
-        position, current = 0, -1
-        for row in order:
-            rank = int(ranks[row])
-            position = position + 1 if rank == current else 0
-            current = rank
-            completed[row].score = rank + position / float(sizes[rank])
-        feasible = (violations == 0) & np.isfinite(objectives).all(axis=1)
-        return completed, order, ranks, feasible
+        trial.score = pareto.survival_score(objectives, directions, violations, row)
 
     @_synchronized
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
@@ -736,7 +579,7 @@ class NSGA2Oracle(DurableOracle):
 
         The order is `pareto.survival_order` over all completed trials (failed
         and running ones are never listed). Refreshes the scores of the
-        trials in the fronts it had to sort.
+        trials it returns.
 
         Args:
             num_trials: How many trials to return at most.
@@ -747,12 +590,14 @@ class NSGA2Oracle(DurableOracle):
         Example:
         >>> best = oracle.get_best_trials(5)  # doctest: +SKIP
         """
-        completed, order, _, _ = self._ranked(num_trials)
-        return [completed[row] for row in order[:num_trials]]
+        ranking = self.rank(count=max(int(num_trials), 1))
+        return _with_scores(ranking, ranking.best(num_trials))
 
     @_synchronized
     def pareto_front(self) -> list[Trial]:
         """The feasible completed trials of the first front, in survival order.
+
+        Refreshes the scores of the trials it returns.
 
         Returns:
             The Pareto-optimal feasible trials found so far ([] if none is
@@ -761,8 +606,8 @@ class NSGA2Oracle(DurableOracle):
         Example:
         >>> [t.hyperparameters.values for t in oracle.pareto_front()]  # doctest: +SKIP
         """
-        completed, order, ranks, feasible = self._ranked(1)
-        return [completed[row] for row in order if ranks[row] == 0 and feasible[row]]
+        ranking = self.rank(count=1)
+        return _with_scores(ranking, ranking.front())
 
     # -- state ----------------------------------------------------------------------
 
@@ -797,16 +642,6 @@ class NSGA2Oracle(DurableOracle):
         self._lineage = {str(k): [str(i) for i in v] for k, v in ours["lineage"].items()}
         self._seen = set(self._tried_so_far) | set(ours["seen_beyond_tried_so_far"])
         self._reads = {}
-
-
-class _Missing:
-    """Marks "no value to inherit" in a resolution walk."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-_MISSING = _Missing()
 
 
 def _objectives(objective: Any) -> list[keras_tuner.Objective]:
@@ -876,3 +711,30 @@ def _check_probability(value: Any, name: str) -> None:
         or not 0.0 <= value <= 1.0
     ):
         raise ValueError(f"`{name}` must be a number in [0, 1]; received {name}={value!r}.")
+
+
+def binary_tournament(
+    ranks: np.ndarray, crowding: np.ndarray, rng: random.Random, exclude: int | None = None
+) -> int:
+    """NSGA-II's binary tournament: the better of two random pool members.
+
+    Better: lower rank, then larger crowding distance, then a coin flip.
+
+    Args:
+        ranks: Rank of each pool member.
+        crowding: Crowding distance of each pool member (within its front).
+        rng: The random stream.
+        exclude: A member that may not be drawn (the first parent).
+
+    Returns:
+        The index of the winner.
+    """
+    candidates = [i for i in range(len(ranks)) if i != exclude]
+    if len(candidates) == 1:
+        return candidates[0]
+    a, b = rng.sample(candidates, 2)
+    if ranks[a] != ranks[b]:
+        return a if ranks[a] < ranks[b] else b
+    if crowding[a] != crowding[b]:
+        return a if crowding[a] > crowding[b] else b
+    return a if rng.random() < 0.5 else b

@@ -62,6 +62,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import moocore
@@ -70,13 +71,16 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "DIRECTIONS",
+    "Survival",
     "constrained_dominates",
     "crowding_distance",
     "fronts",
     "hypervolume",
     "non_dominated_ranks",
     "rank_and_crowd",
+    "survival",
     "survival_order",
+    "survival_score",
     "to_minimisation",
     "total_violation",
 ]
@@ -400,33 +404,129 @@ def rank_and_crowd(
     return ranks, distances
 
 
-def survival_order(
+@dataclasses.dataclass(frozen=True)
+class Survival:
+    """NSGA-II's survival of a set of points: ranks, order and scores.
+
+    Attributes:
+        ranks: The constrained non-dominated rank of every point, int64 (n,).
+        order: Point indices, best first: all of them, or the first `count`
+            when `survival` was given one; int64.
+        scores: rank + (position in its front) / (front size), float64 (n,),
+            in [rank, rank + 1): sorting by score gives `order`. NaN for the
+            points of fronts that `order` does not reach.
+    """
+
+    ranks: np.ndarray
+    order: np.ndarray
+    scores: np.ndarray
+
+
+def survival(
     objectives: ArrayLike,
     directions: str | Sequence[str],
     violations: ArrayLike | None = None,
-) -> np.ndarray:
-    """All point indices, best first, in NSGA-II's total order.
+    count: int | None = None,
+) -> Survival:
+    """NSGA-II's total order of the points, optionally only its first `count`.
 
-    Sorted by constrained rank, then crowding distance (larger first), then
-    index (smaller first), so the order is deterministic. NSGA-II's
-    (mu + lambda) survival keeps `survival_order(...)[:mu]`; the same order
-    lists "best trials" (the first front comes first).
+    Sorted by constrained rank, then crowding distance within the front
+    (larger first), then index (smaller first), so the order is
+    deterministic. NSGA-II's (mu + lambda) survival keeps the first mu; the
+    same order lists "best trials" (the first front comes first). Crowding is
+    computed per front, so with `count` only the fronts holding the first
+    `count` points are crowded, and the result is the prefix of the full order.
 
     Args:
         objectives: Array of shape (n_points, n_objectives); see
             `non_dominated_ranks` for missing values.
         directions: "min" or "max" per objective, or one string for all.
         violations: Optional total constraint violation per point.
+        count: How many points to order (None: all).
 
     Returns:
-        An int64 permutation of range(n_points).
+        A `Survival`: every point's rank, the order, and the scores.
+
+    Example:
+    >>> result = survival([[2, 3], [0, 4], [1, 2], [4, 0]], "min", count=2)
+    >>> result.order.tolist(), result.scores.tolist()
+    ([1, 3], [nan, 0.0, 0.6666666666666666, 0.3333333333333333])
+    """
+    minimised, effective = _prepare(objectives, directions, violations)
+    ranks = _ranks(minimised, effective)
+    n_points = ranks.shape[0]
+    limit = n_points if count is None else min(max(int(count), 0), n_points)
+    scores = np.full(n_points, np.nan)
+    parts, start = [], 0
+    for rank, front in enumerate(_split(ranks)):
+        if start >= limit:
+            break
+        ordered = _ordered_front(minimised, front)
+        scores[ordered] = _front_scores(rank, ordered.size)
+        parts.append(ordered)
+        start += ordered.size
+    order = np.concatenate(parts)[:limit] if parts else np.zeros(0, dtype=np.int64)
+    return Survival(ranks, order.astype(np.int64), scores)
+
+
+def survival_score(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None,
+    index: int,
+) -> float:
+    """The `Survival.scores` entry of one point, crowding only its own front.
+
+    Args:
+        objectives: Array of shape (n_points, n_objectives).
+        directions: "min" or "max" per objective, or one string for all.
+        violations: Optional total constraint violation per point.
+        index: The point.
+
+    Returns:
+        rank + (position in its front) / (front size) of point `index`.
+
+    Example:
+    >>> survival_score([[2, 3], [0, 4], [1, 2], [4, 0]], "min", None, 2)
+    0.6666666666666666
+    """
+    minimised, effective = _prepare(objectives, directions, violations)
+    ranks = _ranks(minimised, effective)
+    ordered = _ordered_front(minimised, np.flatnonzero(ranks == ranks[index]))
+    position = int(np.flatnonzero(ordered == index)[0])
+    return float(_front_scores(int(ranks[index]), ordered.size)[position])
+
+
+def _ordered_front(minimised: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """The points of one front (ascending indices) by crowding distance, ties by index."""
+    crowding = crowding_distance(minimised[front])
+    return front[np.lexsort((front, -crowding))]
+
+
+def _front_scores(rank: int, size: int) -> np.ndarray:
+    """Scores of a front's points in survival order: rank + position / size."""
+    return rank + np.arange(size) / size
+
+
+def survival_order(
+    objectives: ArrayLike,
+    directions: str | Sequence[str],
+    violations: ArrayLike | None = None,
+    count: int | None = None,
+) -> np.ndarray:
+    """All point indices (or the first `count`), best first, in NSGA-II's total order.
+
+    The order of `survival` (rank, then crowding distance, then index),
+    which takes the same arguments.
+
+    Returns:
+        An int64 permutation of range(n_points), or its first `count` entries.
 
     Example:
     >>> survival_order([[2, 3], [0, 4], [1, 2], [4, 0]], "min").tolist()
     [1, 3, 2, 0]
     """
-    ranks, distances = rank_and_crowd(objectives, directions, violations)
-    return np.lexsort((np.arange(ranks.shape[0]), -distances, ranks)).astype(np.int64)
+    return survival(objectives, directions, violations, count).order
 
 
 def hypervolume(
