@@ -396,16 +396,16 @@ def run_search(
         verbose=0,
         shuffle=False,
     )
-    front = tuner.pareto_front()
+    # The objectives as the search ranked them: alpha_norm over every completed trial.
+    ranking = tuner.result().rank()
+    front = ranking.front()
     if not front:
         raise RuntimeError(
             f"Search {name} has no feasible trial (all failed, over --max-params or not above "
             f"chance); see {work / 'search' / name}."
         )
-    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
-    # The objectives as the search ranked them: alpha_norm over every completed trial.
-    values = tuner.oracle.objective_values(completed)
-    rows = dict(zip((t.trial_id for t in completed), values, strict=True))
+    completed = ranking.trials
+    rows = dict(zip((t.trial_id for t in completed), ranking.objectives, strict=True))
     pick = front[trade_off_point(np.array([rows[t.trial_id] for t in front]))]
     figures = tuner.figures(pick)
     summary_path = work / "search" / f"{name}_summary.json"

@@ -176,14 +176,18 @@ def _search_dir(path: str) -> runs.RunDirectory:
     return run
 
 
-def _find_trial(oracle, trial_id: str):
-    trial = oracle.trials.get(trial_id)
-    if trial is None:
-        known = ", ".join(sorted(oracle.trials)) or "none"
-        raise click.BadParameter(
-            f"no trial {trial_id!r} in this search (trials: {known}).", param_hint="--trial"
-        )
-    return trial
+def _find_trial(result, trial_id: str):
+    try:
+        return result.trial(trial_id)
+    except KeyError as error:
+        raise click.BadParameter(error.args[0], param_hint="--trial") from None
+
+
+def _trial_model(result, trial):
+    try:
+        return result.load_model(trial)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--trial") from None
 
 
 def _write_result(result, stem: pathlib.Path) -> list[pathlib.Path]:
@@ -616,9 +620,10 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
 def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) -> None:
     from flatnas_tf.cli import models, report
 
-    written = report.write_report(tuner.oracle, run.report_dir)
-    front = tuner.oracle.pareto_front()
-    click.echo(f"\nPareto front ({len(front)} of {len(tuner.oracle.trials)} trials):")
+    result = models.search_result(run, settings)
+    written = report.write_report(result, run.report_dir)
+    front = result.front()
+    click.echo(f"\nPareto front ({len(front)} of {len(result.trials)} trials):")
     click.echo(tuner.results_table(front))
     if not front:
         click.echo(
@@ -630,25 +635,24 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
         if options["ood"] != "none":
             from flatnas_tf.ood import evaluate_ood
 
-            model = models.trial_model(run.project_dir, trial, settings)
+            model = result.load_model(trial)
             source = "cifar10_corrupted" if options["ood"] == "cifar10_corrupted" else data
-            result = evaluate_ood(
+            ood = evaluate_ood(
                 model,
                 source,
                 max_examples=options["ood_examples"],
                 clean=data,
                 data_dir=options["data_dir"],
             )
-            _write_result(result, run.ood_dir / f"trial_{trial.trial_id}")
+            _write_result(ood, run.ood_dir / f"trial_{trial.trial_id}")
             click.echo(
                 f"OOD trial {trial.trial_id}: mean corruption accuracy "
-                f"{100 * result.mean_corruption_accuracy:.1f}%, mCE {result.mce:.1f}"
+                f"{100 * ood.mean_corruption_accuracy:.1f}%, mCE {ood.mce:.1f}"
             )
         if options["export"]:
-            model = model or models.trial_model(run.project_dir, trial, settings)
-            for note in models.export_model(
-                model, run.model_dir(trial.trial_id), models.manifest(trial, settings), tflite=False
-            ):
+            target = run.model_dir(trial.trial_id)
+            metadata = models.export_metadata(settings)
+            for note in result.export(trial, target, metadata=metadata, model=model):
                 click.echo(note)
     click.echo(f"Report: {written['report.md']}")
     if options["export"] and front:
@@ -794,10 +798,11 @@ def supernet(**options: Any) -> None:
 @_fail_cleanly
 def report(directory: str, alpha: float | None) -> None:
     """Rebuild the report of a search directory (also while it runs)."""
-    from flatnas_tf.cli.report import load_oracle, write_report
+    from flatnas_tf.cli.report import write_report
+    from flatnas_tf.tuners.result import SearchResult
 
     run = _search_dir(directory)
-    written = write_report(load_oracle(run.project_dir), run.report_dir, alpha=alpha)
+    written = write_report(SearchResult.load(run.project_dir), run.report_dir, alpha=alpha)
     for name, path in written.items():
         click.echo(f"{name}: {path}")
 
@@ -818,21 +823,18 @@ def report(directory: str, alpha: float | None) -> None:
 def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     """Export models of a search: SavedModel, .keras and manifest.json."""
     from flatnas_tf.cli import models
-    from flatnas_tf.cli.report import load_oracle
 
     run = _search_dir(directory)
     settings = run.settings()
-    oracle = load_oracle(run.project_dir)
-    trials = [_find_trial(oracle, t) for t in trial_ids] or oracle.pareto_front()
+    result = models.search_result(run, settings)
+    trials = [_find_trial(result, t) for t in trial_ids] or result.front()
     if not trials:
         raise click.UsageError(f"{directory} has no finished trial on a Pareto front yet.")
     for trial in trials:
-        try:
-            model = models.trial_model(run.project_dir, trial, settings)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="--trial") from None
+        model = _trial_model(result, trial)
         target = run.model_dir(trial.trial_id)
-        for note in models.export_model(model, target, models.manifest(trial, settings), tflite):
+        metadata = models.export_metadata(settings)
+        for note in result.export(trial, target, tflite, metadata, model):
             click.echo(note)
         click.echo(f"trial {trial.trial_id}: {target}")
 
@@ -924,10 +926,10 @@ def train(**options: Any) -> None:
             raise click.UsageError("--search needs --trial ID (see the search's report).")
         run = _search_dir(options["search_dir"])
         settings.update(run.settings())
-        from flatnas_tf.cli.report import load_oracle
+        from flatnas_tf.tuners.result import SearchResult
 
         values = _find_trial(
-            load_oracle(run.project_dir), options["trial_id"]
+            SearchResult.load(run.project_dir), options["trial_id"]
         ).hyperparameters.values
     elif options["hyperparameters"]:
         try:
@@ -1050,6 +1052,7 @@ def evaluate(**options: Any) -> None:
     import numpy as np
 
     from flatnas_tf.cli import models
+    from flatnas_tf.export import load_model
     from flatnas_tf.ood import evaluate_ood
 
     target = pathlib.Path(options["target"])
@@ -1059,13 +1062,9 @@ def evaluate(**options: Any) -> None:
             raise click.UsageError("TARGET is a search directory: pass --trial ID.")
         run = _search_dir(str(target))
         settings = run.settings()
-        from flatnas_tf.cli.report import load_oracle
-
-        trial = _find_trial(load_oracle(run.project_dir), options["trial_id"])
-        try:
-            model = models.trial_model(run.project_dir, trial, settings)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="--trial") from None
+        result = models.search_result(run, settings)
+        trial = _find_trial(result, options["trial_id"])
+        model = _trial_model(result, trial)
         out = pathlib.Path(options["out"] or run.root / "evaluate" / f"trial_{trial.trial_id}")
     else:
         out = pathlib.Path(options["out"] or (target.parent if target.is_file() else target))
@@ -1081,7 +1080,7 @@ def evaluate(**options: Any) -> None:
     )
     if not settings:
         try:
-            model = models.load_model_file(target, data.input_shape)
+            model = load_model(target, data.input_shape)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="TARGET") from None
     x, y = zip(*data.test.as_numpy_iterator(), strict=True)

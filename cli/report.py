@@ -1,25 +1,16 @@
 """The report of a search directory: Pareto front, every trial, hypervolume, plots.
 
-`flatnas-tf report` rebuilds it from KerasTuner's files alone, for a finished
-search or one still running, without the hypermodel:
+`flatnas-tf report` writes it from a `SearchResult` (the search's files alone,
+for a finished search or one still running, without the hypermodel):
 
-    oracle = FlatNASOracle of the saved mode, pointed at the directory, reload()
-             (oracle.json + trial_*/trial.json; mode, alpha, max_params,
-             population size and constraints come back from the saved state;
-             a file caught half-written is read again, `attempts` times)
-    alpha  = the saved alpha, or the one passed (re-ranking without retraining:
-             set on the oracle while the report is computed, then restored;
-             nothing is ever written back to the search directory)
-    front  = oracle.pareto_front()            feasible completed trials, rank 0
+    alpha  = the saved alpha, or the one passed (re-ranked without retraining
+             by `SearchResult.rank`; nothing is written back to the search)
+    front  = result.front(alpha)              feasible completed trials, rank 0
     per trial (all statuses): generation, on_front, feasible, FIGURES, the
-             oracle's objective values (over the completed archive, as it ranks)
-    HV(g)  = pareto.hypervolume of the completed, feasible trials of
-             generations <= g, in the raw objectives
-                 (val_accuracy "max", robustness "min", params "min")
-             reference point r = (0, 100, P):
-                 accuracy 0; R = 100 percentage points (R = 100 * mean |acc0 -
-                 acc_m| can never exceed it); P = max_params, or without a
-                 limit 1.1 x the largest params of a counted trial
+             objective values of that ranking (over the completed archive)
+    HV(g)  = result.hypervolume(): of the completed, feasible trials of
+             generations <= g, reference (accuracy 0, R 100, params P); see
+             `flatnas_tf.tuners.result`
     HV_frac(g) = HV(g) / (1 * 100 * P)        the fraction of the reference box
 
 Files written (names are the keys of `write_report`'s result):
@@ -40,27 +31,24 @@ matplotlib's Agg backend, imported only when a report is drawn.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
 import json
 import math
 import os
-import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.engine.trial import TrialStatus
 
 from flatnas_tf.storage import write_bytes, write_text
-from flatnas_tf.tuners import pareto
-from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES, FlatNASOracle, trial_figures
+from flatnas_tf.tuners.result import HV_OBJECTIVES, HypervolumeHistory, SearchResult
+from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES
 
-__all__ = ["FILES", "HV_OBJECTIVES", "R_REFERENCE", "load_oracle", "write_report"]
+__all__ = ["FILES", "write_report"]
 
 #: The files of a report, in the output directory.
 PARETO_JSON = "pareto.json"
@@ -71,99 +59,6 @@ ROBUSTNESS_PNG = "accuracy_vs_robustness.png"
 HYPERVOLUME_PNG = "hypervolume.png"
 #: Every file name a report writes (the keys `write_report` returns), plots last.
 FILES = (PARETO_JSON, TRIALS_CSV, REPORT_MD, FRONT_PNG, ROBUSTNESS_PNG, HYPERVOLUME_PNG)
-#: The raw objectives of the hypervolume, with their directions.
-HV_OBJECTIVES = (("val_accuracy", "max"), ("robustness", "min"), ("params", "min"))
-#: Reference value of R (percentage points) for the hypervolume: R's largest possible value.
-R_REFERENCE = 100.0
-#: Reference params = this factor x the largest counted params when there is no max_params.
-PARAMS_MARGIN = 1.1
-
-
-# -- loading ------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
-
-
-def _load_once(project_dir: Path) -> FlatNASOracle:
-    state = _read_json(project_dir / "oracle.json")
-    saved = state.get("flatnas")
-    if not isinstance(saved, dict) or "nsga2" not in state:
-        raise ValueError(
-            f"{project_dir / 'oracle.json'} was not written by a FlatNASOracle (no 'flatnas' "
-            "state); pass the project directory of a flatnas-tf search."
-        )
-    # The objectives are fixed by the constructor's mode (set_state restores the mode
-    # attribute but not the objectives), so the oracle is built in the saved mode.
-    oracle = FlatNASOracle(
-        mode=saved.get("mode", "flatnas"),
-        alpha=saved.get("alpha", 0.5),
-        max_params=saved.get("max_params"),
-        population_size=int(state["nsga2"]["population_size"]),
-        max_trials=None,
-    )
-    # As keras_tuner's BaseTuner does: directory and project name, then reload().
-    oracle._set_project_dir(str(project_dir.parent), project_dir.name)
-    oracle.repairs_files = False  # a reader: the search (maybe running) repairs its own files
-    oracle.reload()
-    return oracle
-
-
-def load_oracle(
-    project_dir: str | os.PathLike[str], attempts: int = 5, delay: float = 0.2
-) -> FlatNASOracle:
-    """Rebuilds the oracle of a flatnas-tf search from its directory.
-
-    Reads `<project_dir>/oracle.json` and every `trial_*/trial.json`, as
-    KerasTuner does when a tuner resumes, but without a hypermodel or a tuner.
-    The saved state wins over defaults: mode, alpha, max_params, population
-    size, constraints, the space and the trial order come back from it. A
-    running search may be caught writing a file: a file that is not valid JSON
-    is read again after `delay` seconds, up to `attempts` times in all.
-
-    Args:
-        project_dir: The search's project directory (`<directory>/<project_name>`),
-            the one holding `oracle.json`.
-        attempts: Reads before giving up on a file that is not valid JSON (>= 1).
-        delay: Seconds to wait between reads.
-
-    Returns:
-        A `FlatNASOracle` holding every trial of the search. Ongoing trials keep
-        their RUNNING status; nothing is written to the directory.
-
-    Raises:
-        ValueError: If the directory holds no `oracle.json`, was not written by
-            a `FlatNASOracle`, or a file stays unreadable.
-
-    Example:
-    ```python
-    oracle = load_oracle("runs/c10")
-    [t.trial_id for t in oracle.pareto_front()]
-    ```
-    """
-    path = Path(project_dir).expanduser().resolve()
-    if not (path / "oracle.json").is_file():
-        raise ValueError(
-            f"{path} is not a flatnas-tf search directory (no oracle.json); pass the project "
-            "directory <directory>/<project_name> of a `flatnas-tf search`."
-        )
-    attempts = max(1, int(attempts))
-    for attempt in range(attempts):
-        try:
-            return _load_once(path)
-        except json.JSONDecodeError as error:
-            if attempt == attempts - 1:
-                raise ValueError(
-                    f"A file of {path} is not valid JSON after {attempts} reads {delay} s apart "
-                    f"({error}); if the search is running, try again; otherwise the file is "
-                    "damaged."
-                ) from error
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 # -- the figures of a report --------------------------------------------------------
 
 
@@ -182,31 +77,11 @@ class _Row:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Hypervolume:
-    reference: tuple[float, float, float] | None
-    generations: list[int]
-    counted: list[int]  # trials counted per generation
-    values: list[float]
-
-    @property
-    def box(self) -> float:
-        """Volume between the ideal point (accuracy 1, R 0, params 0) and the reference."""
-        if self.reference is None:
-            return math.nan
-        accuracy, robustness, params = self.reference
-        return (1.0 - accuracy) * robustness * params
-
-    @property
-    def fractions(self) -> list[float]:
-        return [value / self.box for value in self.values]
-
-
-@dataclasses.dataclass(frozen=True)
 class _Report:
     settings: dict[str, Any]
     rows: list[_Row]  # creation order
-    front: list[_Row]  # the oracle's order (survival order)
-    hypervolume: _Hypervolume
+    front: list[_Row]  # the ranking's order (survival order)
+    hypervolume: HypervolumeHistory
 
     @property
     def counts(self) -> dict[str, int]:
@@ -237,129 +112,47 @@ class _Report:
         return "figure_missing"
 
 
-def _generation(oracle: FlatNASOracle, trial_id: str) -> int | None:
-    try:
-        return oracle.generation_of(trial_id)
-    except ValueError:  # trial.json written, oracle.json not yet
-        return None
-
-
-def _ordered_trials(oracle: FlatNASOracle) -> list[Trial]:
-    """Every trial, in creation order; ones oracle.json does not list yet at the end."""
-    listed = [oracle.trials[i] for i in oracle.start_order if i in oracle.trials]
-    known = {trial.trial_id for trial in listed}
-    rest = sorted((t for i, t in oracle.trials.items() if i not in known), key=lambda t: t.trial_id)
-    return listed + rest
-
-
-def _hypervolume(oracle: FlatNASOracle, rows: Sequence[_Row]) -> _Hypervolume:
-    names = [name for name, _ in HV_OBJECTIVES]
-    directions = [direction for _, direction in HV_OBJECTIVES]
-    counted = [
-        row
-        for row in rows
-        if row.status == TrialStatus.COMPLETED
-        and row.generation is not None
-        and row.feasible
-        and all(math.isfinite(row.figures[name]) for name in names)
-    ]
-    generations = sorted({row.generation for row in rows if row.generation is not None})
-    if oracle.max_params is not None:
-        params_reference = float(oracle.max_params)
-    elif counted:
-        params_reference = PARAMS_MARGIN * max(row.figures["params"] for row in counted)
-    else:
-        return _Hypervolume(None, generations, [0] * len(generations), [0.0] * len(generations))
-    reference = (0.0, R_REFERENCE, params_reference)
-    sizes, values = [], []
-    for generation in generations:
-        points = [
-            [row.figures[n] for n in names] for row in counted if row.generation <= generation
-        ]
-        sizes.append(len(points))
-        values.append(
-            pareto.hypervolume(np.reshape(points, (-1, 3)), directions, reference)
-            if points
-            else 0.0
-        )
-    return _Hypervolume(reference, generations, sizes, values)
-
-
-@contextlib.contextmanager
-def _alpha_applied(oracle: FlatNASOracle, alpha: float | None) -> Iterator[None]:
-    """Sets `alpha` (if any) on the oracle meanwhile; restores it and the trials' scores.
-
-    Ranking refreshes the scores of the trials it sorts; a report leaves the
-    oracle as it found it.
-    """
+def _compute(result: SearchResult, alpha: float | None) -> _Report:
     if alpha is not None and (
         isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1
     ):
         raise ValueError(f"`alpha` must be a number in [0, 1] or None; received alpha={alpha!r}.")
-    saved_alpha = oracle.alpha
-    scores = {trial_id: trial.score for trial_id, trial in oracle.trials.items()}
-    if alpha is not None:
-        oracle.alpha = float(alpha)
-    try:
-        yield
-    finally:
-        oracle.alpha = saved_alpha
-        for trial_id, score in scores.items():
-            if trial_id in oracle.trials:
-                oracle.trials[trial_id].score = score
-
-
-def _compute(oracle: FlatNASOracle, alpha: float | None) -> _Report:
-    saved_alpha = oracle.alpha
-    with _alpha_applied(oracle, alpha):
-        completed = oracle._completed()
-        front_ids = [trial.trial_id for trial in oracle.pareto_front()]
-        objectives, violations = oracle._evaluate(completed)
-        alpha_norm = oracle.alpha_norm(completed) if oracle.mode == "flatnas" else None
-        used_alpha = oracle.alpha
-    names = oracle.objective_names
-    by_id = {
-        trial.trial_id: (values, violation)
-        for trial, values, violation in zip(completed, objectives, violations, strict=True)
-    }
+    ranking = result.rank(alpha)
+    objectives = result.objectives()
+    names = [name for name, _ in objectives]
+    front_ids = [trial.trial_id for trial in ranking.front()]
+    feasible = ranking.feasible
+    ranked = {trial.trial_id: row for row, trial in enumerate(ranking.trials)}
     rows = []
-    for trial in _ordered_trials(oracle):
-        values, violation = by_id.get(trial.trial_id, (np.full(len(names), np.nan), math.inf))
+    for trial in result.trials:
+        row = ranked.get(trial.trial_id)
+        values = ranking.objectives[row] if row is not None else np.full(len(names), np.nan)
         rows.append(
             _Row(
                 trial_id=trial.trial_id,
                 status=str(trial.status),
-                generation=_generation(oracle, trial.trial_id),
+                generation=result.generation_of(trial),
                 on_front=trial.trial_id in front_ids,
-                feasible=bool(violation == 0 and np.isfinite(values).all()),
-                figures=trial_figures(trial),
+                feasible=bool(row is not None and feasible[row]),
+                figures=result.figures(trial),
                 objectives={n: float(v) for n, v in zip(names, values, strict=True)},
                 hyperparameters=dict(trial.hyperparameters.values),
             )
         )
     row_of = {row.trial_id: row for row in rows}
     settings = {
-        "project_dir": _project_dir(oracle),
-        "mode": oracle.mode,
-        "alpha": used_alpha,
-        "saved_alpha": saved_alpha,
-        "alpha_norm": alpha_norm,
-        "max_params": oracle.max_params,
-        "chance_significance": oracle.chance_significance,
-        "population_size": oracle.population_size,
-        "objectives": [
-            {"name": n, "direction": d}
-            for n, d in zip(names, oracle.objective_directions(), strict=True)
-        ],
+        "project_dir": None if result.project_dir is None else str(result.project_dir),
+        "mode": result.mode,
+        "alpha": result.alpha if alpha is None else float(alpha),
+        "saved_alpha": result.alpha,
+        "alpha_norm": result.alpha_norm() if result.mode == "flatnas" else None,
+        "max_params": result.max_params,
+        "chance_significance": result.chance_significance,
+        "population_size": result.population_size,
+        "objectives": [{"name": n, "direction": d} for n, d in objectives],
         "generations": len({row.generation for row in rows} - {None}),
     }
-    return _Report(settings, rows, [row_of[i] for i in front_ids], _hypervolume(oracle, rows))
-
-
-def _project_dir(oracle: FlatNASOracle) -> str | None:
-    directory = getattr(oracle, "_directory", None)
-    name = getattr(oracle, "_project_name", None)
-    return None if directory is None or name is None else os.path.join(str(directory), name)
+    return _Report(settings, rows, [row_of[i] for i in front_ids], result.hypervolume())
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -407,7 +200,8 @@ def _number(value: float) -> str:
     return "" if not math.isfinite(value) else format(value, ".10g")
 
 
-def _to_csv(report: _Report, objective_names: Sequence[str]) -> str:
+def _to_csv(report: _Report) -> str:
+    objective_names = [objective["name"] for objective in report.settings["objectives"]]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     objective_columns = [f"objective_{name}" for name in objective_names]
@@ -708,7 +502,7 @@ def _save(plt: Any, fig: Any, path: Path) -> None:
 
 
 def write_report(
-    oracle: FlatNASOracle,
+    result: SearchResult,
     out_dir: str | os.PathLike[str],
     alpha: float | None = None,
     plots: bool = True,
@@ -716,15 +510,14 @@ def write_report(
     """Writes the report of a search: JSON, CSV, Markdown and PNG plots.
 
     What is computed, the hypervolume's reference point and the files are
-    described in the module docstring. The oracle may belong to a running
-    search: trials still RUNNING are listed with their status.
+    described in the module docstring. The search may be running: trials
+    still RUNNING are listed with their status.
 
     Args:
-        oracle: The search's oracle, e.g. from `load_oracle`.
+        result: The search, e.g. `SearchResult.load(directory)`.
         out_dir: Directory to write into (created if needed).
         alpha: Re-rank the front under this alpha (mode "flatnas") without
-            retraining; None keeps the saved one. The oracle's alpha and
-            scores are restored afterwards; nothing is saved.
+            retraining; None keeps the saved one. Nothing is written back.
         plots: Whether to draw the PNG plots (needs matplotlib).
 
     Returns:
@@ -737,7 +530,7 @@ def write_report(
 
     Example:
     ```python
-    paths = write_report(load_oracle("runs/c10"), "runs/c10/report", alpha=0.8)
+    paths = write_report(SearchResult.load("runs/c10/search"), "runs/c10/report", alpha=0.8)
     print(paths["report.md"])
     ```
     """
@@ -751,12 +544,12 @@ def write_report(
             ) from error
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    report = _compute(oracle, alpha)
+    report = _compute(result, alpha)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in (PARETO_JSON, TRIALS_CSV, REPORT_MD)}
     write_text(paths[PARETO_JSON], _to_json(report))
-    write_text(paths[TRIALS_CSV], _to_csv(report, oracle.objective_names))
+    write_text(paths[TRIALS_CSV], _to_csv(report))
     write_text(paths[REPORT_MD], _to_markdown(report, plots))
     if plots:
         drawers = {

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,7 +53,7 @@ def search_dir(tmp_path_factory):
 
     FlatNASTuner.run_trial = interrupted_in_second_trial
     try:
-        first = CliRunner().invoke(main, ["search", "--out", str(out), *TINY])
+        first = CliRunner().invoke(main, ["search", "--out", str(out), *TINY, "--no-export"])
     finally:
         FlatNASTuner.run_trial = original
     assert first.exit_code == 130, first.output
@@ -60,7 +61,8 @@ def search_dir(tmp_path_factory):
     finished = json.loads((out / "search" / "trial_0" / "trial.json").read_text())
     assert finished["status"] == "COMPLETED"
 
-    second = _run("search", "--out", out, *TINY)
+    # Exports are tested through `export` (and through the supernet search).
+    second = _run("search", "--out", out, *TINY, "--no-export")
     assert second.exit_code == 0, second.output
     return out, first.output, second.output
 
@@ -89,22 +91,6 @@ def test_search_writes_report_files_that_parse(search_dir):
     assert len(list(report.glob("*.png"))) >= 3
 
 
-def test_exported_saved_model_reproduces_the_model(search_dir):
-    out, _, _ = search_dir
-    exported = sorted((out / "models").glob("trial_*"))
-    assert exported
-    target = exported[0]
-    manifest = json.loads((target / "manifest.json").read_text())
-    assert manifest["input_shape"] == [8, 8, 1] and len(manifest["label_names"]) == 10
-    import keras
-
-    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
-    loaded = tf.saved_model.load(str(target / "saved_model"))
-    served = loaded.serve(x).numpy()
-    keras_model = keras.models.load_model(target / "model.keras")
-    np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), atol=1e-5)
-
-
 def test_report_command_rebuilds_and_reranks(search_dir):
     out, _, _ = search_dir
     result = _run("report", out, "--alpha", "1.0")
@@ -118,6 +104,15 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     trial_id = str(front[0]["trial_id"])
     exported = _run("export", out, "--trial", trial_id)
     assert exported.exit_code == 0, exported.output
+    target = out / "models" / f"trial_{trial_id}"
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["input_shape"] == [8, 8, 1] and len(manifest["label_names"]) == 10
+    assert manifest["trial_id"] == trial_id and manifest["data"] == "digits"
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
+    loaded = tf.saved_model.load(str(target / "saved_model"))  # keep it: it owns the variables
+    served = loaded.serve(x).numpy()
+    keras_model = keras.models.load_model(target / "model.keras")
+    np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), atol=1e-5)
     evaluated = _run(
         "evaluate", out, "--trial", trial_id, "--max-examples", "20", "--out", tmp_path / "eval"
     )

@@ -12,8 +12,8 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from flatnas_tf.cli import report
-from flatnas_tf.cli.report import FILES, load_oracle, write_report
+from flatnas_tf.cli.report import FILES, write_report
+from flatnas_tf.tuners.result import SearchResult
 from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle
 
 pytest.importorskip("matplotlib")
@@ -131,37 +131,33 @@ def _assert_png(path):
     assert len(data) > 5_000
 
 
-def test_load_oracle_rebuilds_the_search(search):
+def test_search_result_rebuilds_the_search(search):
     original, project = search
-    loaded = load_oracle(project)
-    assert isinstance(loaded, FlatNASOracle)
+    loaded = SearchResult.load(project)
     assert (loaded.mode, loaded.alpha, loaded.max_params) == ("flatnas", 0.5, MAX_PARAMS)
     assert loaded.population_size == 4
-    assert loaded.start_order == original.start_order
-    assert {i: t.status for i, t in loaded.trials.items()} == {
+    assert [t.trial_id for t in loaded.trials] == original.start_order
+    assert {t.trial_id: t.status for t in loaded.trials} == {
         i: t.status for i, t in original.trials.items()
     }
-    assert [t.trial_id for t in loaded.pareto_front()] == [
-        t.trial_id for t in original.pareto_front()
-    ]
-    statuses = sorted(t.status for t in loaded.trials.values())
+    assert [t.trial_id for t in loaded.front()] == [t.trial_id for t in original.pareto_front()]
+    statuses = sorted(t.status for t in loaded.trials)
     assert statuses.count("RUNNING") == 1 and statuses.count("FAILED") == 1
 
 
-def test_load_oracle_restores_the_saved_mode(tmp_path):
+def test_search_result_restores_the_saved_mode(tmp_path):
     original, project = _make_search(tmp_path, mode="pareto", alpha=0.2)
-    loaded = load_oracle(project)
+    loaded = SearchResult.load(project)
     assert (loaded.mode, loaded.alpha) == ("pareto", 0.2)
-    assert loaded.objective_names == ["val_accuracy", "robustness", "params"]
-    front = [t.trial_id for t in loaded.pareto_front()]
+    assert [name for name, _ in loaded.objectives()] == ["val_accuracy", "robustness", "params"]
+    front = [t.trial_id for t in loaded.front()]
     assert front == [t.trial_id for t in original.pareto_front()]
-    assert set(front) == _brute_force_front(loaded)
+    assert set(front) == _brute_force_front(original)
 
 
 def test_write_report_files(search, tmp_path):
-    _, project = search
-    oracle = load_oracle(project)
-    paths = write_report(oracle, tmp_path / "out")
+    oracle, project = search  # the oracle that wrote the search
+    paths = write_report(SearchResult.load(project), tmp_path / "out")
     assert set(paths) == set(FILES)
     assert all(path.parent == tmp_path / "out" and path.exists() for path in paths.values())
 
@@ -238,7 +234,7 @@ def test_trials_at_chance_are_counted_and_explained(tmp_path):
         p_value = 0.6 if accuracy < 0.2 else 1e-12  # the collapsed one: R 0, at chance
         _run(oracle, _figures(accuracy, robustness, params, chance_p_value=p_value))
     oracle.save()
-    paths = write_report(load_oracle(tmp_path / "search"), tmp_path / "report")
+    paths = write_report(SearchResult.load(tmp_path / "search"), tmp_path / "report")
     counts = json.loads(paths["pareto.json"].read_text())["counts"]
     assert counts["infeasible"] == counts["at_chance"] == 1
     text = paths["report.md"].read_text()
@@ -249,8 +245,7 @@ def test_trials_at_chance_are_counted_and_explained(tmp_path):
 
 def test_hypervolume_per_generation_brute_force(search):
     _, project = search
-    oracle = load_oracle(project)
-    hv = report._compute(oracle, None).hypervolume
+    hv = SearchResult.load(project).hypervolume()
     # Generation 0 holds trials 0-3: three trained ones plus the infeasible one.
     points = np.array([[a, r, p] for a, r, p in TRAINED[:3]])
     # The union of the boxes [0, acc] x [R, 100] x [params, MAX_PARAMS]: slices of
@@ -274,9 +269,9 @@ def test_hypervolume_per_generation_brute_force(search):
 
 def test_hypervolume_reference_without_max_params(tmp_path):
     _, project = _make_search(tmp_path, max_params=None)
-    oracle = load_oracle(project)
-    assert oracle.max_params is None and set(oracle.constraints) == {"chance_p_value"}
-    hv = report._compute(oracle, None).hypervolume
+    result = SearchResult.load(project)
+    assert result.max_params is None and result.chance_significance is not None
+    hv = result.hypervolume()
     largest = max(params for _, _, params in TRAINED)
     assert hv.reference == pytest.approx((0.0, 100.0, 1.1 * largest))
     assert hv.counted == [3, 6, 6]  # the untrained trial has no accuracy: never counted
@@ -286,28 +281,29 @@ def test_hypervolume_reference_without_max_params(tmp_path):
 def test_realpha_changes_the_front_without_writing_back(tmp_path):
     _, project = _make_search(tmp_path, alpha=1.0)
     saved = (project / "oracle.json").read_text()
-    oracle = load_oracle(project)
-    scores = {i: t.score for i, t in oracle.trials.items()}
-    paths = write_report(oracle, tmp_path / "a", plots=False)
+    result = SearchResult.load(project)
+    scores = {t.trial_id: t.score for t in result.trials}
+    paths = write_report(result, tmp_path / "a", plots=False)
     assert set(paths) == {"pareto.json", "trials.csv", "report.md"}
     assert not (tmp_path / "a" / "front.png").exists()
     error_only = json.loads(paths["pareto.json"].read_text())
     flatness_only = json.loads(
-        write_report(oracle, tmp_path / "b", alpha=0.0, plots=False)["pareto.json"].read_text()
+        write_report(result, tmp_path / "b", alpha=0.0, plots=False)["pareto.json"].read_text()
     )
-    first, second = oracle.start_order[:2]  # trials 0 and 1 of TRAINED
+    first, second = [t.trial_id for t in result.trials[:2]]  # trials 0 and 1 of TRAINED
     front_a = {e["trial_id"] for e in error_only["front"]}
     front_b = {e["trial_id"] for e in flatness_only["front"]}
     assert first in front_a and second not in front_a
     assert second in front_b and first not in front_b
     assert (flatness_only["alpha"], flatness_only["saved_alpha"]) == (0.0, 1.0)
     assert "re-ranked; the search used 1" in (tmp_path / "b" / "report.md").read_text()
-    # Nothing written back, the oracle as it was.
+    # Nothing written back, the result as it was.
     assert (project / "oracle.json").read_text() == saved
-    assert oracle.alpha == 1.0
-    assert {i: t.score for i, t in oracle.trials.items()} == scores
+    assert result.alpha == 1.0
+    assert {t.trial_id: t.score for t in result.trials} == scores
+    assert [t.trial_id for t in result.front()] == [e["trial_id"] for e in error_only["front"]]
     with pytest.raises(ValueError, match="alpha"):
-        write_report(oracle, tmp_path / "c", alpha=1.5, plots=False)
+        write_report(result, tmp_path / "c", alpha=1.5, plots=False)
 
 
 def test_report_with_no_completed_trial(tmp_path):
@@ -315,14 +311,14 @@ def test_report_with_no_completed_trial(tmp_path):
     oracle._set_project_dir(str(tmp_path), "empty")
     oracle.verbose = 0
     oracle.save()
-    paths = write_report(load_oracle(tmp_path / "empty"), tmp_path / "out0")
+    paths = write_report(SearchResult.load(tmp_path / "empty"), tmp_path / "out0")
     assert json.loads(paths["pareto.json"].read_text())["front"] == []
     assert "No completed trials yet" in paths["report.md"].read_text()
     assert paths["trials.csv"].read_text().count("\n") == 1  # the header only
 
     _run(oracle, None, status="RUNNING")
     oracle.save()
-    paths = write_report(load_oracle(tmp_path / "empty"), tmp_path / "out1")
+    paths = write_report(SearchResult.load(tmp_path / "empty"), tmp_path / "out1")
     text = paths["report.md"].read_text()
     assert "| RUNNING | 1 |" in text and "no hypervolume" in text
     for name in PLOTS:
@@ -342,24 +338,24 @@ def test_half_written_oracle_json_is_read_again(search):
     writer = threading.Thread(target=finish)
     writer.start()
     try:
-        oracle = load_oracle(project, attempts=20, delay=0.05)
+        result = SearchResult.load(project, attempts=20, delay=0.05)
     finally:
         writer.join()
-    assert len(oracle.trials) == 9
+    assert len(result.trials) == 9
 
 
 def test_unreadable_oracle_json_gives_up(search):
     _, project = search
     (project / "oracle.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON after 2 reads"):
-        load_oracle(project, attempts=2, delay=0.01)
+        SearchResult.load(project, attempts=2, delay=0.01)
 
 
 def test_not_a_search_directory(tmp_path):
     with pytest.raises(ValueError, match="is not a flatnas-tf search directory") as error:
-        load_oracle(tmp_path)
+        SearchResult.load(tmp_path)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "oracle.json").exists()
     (tmp_path / "oracle.json").write_text(json.dumps({"seed": 1}))
     with pytest.raises(ValueError, match="not written by a FlatNASOracle"):
-        load_oracle(tmp_path)
+        SearchResult.load(tmp_path)

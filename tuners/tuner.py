@@ -52,13 +52,14 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial
 from keras_tuner.src.distribute import utils as dist_utils
+from keras_tuner.src.engine.objective import create_objective
 
 from flatnas_tf import storage
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
@@ -67,6 +68,9 @@ from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.tuners import distributed
 from flatnas_tf.tuners.durable import ORACLE_FILE
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle, last_value
+
+if TYPE_CHECKING:
+    from flatnas_tf.tuners.result import SearchResult
 
 MODES = ("flatnas", "pareto")
 
@@ -292,7 +296,7 @@ class FlatNASOracle(NSGA2Oracle):
         if saved.get("mode", self.mode) != self.mode:  # the saved search's objectives win
             self.mode = saved["mode"]
             self.objectives = _mode_objectives(self.mode)
-            self.objective = keras_tuner.engine.objective.create_objective(self.objectives)
+            self.objective = create_objective(self.objectives)
         self.alpha = saved.get("alpha", self.alpha)
         self.max_params = saved.get("max_params", self.max_params)
 
@@ -697,6 +701,26 @@ class FlatNASTuner(keras_tuner.Tuner):
                 "search directory with overwrite=False after the search."
             )
         return front()
+
+    def result(self) -> SearchResult:
+        """This search as a `SearchResult`: trials, ranking, front, hypervolume, models.
+
+        It reads the oracle itself (not a copy), so it follows a running
+        search; re-ranking it (`rank(alpha=...)`) changes nothing here.
+
+        Returns:
+            A `SearchResult` with this tuner's hypermodel.
+
+        Example:
+        ```python
+        tuner.search(train, validation_data=val, epochs=8)
+        result = tuner.result()
+        result.front(), result.hypervolume().values
+        ```
+        """
+        from flatnas_tf.tuners.result import SearchResult
+
+        return SearchResult(self.oracle, self.hypermodel)
 
     def figures(self, trial: Trial) -> dict[str, float]:
         """Every recorded figure of a trial (NaN when not measured).
