@@ -18,25 +18,55 @@ The public API is re-exported here:
   TFDS) with their tf.data pipelines.
 - `evaluate_ood`, `corrupt`: accuracy under corruptions (TFDS CIFAR-10-C or
   17 built-in TensorFlow corruptions), mCE.
+- `load_model`, `export_model`: export directories (SavedModel, `.keras`,
+  TFLite, manifest) and loading them.
+
+The namespace is lazy: `import flatnas_tf` imports neither TensorFlow nor
+Keras; each name imports its module on first use (`flatnas-tf --help` and
+`flatnas_tf.tuners.pareto` stay light). The Keras classes a `.keras` file
+names (`SAMModel`, `FusedBatchNormalization`, ...) are registered with Keras
+as soon as both Keras and flatnas_tf are imported, in either order, so
+`keras.models.load_model("model.keras")` works after `import flatnas_tf`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flatnas_tf import _lazy, _registration
 from flatnas_tf._version import __version__
-from flatnas_tf.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
-from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
-from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
-from flatnas_tf.flatness import (
-    FlatnessCallback,
-    PerturbedEvaluator,
-    RobustnessResult,
-    weight_robustness,
-)
-from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
-from flatnas_tf.losses import SparseCrossentropyWithSmoothing
-from flatnas_tf.ood import OODResult, evaluate_ood
-from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.sam import SAMModel
-from flatnas_tf.sandwich import SupernetSettings, load_supernet, train_supernet
-from flatnas_tf.supernet import SubNetworkModel, Supernet
+
+#: Each public name and the module that defines it, imported on first use.
+_EXPORTS = {
+    "BENCHMARK_CORRUPTIONS": "corruptions",
+    "CORRUPTIONS": "corruptions",
+    "corrupt": "corruptions",
+    "DatasetUnavailableError": "data",
+    "ImageDataset": "data",
+    "from_arrays": "data",
+    "load_dataset": "data",
+    "FusedBatchNormalization": "batchnorm",
+    "recalibrate_batch_norm": "batchnorm",
+    "FlatnessCallback": "flatness",
+    "PerturbedEvaluator": "flatness",
+    "RobustnessResult": "flatness",
+    "weight_robustness": "flatness",
+    "FlatNASHyperModel": "hypermodel",
+    "ResNetHyperModel": "hypermodel",
+    "TrainingSettings": "hypermodel",
+    "SparseCrossentropyWithSmoothing": "losses",
+    "OODResult": "ood",
+    "evaluate_ood": "ood",
+    "TrainingRegime": "regime",
+    "SAMModel": "sam",
+    "SupernetSettings": "sandwich",
+    "load_supernet": "sandwich",
+    "train_supernet": "sandwich",
+    "SubNetworkModel": "supernet",
+    "Supernet": "supernet",
+    "export_model": "export",
+    "load_model": "export",
+}
 
 __all__ = [
     "BENCHMARK_CORRUPTIONS",
@@ -60,10 +90,37 @@ __all__ = [
     "__version__",
     "corrupt",
     "evaluate_ood",
+    "export_model",
     "from_arrays",
     "load_dataset",
+    "load_model",
     "load_supernet",
     "recalibrate_batch_norm",
     "train_supernet",
     "weight_robustness",
 ]
+
+
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)
+
+
+_registration.register_when_keras_is_imported()
+
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from flatnas_tf.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
+    from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
+    from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
+    from flatnas_tf.export import export_model, load_model
+    from flatnas_tf.flatness import (
+        FlatnessCallback,
+        PerturbedEvaluator,
+        RobustnessResult,
+        weight_robustness,
+    )
+    from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
+    from flatnas_tf.losses import SparseCrossentropyWithSmoothing
+    from flatnas_tf.ood import OODResult, evaluate_ood
+    from flatnas_tf.regime import TrainingRegime
+    from flatnas_tf.sam import SAMModel
+    from flatnas_tf.sandwich import SupernetSettings, load_supernet, train_supernet
+    from flatnas_tf.supernet import SubNetworkModel, Supernet

@@ -35,3 +35,66 @@ def test_subpackages_install_under_the_flatnas_tf_namespace():
 def test_public_api_is_declared():
     for name in flatnas_tf.__all__:
         assert hasattr(flatnas_tf, name), name
+
+
+def _run(code: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout.strip()
+
+
+def test_import_is_lazy_and_pareto_needs_no_tensorflow():
+    loaded = _run(
+        "import sys, flatnas_tf, flatnas_tf.cli.main, flatnas_tf.tuners\n"
+        "from flatnas_tf.tuners import pareto\n"
+        "pareto.survival_order([[1, 2], [2, 1]], 'min')\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
+    )
+    assert loaded == "[]"
+
+
+def test_lazy_namespaces_declare_their_exports():
+    import flatnas_tf.tuners
+
+    for package in (flatnas_tf, flatnas_tf.tuners):
+        assert set(package.__all__) - {"__version__"} == set(package._EXPORTS)
+        assert set(package.__all__) <= set(dir(package))
+    assert flatnas_tf.tuners.pareto.fronts is flatnas_tf.tuners.fronts  # submodules too
+    try:
+        flatnas_tf.no_such_name  # noqa: B018
+    except AttributeError as error:
+        assert "no_such_name" in str(error)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
+
+
+_SAVE = (
+    "import flatnas_tf, keras, numpy as np\n"
+    "inputs = keras.Input((4,))\n"
+    "x = flatnas_tf.FusedBatchNormalization()(keras.layers.Dense(3)(inputs))\n"
+    "model = flatnas_tf.SAMModel(inputs, keras.layers.Dense(2)(x), rho=0.1)\n"
+    "model.compile(optimizer='sgd', loss=flatnas_tf.SparseCrossentropyWithSmoothing())\n"
+    "model.save({path!r})\n"
+    "print(model.predict(np.ones((1, 4)), verbose=0).round(5).tolist())\n"
+)
+_LOAD = {
+    "keras after flatnas_tf": "import flatnas_tf\nimport keras\nload = keras.models.load_model",
+    "tensorflow after flatnas_tf": (
+        "import flatnas_tf\nimport tensorflow as tf\nload = tf.keras.models.load_model"
+    ),
+    "keras before flatnas_tf": "import keras\nimport flatnas_tf\nload = keras.models.load_model",
+}
+
+
+def test_keras_files_load_after_import_flatnas_tf_in_any_order(tmp_path):
+    path = str(tmp_path / "model.keras")
+    expected = _run(_SAVE.format(path=path))
+    for how, prelude in _LOAD.items():
+        code = (
+            f"{prelude}\nimport numpy as np\nmodel = load({path!r})\n"
+            "print(isinstance(model, flatnas_tf.SAMModel))\n"
+            "print(model.predict(np.ones((1, 4)), verbose=0).round(5).tolist())"
+        )
+        assert _run(code).splitlines()[-2:] == ["True", expected], how

@@ -7,33 +7,53 @@
   trials; `distributed`: the chief's server and the workers' heartbeats.
 - `FlatNASTuner`, `FlatNASOracle`: one trial = SAM training + flatness, ranked
   on FlatNAS's objectives.
+- `SearchResult`: a search read from its directory (or `FlatNASTuner.result()`):
+  trials, figures, re-ranking, front, hypervolume history, models, export.
 - `SupernetTuner`: the same trials through a trained supernet (inherited
   weights, short fine-tuning), FlatNAS's weight-sharing regime.
 
-Import this package only as `flatnas_tf.tuners`.
+Import this package only as `flatnas_tf.tuners`. The namespace is lazy:
+each name imports its module (and with it KerasTuner and TensorFlow) on
+first use, so `flatnas_tf.tuners.pareto` needs neither.
 """
 
-from flatnas_tf.tuners.nsga2 import NSGA2Oracle
-from flatnas_tf.tuners.pareto import (
-    constrained_dominates,
-    crowding_distance,
-    fronts,
-    hypervolume,
-    non_dominated_ranks,
-    rank_and_crowd,
-    survival_order,
-    to_minimisation,
-    total_violation,
-)
-from flatnas_tf.tuners.tuner import DiskFullError, FlatNASOracle, FlatNASTuner, SearchFailedError
-from flatnas_tf.tuners.weight_sharing import SupernetTuner
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flatnas_tf import _lazy
+
+#: Each public name and the module that defines it, imported on first use.
+_EXPORTS = {
+    "NSGA2Oracle": "nsga2",
+    "Ranking": "nsga2",
+    "constrained_dominates": "pareto",
+    "crowding_distance": "pareto",
+    "fronts": "pareto",
+    "hypervolume": "pareto",
+    "non_dominated_ranks": "pareto",
+    "rank_and_crowd": "pareto",
+    "survival_order": "pareto",
+    "to_minimisation": "pareto",
+    "total_violation": "pareto",
+    "HypervolumeHistory": "result",
+    "SearchResult": "result",
+    "DiskFullError": "tuner",
+    "FlatNASOracle": "tuner",
+    "FlatNASTuner": "tuner",
+    "SearchFailedError": "tuner",
+    "SupernetTuner": "weight_sharing",
+}
 
 __all__ = [
     "DiskFullError",
     "FlatNASOracle",
     "FlatNASTuner",
+    "HypervolumeHistory",
     "NSGA2Oracle",
+    "Ranking",
     "SearchFailedError",
+    "SearchResult",
     "SupernetTuner",
     "constrained_dominates",
     "crowding_distance",
@@ -45,3 +65,29 @@ __all__ = [
     "to_minimisation",
     "total_violation",
 ]
+
+
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)
+
+
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from flatnas_tf.tuners.nsga2 import NSGA2Oracle, Ranking
+    from flatnas_tf.tuners.pareto import (
+        constrained_dominates,
+        crowding_distance,
+        fronts,
+        hypervolume,
+        non_dominated_ranks,
+        rank_and_crowd,
+        survival_order,
+        to_minimisation,
+        total_violation,
+    )
+    from flatnas_tf.tuners.result import HypervolumeHistory, SearchResult
+    from flatnas_tf.tuners.tuner import (
+        DiskFullError,
+        FlatNASOracle,
+        FlatNASTuner,
+        SearchFailedError,
+    )
+    from flatnas_tf.tuners.weight_sharing import SupernetTuner
