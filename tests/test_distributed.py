@@ -65,7 +65,7 @@ pytest.importorskip("grpc", reason="KerasTuner's distributed mode needs grpcio")
 
 HELPER = Path(__file__).with_name("distributed_worker.py")
 #: Upper bound of every single wait, in seconds.
-WAIT = 120.0
+WAIT = 300.0  # an upper bound: a passing run never waits for it
 
 
 def _free_port() -> int:
@@ -326,7 +326,7 @@ def test_worker_killed_mid_trial_resumes_it(cluster):
 def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     out = cluster.root / "run"
     common = ["search", "--out", str(out), "--oracle-port", str(cluster.port)]
-    tiny = ["--max-trials", "4", "--population", "2", "--epochs", "1", "--samples", "2"]
+    tiny = ["--max-trials", "3", "--population", "2", "--epochs", "1", "--samples", "2"]
     chief = cluster.start_cli(
         "chief", *common, *tiny, "--role", "chief", "--worker-timeout", "25", "--no-export"
     )
@@ -348,7 +348,7 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     assert cluster.wait_exit(survivor, "the surviving worker") == 0
     assert cluster.wait_exit(chief, "the chief") == 0
     trials = {t: s for t, s in cluster_trials(out).items()}
-    assert len(trials) == 4 and {s["status"] for s in trials.values()} == {"COMPLETED"}
+    assert len(trials) == 3 and {s["status"] for s in trials.values()} == {"COMPLETED"}
     chief_output = (cluster.root / "0-chief.out").read_text()
     assert f"trial {lost}: worker tuner1 silent" in chief_output
     assert "Pareto front" in chief_output
