@@ -630,6 +630,7 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
             "No trial is on the front: report.md says why each was excluded (networks not "
             "clearly above chance usually need more --epochs)."
         )
+    metadata = models.export_metadata(settings)
     for trial in front:
         model = None
         if options["ood"] != "none":
@@ -651,7 +652,6 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
             )
         if options["export"]:
             target = run.model_dir(trial.trial_id)
-            metadata = models.export_metadata(settings)
             for note in result.export(trial, target, metadata=metadata, model=model):
                 click.echo(note)
     click.echo(f"Report: {written['report.md']}")
@@ -830,10 +830,10 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     trials = [_find_trial(result, t) for t in trial_ids] or result.front()
     if not trials:
         raise click.UsageError(f"{directory} has no finished trial on a Pareto front yet.")
+    metadata = models.export_metadata(settings)
     for trial in trials:
         model = _trial_model(result, trial)
         target = run.model_dir(trial.trial_id)
-        metadata = models.export_metadata(settings)
         for note in result.export(trial, target, tflite, metadata, model):
             click.echo(note)
         click.echo(f"trial {trial.trial_id}: {target}")

@@ -117,28 +117,24 @@ def _compute(result: SearchResult, alpha: float | None) -> _Report:
         isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1
     ):
         raise ValueError(f"`alpha` must be a number in [0, 1] or None; received alpha={alpha!r}.")
-    ranking = result.rank(alpha)
     objectives = result.objectives()
     names = [name for name, _ in objectives]
-    front_ids = [trial.trial_id for trial in ranking.front()]
-    feasible = ranking.feasible
-    ranked = {trial.trial_id: row for row, trial in enumerate(ranking.trials)}
-    rows = []
-    for trial in result.trials:
-        row = ranked.get(trial.trial_id)
-        values = ranking.objectives[row] if row is not None else np.full(len(names), np.nan)
-        rows.append(
-            _Row(
-                trial_id=trial.trial_id,
-                status=str(trial.status),
-                generation=result.generation_of(trial),
-                on_front=trial.trial_id in front_ids,
-                feasible=bool(row is not None and feasible[row]),
-                figures=result.figures(trial),
-                objectives={n: float(v) for n, v in zip(names, values, strict=True)},
-                hyperparameters=dict(trial.hyperparameters.values),
-            )
+    flat_rows = result.to_rows(alpha)
+    rows = [
+        _Row(
+            trial_id=flat["trial_id"],
+            status=flat["status"],
+            generation=flat["generation"],
+            on_front=flat["on_front"],
+            feasible=flat["feasible"],
+            figures={name: flat[name] for name in FIGURES},
+            objectives={name: flat[f"objective_{name}"] for name in names},
+            hyperparameters=dict(trial.hyperparameters.values),
         )
+        for trial, flat in zip(result.trials, flat_rows, strict=True)
+    ]
+    on_front = [flat for flat in flat_rows if flat["on_front"]]
+    front_ids = [flat["trial_id"] for flat in sorted(on_front, key=lambda flat: flat["score"])]
     row_of = {row.trial_id: row for row in rows}
     settings = {
         "project_dir": None if result.project_dir is None else str(result.project_dir),

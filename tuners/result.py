@@ -312,18 +312,17 @@ class SearchResult:
         """
         names = [name for name, _ in HV_OBJECTIVES]
         directions = [direction for _, direction in HV_OBJECTIVES]
-        ranking = self._ranking_oracle(None, None).rank(self.completed)
-        feasible = dict(
-            zip((t.trial_id for t in ranking.trials), ranking.violations == 0, strict=True)
-        )
+        generation_of = {trial.trial_id: self.generation_of(trial) for trial in self.trials}
+        completed = self.completed
         counted = []
-        for trial in ranking.trials:
-            figures = self.figures(trial)
-            generation = self.generation_of(trial)
-            values = [figures[name] for name in names]
-            if generation is not None and feasible[trial.trial_id] and np.isfinite(values).all():
+        for trial, violation in zip(
+            completed, self._oracle.constraint_violations(completed), strict=True
+        ):
+            generation = generation_of[trial.trial_id]
+            values = [self.figures(trial)[name] for name in names]
+            if generation is not None and violation == 0 and np.isfinite(values).all():
                 counted.append((generation, values))
-        generations = sorted({g for g in map(self.generation_of, self.trials) if g is not None})
+        generations = sorted({g for g in generation_of.values() if g is not None})
         if self.max_params is not None:
             params_reference = float(self.max_params)
         elif counted:
@@ -346,8 +345,9 @@ class SearchResult:
     def to_rows(self, alpha: float | None = None, mode: str | None = None) -> list[dict[str, Any]]:
         """One plain dict per trial (every status, creation order).
 
-        Keys: trial_id, status, generation, rank (None unless completed),
-        on_front, feasible, every figure of `FIGURES`, `objective_<name>` per
+        Keys: trial_id, status, generation, rank and score (None unless
+        completed; sorting by score gives the survival order), on_front,
+        feasible, every figure of `FIGURES`, `objective_<name>` per
         objective of the ranking, and `hp_<name>` per hyperparameter.
 
         Args:
@@ -372,6 +372,7 @@ class SearchResult:
                     "status": str(trial.status),
                     "generation": self.generation_of(trial),
                     "rank": None if row is None else int(ranking.ranks[row]),
+                    "score": None if row is None else float(ranking.scores[row]),
                     "on_front": trial.trial_id in front,
                     "feasible": bool(row is not None and feasible[row]),
                     **self.figures(trial),
