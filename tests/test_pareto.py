@@ -528,6 +528,55 @@ def test_rank_and_crowd_and_survival_order(problem):
         assert survival_score(points, directions, violations, i) == result.scores[i]
 
 
+@FAST
+@given(problems(max_points=16), st.randoms(use_true_random=False))
+def test_incremental_ranks_equal_a_full_sort_whatever_the_arrival_order(problem, random):
+    points, directions, violations = problem
+    n = len(points)
+    arrival = list(range(n))
+    random.shuffle(arrival)  # completions out of creation order, as in async searches
+    ranks = pareto.IncrementalRanks(directions)
+    keys = np.arange(n) * 2 + 1  # any increasing integers
+    present = np.zeros(n, dtype=bool)
+    for index in arrival:
+        present[index] = True
+        rows = np.flatnonzero(present)
+        subset = None if violations is None else violations[rows]
+        expected = brute_ranks(points[rows], directions, subset)
+        np.testing.assert_array_equal(ranks.update(keys[rows], points[rows], subset), expected)
+        reference = survival(points[rows], directions, subset, count=2)
+        got = ranks.survival(count=2)
+        np.testing.assert_array_equal(got.order, reference.order)
+        np.testing.assert_array_equal(got.scores, reference.scores)
+        last = int(np.searchsorted(rows, index))
+        assert ranks.score(last) == survival_score(points[rows], directions, subset, last)
+    assert ranks.rebuilds == min(n, 1)  # only the first update sorts from scratch
+    assert ranks.insertions == max(n - 1, 0)
+
+
+def test_incremental_ranks_start_again_when_a_point_changes_or_leaves():
+    ranks = pareto.IncrementalRanks(["min", "max"])
+    points = np.array([[1.0, 3.0], [0.0, 4.0], [2.0, 5.0], [3.0, 3.0]])
+    assert ranks.update([0, 1, 2], points[:3]).tolist() == [1, 0, 0]
+    assert ranks.update([0, 1, 2, 3], points).tolist() == [1, 0, 0, 2]
+    assert (ranks.rebuilds, ranks.insertions) == (1, 1)
+    changed = points.copy()
+    changed[1] = [2.0, 0.0]  # e.g. objectives normalised over the archive
+    assert (
+        ranks.update([0, 1, 2, 3], changed).tolist()
+        == brute_ranks(changed, ["min", "max"], None).tolist()
+    )
+    assert ranks.rebuilds == 2
+    assert ranks.update([0, 2, 3], changed[[0, 2, 3]]).tolist() == [0, 0, 1]  # one left
+    assert ranks.rebuilds == 3
+    assert ranks.update([0, 2, 3], changed[[0, 2, 3]], [0.0, 0.0, 2.0]).tolist() == [0, 0, 1]
+    assert ranks.rebuilds == 4  # a violation changed
+    with pytest.raises(ValueError, match="increasing order"):
+        ranks.update([2, 1], points[:2])
+    with pytest.raises(ValueError, match="one distinct integer per point"):
+        ranks.update([0, 1, 2], points[:2])
+
+
 def test_survival_order_hand_case():
     x = [[2, 3], [0, 4], [1, 2], [4, 0], [0, 4]]
     # front 0: [0,4] twice (inf), [4,0] (inf), [1,2] (2.0); front 1: [2,3]

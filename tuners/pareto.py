@@ -71,6 +71,7 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "DIRECTIONS",
+    "IncrementalRanks",
     "Survival",
     "constrained_dominates",
     "crowding_distance",
@@ -453,12 +454,22 @@ def survival(
     ([1, 3], [nan, 0.0, 0.6666666666666666, 0.3333333333333333])
     """
     minimised, effective = _prepare(objectives, directions, violations)
-    ranks = _ranks(minimised, effective)
+    return _survival(minimised, _ranks(minimised, effective), count)
+
+
+def _survival(minimised: np.ndarray, ranks: np.ndarray, count: int | None) -> Survival:
+    """`survival` of prepared points whose ranks are known."""
     n_points = ranks.shape[0]
     limit = n_points if count is None else min(max(int(count), 0), n_points)
     scores = np.full(n_points, np.nan)
+    # A prefix needs only its first fronts: find them one at a time, O(n) each.
+    split = (
+        _split(ranks)
+        if limit == n_points
+        else (np.flatnonzero(ranks == rank) for rank in range(n_points))
+    )
     parts, start = [], 0
-    for rank, front in enumerate(_split(ranks)):
+    for rank, front in enumerate(split):
         if start >= limit:
             break
         ordered = _ordered_front(minimised, front)
@@ -491,7 +502,11 @@ def survival_score(
     0.6666666666666666
     """
     minimised, effective = _prepare(objectives, directions, violations)
-    ranks = _ranks(minimised, effective)
+    return _score(minimised, _ranks(minimised, effective), index)
+
+
+def _score(minimised: np.ndarray, ranks: np.ndarray, index: int) -> float:
+    """`survival_score` of prepared points whose ranks are known."""
     ordered = _ordered_front(minimised, np.flatnonzero(ranks == ranks[index]))
     position = int(np.flatnonzero(ordered == index)[0])
     return float(_front_scores(int(ranks[index]), ordered.size)[position])
@@ -527,6 +542,155 @@ def survival_order(
     [1, 3, 2, 0]
     """
     return survival(objectives, directions, violations, count).order
+
+
+class IncrementalRanks:
+    """Constrained non-dominated ranks of a growing set of points, kept up to date.
+
+    `update(keys, objectives, violations)` returns exactly
+    `non_dominated_ranks(objectives, directions, violations)`, but when the
+    points it saw last time are all still there with the same values, it only
+    inserts the new ones, at O(n) vectorised work each instead of a new sort:
+
+        rank(p)   = 0 if no feasible point dominates p, else 1 + the largest
+                    rank among the points that dominate p (the length of the
+                    longest chain of dominations ending at p, the same as the
+                    front index of the peeling)
+        D         = the feasible points p dominates; only their ranks change,
+                    and by at most 1 (removing p from a chain through p
+                    leaves a chain one shorter, by transitivity)
+        q in D with rank(q) = rank(p)             moves down one front
+        q in D with rank(q) = L > rank(p)         moves down iff a point of D
+                    that moved down from front L - 1 dominates q
+                    (checked front by front, stopping at the first front
+                    where nothing moves)
+
+    Infeasible points take the fronts after the feasible ones, one per
+    distinct violation, as in `non_dominated_ranks`. If a point seen before
+    is gone or changed (e.g. objectives normalised over the whole set), all
+    points are ranked again from scratch.
+
+    Args:
+        directions: "min" or "max" per objective, or one string for all.
+
+    Example:
+    >>> ranks = IncrementalRanks("min")
+    >>> ranks.update([0, 1], [[1, 3], [3, 1]]).tolist()
+    [0, 0]
+    >>> ranks.update([0, 1, 2], [[1, 3], [3, 1], [0, 0]]).tolist()  # one insertion
+    [1, 1, 0]
+    """
+
+    def __init__(self, directions: str | Sequence[str]):
+        self.directions = directions
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._minimised = np.zeros((0, 0))
+        self._violations = np.zeros(0)
+        self._feasible_ranks = np.zeros(0, dtype=np.int64)  # -1 for infeasible points
+        self._ranks = np.zeros(0, dtype=np.int64)
+        self.insertions = 0  # points inserted incrementally (for tests and benchmarks)
+        self.rebuilds = 0  # full re-rankings
+
+    def update(
+        self,
+        keys: ArrayLike,
+        objectives: ArrayLike,
+        violations: ArrayLike | None = None,
+    ) -> np.ndarray:
+        """The ranks of the current points; cheap when points were only added.
+
+        Args:
+            keys: One distinct integer per point, in increasing order (e.g.
+                the trials' creation numbers); a key names the same point
+                from one call to the next.
+            objectives: Array of shape (n_points, n_objectives), one row per key.
+            violations: Optional total constraint violation per point.
+
+        Returns:
+            `non_dominated_ranks(objectives, directions, violations)`.
+        """
+        minimised, effective = _prepare(objectives, self.directions, violations)
+        keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+        if keys.shape[0] != minimised.shape[0] or np.any(np.diff(keys) <= 0):
+            raise ValueError(
+                "`keys` must hold one distinct integer per point, in increasing order; "
+                f"received {keys.shape[0]} keys for {minimised.shape[0]} points."
+            )
+        position = self._positions(keys)
+        unchanged = (
+            position is not None
+            and self._minimised.shape[1:] == minimised.shape[1:]
+            and np.array_equal(minimised[position], self._minimised, equal_nan=True)
+            and np.array_equal(effective[position], self._violations)
+        )
+        feasible = effective == 0
+        if unchanged:
+            known = np.zeros(keys.size, dtype=bool)
+            known[position] = True
+            ranks = np.full(keys.size, -1, dtype=np.int64)
+            ranks[position] = self._feasible_ranks
+            inserted = np.flatnonzero(~known)
+            for index in inserted[feasible[inserted]]:
+                known[index] = True
+                _insert(minimised, feasible & known, ranks, index)
+            self.insertions += inserted.size
+        else:
+            ranks = np.full(keys.size, -1, dtype=np.int64)
+            if feasible.any():
+                ranks[feasible] = moocore.pareto_rank(minimised[feasible])
+            self.rebuilds += 1
+        self._keys, self._minimised, self._violations = keys, minimised, effective
+        self._feasible_ranks = ranks.copy()
+        infeasible = ~feasible
+        if infeasible.any():
+            _, dense = np.unique(effective[infeasible], return_inverse=True)
+            ranks[infeasible] = ranks.max() + 1 + dense.reshape(-1)
+        self._ranks = ranks
+        return ranks.copy()
+
+    def _positions(self, keys: np.ndarray) -> slice | np.ndarray | None:
+        """Where the previous keys are among `keys` (None if one is gone)."""
+        count = self._keys.size
+        if keys.size >= count and np.array_equal(keys[:count], self._keys):
+            return slice(0, count)  # points only appended: the usual case
+        position = np.searchsorted(keys, self._keys)
+        if np.any(position >= keys.size) or not np.array_equal(keys[position], self._keys):
+            return None
+        return position
+
+    def survival(self, count: int | None = None) -> Survival:
+        """`survival` of the points of the last `update` (see `pareto.survival`)."""
+        return _survival(self._minimised, self._ranks, count)
+
+    def score(self, index: int) -> float:
+        """`survival_score` of point `index` (a row) of the last `update`."""
+        return _score(self._minimised, self._ranks, index)
+
+
+def _insert(minimised: np.ndarray, present: np.ndarray, ranks: np.ndarray, index: int) -> None:
+    """Ranks feasible point `index` among the `present` ones; moves those it pushes down."""
+    better = np.count_nonzero(minimised < minimised[index], axis=1)  # objectives better than p
+    worse = np.count_nonzero(minimised > minimised[index], axis=1)
+    dominators = present & (worse == 0) & (better > 0)
+    rank = int(ranks[dominators].max()) + 1 if dominators.any() else 0
+    ranks[index] = rank
+    dominated = np.flatnonzero(present & (better == 0) & (worse > 0))
+    if dominated.size == 0:
+        return
+    old = ranks[dominated]  # all >= rank: p's dominators dominate them too
+    moved = old == rank
+    frontier, level = dominated[moved], rank
+    while frontier.size:
+        level += 1
+        at_level = np.flatnonzero(old == level)
+        if at_level.size == 0:
+            break
+        above = minimised[frontier][:, None, :]
+        below = minimised[dominated[at_level]][None, :, :]
+        pushed = (np.all(above <= below, axis=2) & np.any(above < below, axis=2)).any(axis=0)
+        moved[at_level[pushed]] = True
+        frontier = dominated[at_level[pushed]]
+    ranks[dominated[moved]] += 1
 
 
 def hypervolume(
