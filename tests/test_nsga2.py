@@ -124,7 +124,6 @@ def key(values) -> str:
         ({"crossover_probability": 1.5}, "crossover_probability"),
         ({"mutation_probability": -0.1}, "mutation_probability"),
         ({"constraints": {"cost": float("nan")}}, "constraints"),
-        ({"objective": None}, "objective"),
         ({"objective": [kt.Objective("f", "up")]}, "objective"),
         ({"objective": [kt.Objective("f", "min"), kt.Objective("f", "max")]}, "distinct"),
         ({"max_trials": 0}, "max_trials"),
@@ -309,10 +308,70 @@ def test_completed_trial_without_metrics_is_invalid(tmp_path):
     trial = oracle.create_trial("tuner0")
     oracle.update_trial(trial.trial_id, {"f1": float("nan"), "f2": 1.0})
     trial.status = "COMPLETED"
-    oracle.end_trial(trial)  # metrics, one missing: completed, finite score, infeasible
-    stored = oracle.trials[trial.trial_id]
+    oracle.end_trial(trial)  # an objective not measured, no constraint: a failed measurement
+    assert oracle.trials[trial.trial_id].status == "FAILED"
+    assert oracle.get_best_trials(10) == []
+
+    constrained = make_oracle(tmp_path, "constrained", constraints={"cost": 2.0})
+    trial = constrained.create_trial("tuner0")
+    constrained.update_trial(trial.trial_id, {"f1": float("nan"), "f2": 1.0, "cost": 9.0})
+    trial.status = "COMPLETED"
+    constrained.end_trial(trial)  # outside a constraint: a measured, infeasible result
+    stored = constrained.trials[trial.trial_id]
     assert stored.status == "COMPLETED" and math.isfinite(stored.score)
-    assert oracle.pareto_front() == []
+    assert constrained.pareto_front() == []
+
+
+def test_incremental_ranking_equals_ranking_from_scratch(tmp_path):
+    # Trials end out of creation order, one reports again after completing and
+    # one ends without metrics; after every change the oracle's ranking (kept
+    # up to date incrementally) equals a full sort of the completed trials.
+    oracle = make_oracle(
+        tmp_path, population_size=6, max_trials=60, max_consecutive_failed_trials=9
+    )
+    rng = random.Random(0)
+    running = [oracle.create_trial(f"tuner{i}") for i in range(8)]
+
+    def check():
+        completed = [oracle.trials[i] for i in oracle.start_order]
+        completed = [t for t in completed if t.status == "COMPLETED"]
+        objectives = oracle.objective_values(completed)
+        expected = pareto.survival(objectives, DIRECTIONS)
+        ranking = oracle.rank()
+        assert [t.trial_id for t in ranking.trials] == [t.trial_id for t in completed]
+        np.testing.assert_array_equal(ranking.ranks, expected.ranks)
+        np.testing.assert_array_equal(ranking.order, expected.order)
+        assert [t.trial_id for t in oracle.get_best_trials(5)] == [
+            completed[row].trial_id for row in expected.order[:5]
+        ]
+
+    for number in range(44):
+        trial = running.pop(rng.randrange(len(running)))
+        if number == 20:
+            trial.status = "COMPLETED"  # nothing reported: INVALID, then FAILED
+            oracle.end_trial(trial)
+        else:
+            finish(oracle, trial)
+        if number == 30:  # a completed trial reports again (a later step)
+            again = oracle.get_best_trials(1)[0]
+            oracle.update_trial(again.trial_id, {"f1": 5.0, "f2": -5.0}, step=1)
+        check()
+        running.append(oracle.create_trial(f"tuner{number}"))
+    assert oracle.trials[running[0].trial_id].status == "RUNNING"
+    # One sort from scratch for the first ranking, one after the report that
+    # changed a completed trial's values, one after the INVALID trial left.
+    assert oracle._incremental_ranks.rebuilds <= 3
+    assert oracle._incremental_ranks.insertions >= 35  # of 43 completions
+
+
+def test_consecutive_failures_count_the_newest_run_only(tmp_path):
+    oracle = make_oracle(tmp_path, max_consecutive_failed_trials=3)
+    for status in ["FAILED", "FAILED", "COMPLETED", "FAILED", "FAILED"]:
+        finish(oracle, oracle.create_trial("tuner0"), status)
+    trial = oracle.create_trial("tuner0")
+    trial.message = "out of memory"
+    with pytest.raises(RuntimeError, match="(?s)limit of 3.*out of memory"):
+        finish(oracle, trial, "FAILED")
 
 
 def test_constraints_keep_infeasible_trials_off_the_front(tmp_path):

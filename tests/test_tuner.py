@@ -12,6 +12,7 @@ from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, TrainingSettings, lo
 from flatnas_tf.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto
 from flatnas_tf.tuners import tuner as tuner_module
+from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.tuner import (
     CHANCE_METRIC,
     FIGURES,
@@ -78,7 +79,7 @@ def _small_tuner(space, tmp_path, name, **kwargs):
 
 
 @pytest.mark.parametrize("mode", ["flatnas", "pareto"])
-def test_search_end_to_end(tmp_path, digits, mode):
+def test_search_end_to_end(tmp_path, digits, mode, capsys):
     tuner = _search(tmp_path, digits, mode=mode)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 6
@@ -124,6 +125,15 @@ def test_search_end_to_end(tmp_path, digits, mode):
     assert tuner.get_best_hyperparameters(1)[0].values == front[0].hyperparameters.values
     table = tuner.results_table()
     assert table.count("\n") == len(front) + 2
+
+    tuner.results_summary(3)
+    summary = capsys.readouterr().out
+    assert "Score:" not in summary  # a survival position is not shown as a metric
+    shown = tuner.oracle.get_best_trials(3)
+    assert summary.count(" summary\nHyperparameters:") == len(shown)
+    for trial in shown:
+        assert objectives_line(tuner.oracle, trial) in summary
+    assert tuner.results_table(shown) in summary
 
 
 def test_flatnas_objective_and_alpha_norm():
@@ -262,11 +272,44 @@ def test_a_subclass_with_its_own_layers_is_discovered_by_building():
         ({"sigma": -1.0}, "sigma"),
         ({"samples": 0}, "samples"),
         ({"population_size": 1}, "population_size"),
+        ({"executions_per_trial": 2}, "executions_per_trial"),
     ],
 )
 def test_bad_arguments_are_rejected(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         FlatNASTuner(_tiny_space(), directory=str(tmp_path), **kwargs)
+
+
+class EpochCountingTuner(FlatNASTuner):
+    """Overrides KerasTuner's per-epoch hook, as tuner subclasses may."""
+
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        self.seen.append((trial.trial_id, epoch, sorted(logs)))
+
+
+def test_keras_tuner_hooks_and_space_arguments_reach_the_search(tmp_path, digits):
+    train, validation = digits
+    tuned = kt.HyperParameters()
+    tuned.Choice("filters", [16, 32])  # only this one is tuned; the rest keep defaults
+    tuner = EpochCountingTuner(
+        _tiny_space(),
+        max_params=None,
+        population_size=2,
+        max_trials=2,
+        seed=0,
+        samples=1,
+        hyperparameters=tuned,
+        tune_new_entries=False,
+        directory=str(tmp_path),
+    )
+    tuner.seen = []
+    tuner.search(train, validation_data=validation, epochs=2, verbose=0)
+    trials = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
+    assert {t.hyperparameters.get("filters") for t in trials} == {16, 32}
+    assert all(t.hyperparameters.get("kernel") == 1 for t in trials)  # the default
+    expected = [(t.trial_id, epoch) for t in trials for epoch in (0, 1)]
+    assert [(trial_id, epoch) for trial_id, epoch, _ in tuner.seen] == expected
+    assert all("loss" in logs for _, _, logs in tuner.seen)
 
 
 def test_search_without_validation_data_is_a_fatal_error(tmp_path, digits):

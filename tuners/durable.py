@@ -177,6 +177,26 @@ class DurableOracle(keras_tuner.Oracle):
             return
         super().end_trial(trial)
 
+    def _retry(self, trial: Trial) -> bool:
+        retried = super()._retry(trial)
+        if retried:
+            # KerasTuner keeps the failed run's metrics, and its tuner then takes
+            # them for a report made inside run_trial and drops the new results.
+            _clear_figures(trial)
+        return retried
+
+    def _check_consecutive_failures(self) -> None:
+        # KerasTuner walks every ended trial at every end (a cost that grows with
+        # the search); a run of failures reaching the limit ends at the newest
+        # ended trial, so the last `limit` ones tell.
+        limit = self.max_consecutive_failed_trials
+        newest = [self.trials[trial_id] for trial_id in self.end_order[-limit:]]
+        if len(newest) == limit and all(t.status == TrialStatus.FAILED for t in newest):
+            raise RuntimeError(
+                f"Number of consecutive failures exceeded the limit of {limit}.\n"
+                + (newest[-1].message or "")
+            )
+
     def _lease_lost(self, trial_id: str) -> bool:
         """Whether a report names a trial that is not leased to anyone (any more)."""
         if self.lease_s is None:

@@ -20,7 +20,8 @@ conditional scopes included. Trial n (n = number of trials created so far):
     while child duplicates an earlier trial: breed again (20 attempts), then
         draw random configurations, then enumerate the space; none left: STOPPED
     ranking      = rank(): pareto.survival of the completed archive, the one
-                   ranking behind scores, best trials, the front and the pool
+                   ranking behind scores, best trials, the front and the pool;
+                   ranks kept up to date by pareto.IncrementalRanks
     score(trial) = rank + (position in its front) / (front size)      "min"
     best trials  = completed trials in survival_order (front 0 first)
 
@@ -36,8 +37,15 @@ The rules this implementation chooses:
   per-objective bests could mix epochs. A missing or NaN value makes the
   trial infeasible (`pareto`'s rule). Constraint metrics are read the same way
   and turned into violations by `pareto.total_violation` (missing = infinite).
-  These raw reads are memoised per trial until it reports again through
-  `update_trial`; what an overridden hook derives from them never is.
+  `metric_values` reads them; each completed trial is read once
+  (`archive.CompletedTrials`, refreshed if it reports again).
+- Bookkeeping that does not grow with the archive. A ranking is computed
+  when the archive changes (a trial completes, leaves or reports again) or
+  `_ranking_settings()` does, and reused by every call until then (a trial's
+  score, the display's best trials, the parent pool). Ranks are updated by
+  inserting the new trial (`pareto.IncrementalRanks`, O(n) vectorised) unless
+  the other trials' objective values changed (a hook normalising over the
+  archive, FlatNAS's alpha_norm), which ranks the archive from scratch.
 - Configurations and variation (`flatnas_tf.tuners.space`). A configuration
   is the dict of active values, walked in order (a conditional
   hyperparameter after its parent, as `RandomSearch` does); crossover and
@@ -54,11 +62,19 @@ The rules this implementation chooses:
   holds `population_size` trials (refreshed at every request before that), so
   one sequential worker gives the classic generational NSGA-II and, with a
   seed, the same trials every run. Failed and invalid trials never breed.
-- Score. A completed trial scores rank + position / front size (in [rank,
-  rank + 1), lower is better, float32-safe), so sorting by score gives the
-  survival order; it is set when the trial ends and refreshed, for the
-  trials it returns, whenever `get_best_trials` runs. A trial that reported no
-  metric at all scores NaN, which KerasTuner turns into INVALID.
+- Score (KerasTuner's `trial.score`). With one objective it is that
+  objective's value, as in KerasTuner, so its display and `results_summary`
+  show true values. With several, a completed trial scores rank + position /
+  front size (in [rank, rank + 1), lower is better, float32-safe), so sorting
+  by score gives the survival order, and `display.ParetoDisplay` shows the
+  objectives instead of it. It is set when the trial ends and refreshed, for
+  the trials it returns, whenever `get_best_trials` runs.
+- Failed measurements. As in KerasTuner, a trial is INVALID (retried up to
+  `max_retries_per_trial`, then FAILED, counted toward
+  `max_consecutive_failed_trials`) when it reported no metric, or when it is
+  within every constraint but an objective is missing or not finite. A trial
+  outside a constraint is a measured result (e.g. too many parameters to be
+  trained) and stays COMPLETED, infeasible.
 - Resume and distribution. The state is plain JSON: algorithm settings, the
   hashes of every configuration seen, the current parent pool, each trial's
   parents and the generation counter. Randomness is re-derived from (seed,
@@ -89,6 +105,8 @@ import numpy as np
 from keras_tuner.engine.trial import Trial, TrialStatus
 
 from flatnas_tf.tuners import pareto, space
+from flatnas_tf.tuners.archive import CompletedTrials, last_value
+from flatnas_tf.tuners.display import ParetoDisplay
 from flatnas_tf.tuners.durable import DurableOracle
 
 __all__ = ["NSGA2Oracle", "Ranking"]
@@ -102,24 +120,6 @@ _RANDOM_ATTEMPTS = 100
 def _synchronized(method: Callable) -> Callable:
     """`keras_tuner.synchronized` (one oracle call at a time), keeping the docstring."""
     return functools.wraps(method)(keras_tuner.synchronized(method))
-
-
-def last_value(trial: Trial, name: str) -> float:
-    """The mean over executions of the last reported value of a metric, or NaN."""
-    history = trial.metrics.metrics.get(name)
-    if history is None:
-        return math.nan
-    # MetricHistory keeps {step: MetricObservation}; reading the last step directly
-    # is 5x faster than get_history(), which sorts and copies on every call.
-    observations = getattr(history, "_observations", None)
-    if isinstance(observations, dict):
-        last = observations[max(observations)] if observations else None
-    else:
-        listed = history.get_history()
-        last = listed[-1] if listed else None
-    if last is None or not last.value:
-        return math.nan
-    return math.fsum(last.value) / len(last.value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Ranking:
     >>> ranking.best(3), ranking.score_of(ranking.front()[0].trial_id)  # doctest: +SKIP
     """
 
-    trials: list[Trial]
+    trials: Sequence[Trial]
     objectives: np.ndarray
     violations: np.ndarray
     ranks: np.ndarray
@@ -163,23 +163,27 @@ class Ranking:
 
     def front(self) -> list[Trial]:
         """The feasible trials of the first front, in survival order."""
-        feasible = self.feasible
-        rows = [row for row in np.flatnonzero(self.ranks == 0) if feasible[row]]
-        return [self.trials[row] for row in sorted(rows, key=lambda row: self.scores[row])]
+        return [self.trials[row] for row in self._front_rows()]
 
     def score_of(self, trial_id: str) -> float:
         """The score of a ranked trial (NaN beyond the fronts ordered)."""
         return float(self.scores[self._rows[trial_id]])
+
+    def _front_rows(self) -> list[int]:
+        rows = np.flatnonzero((self.ranks == 0) & self.feasible)
+        return rows[np.argsort(self.scores[rows], kind="stable")].tolist()
 
     @functools.cached_property
     def _rows(self) -> dict[str, int]:
         return {trial.trial_id: row for row, trial in enumerate(self.trials)}
 
 
-def _with_scores(ranking: Ranking, trials: list[Trial]) -> list[Trial]:
-    """`trials`, their `score` set from `ranking` (KerasTuner displays it)."""
-    for trial in trials:
-        trial.score = ranking.score_of(trial.trial_id)
+def _with_scores(ranking: Ranking, rows: Sequence[int]) -> list[Trial]:
+    """The trials of these rows, their `score` set from `ranking` (see `score_trial`)."""
+    trials = [ranking.trials[row] for row in rows]
+    single = ranking.objectives.shape[1] == 1
+    for row, trial in zip(rows, trials, strict=True):
+        trial.score = float(ranking.objectives[row, 0] if single else ranking.scores[row])
     return trials
 
 
@@ -197,7 +201,8 @@ class NSGA2Oracle(DurableOracle):
         objective: A `keras_tuner.Objective` (or a metric name whose direction
             KerasTuner can infer), or a list of them; each direction "min" or
             "max", names distinct. Every objective must be reported to
-            `update_trial`, as KerasTuner requires.
+            `update_trial`, as KerasTuner requires. None, as in KerasTuner:
+            the float a trial returns ("default_objective"), minimised.
         constraints: Optional dict of metric name -> finite upper bound, each
             meaning `metric <= bound` (e.g. `{"params": 5e6}`). A trial that
             does not report a constraint metric is infeasible.
@@ -277,6 +282,7 @@ class NSGA2Oracle(DurableOracle):
         )
         if seed is not None:
             self.seed = int(seed)  # the base class replaces a seed of 0 by a random one
+        self._display = ParetoDisplay(oracle=self, verbose=self._display.verbose)
         self.objectives = objectives
         self.constraints = _constraints(constraints)
         self.population_size = int(population_size)
@@ -289,8 +295,10 @@ class NSGA2Oracle(DurableOracle):
         self._pool: list[str] = []  # parent pool (trial_ids) of `_pool_generation`
         self._pool_generation = -1
         self._generation = 0
-        # trial_id -> (its MetricsTracker, {metric names: last values})
-        self._reads: dict[str, tuple[Any, dict[tuple[str, ...], tuple[float, ...]]]] = {}
+        self._archive: CompletedTrials | None = None  # built on first use, kept up to date
+        self._incremental_ranks = pareto.IncrementalRanks(self.objective_directions())
+        self._numbers: dict[str, int] = {}  # trial_id -> position in start_order
+        self._ranked: tuple[tuple, np.ndarray, np.ndarray] | None = None  # cache key, F, v
 
     # -- objectives -----------------------------------------------------------------
 
@@ -313,7 +321,10 @@ class NSGA2Oracle(DurableOracle):
         Override to derive objectives from raw metrics; rankings always pass
         the full list of completed trials in creation order, so a value may
         depend on the whole archive. The default reads each objective's last
-        reported value (highest step, mean over executions).
+        reported value (highest step, mean over executions). Rankings call it
+        again only when the archive or `_ranking_settings()` changes: an
+        override whose values depend on attributes of the oracle lists them
+        there (as `FlatNASOracle` does with alpha and mode).
 
         Args:
             trials: The trials to evaluate.
@@ -326,25 +337,30 @@ class NSGA2Oracle(DurableOracle):
         >>> oracle.objective_values([])  # doctest: +SKIP
         array([], shape=(0, 2), dtype=float64)
         """
-        names = tuple(self.objective_names)
-        values = [self._last_values(trial, names) for trial in trials]
-        return np.array(values, dtype=np.float64).reshape(len(trials), len(names))
+        return self.metric_values(trials, self.objective_names)
 
-    def _last_values(self, trial: Trial, names: tuple[str, ...]) -> tuple[float, ...]:
-        """`last_value` of each name, memoised per trial until it reports again.
+    def metric_values(self, trials: Sequence[Trial], names: Sequence[str]) -> np.ndarray:
+        """The last reported value of each metric, per trial.
 
-        Metrics reach the oracle only through `update_trial`, which drops the
-        trial's entry; a reloaded trial is a new `MetricsTracker`, which the
-        identity check catches. Derived objectives (an overridden
-        `objective_values`) are never memoised.
+        The completed trials that rankings pass are cached (each trial is read
+        once, when it completes), so on them this costs no Python loop over
+        the archive; other sequences of trials are read afresh.
+
+        Args:
+            trials: The trials to read.
+            names: Metric names.
+
+        Returns:
+            A float64 array of shape (len(trials), len(names)): the mean over
+            executions at the highest step reported, NaN where never reported.
+
+        Example:
+        >>> oracle.metric_values(trials, ["val_accuracy", "params"])  # doctest: +SKIP
         """
-        reads = self._reads.get(trial.trial_id)
-        if reads is None or reads[0] is not trial.metrics:
-            reads = self._reads[trial.trial_id] = (trial.metrics, {})
-        values = reads[1].get(names)
-        if values is None:
-            values = reads[1][names] = tuple(last_value(trial, name) for name in names)
-        return values
+        if self._archive is not None and trials is self._archive.trials:
+            return self._archive.values(names)
+        values = [[last_value(trial, name) for name in names] for trial in trials]
+        return np.array(values, dtype=np.float64).reshape(len(trials), len(names))
 
     def constraint_violations(self, trials: Sequence[Trial]) -> np.ndarray:
         """Total violation of the constraints per trial (0 = feasible).
@@ -358,11 +374,9 @@ class NSGA2Oracle(DurableOracle):
         """
         if not self.constraints:
             return np.zeros(len(trials))
-        names = tuple(self.constraints)
-        values = [self._last_values(trial, names) for trial in trials]
+        names = list(self.constraints)
         return pareto.total_violation(
-            np.array(values, dtype=np.float64).reshape(len(trials), len(names)),
-            [self.constraints[name] for name in names],
+            self.metric_values(trials, names), [self.constraints[name] for name in names]
         )
 
     def _evaluate(self, trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:
@@ -375,10 +389,81 @@ class NSGA2Oracle(DurableOracle):
             )
         return objectives, np.asarray(self.constraint_violations(trials), dtype=np.float64)
 
-    def _completed(self) -> list[Trial]:
+    def objectives_of(self, trial_id: str) -> tuple[np.ndarray, float]:
+        """A completed trial's objective values and total violation, as ranked.
+
+        Args:
+            trial_id: The id of a completed trial.
+
+        Returns:
+            (values, violation): a float64 array with one value per objective
+            (NaN where missing) and the total constraint violation (0 =
+            within every constraint).
+
+        Raises:
+            KeyError: If the trial is not completed.
+
+        Example:
+        >>> values, violation = oracle.objectives_of("07")  # doctest: +SKIP
+        """
+        archive, objectives, violations = self._rank_archive()
+        rows = archive.rows([trial_id])
+        if rows is None:
+            raise KeyError(f"Trial {trial_id!r} is not a completed trial of this oracle.")
+        return objectives[rows[0]].copy(), float(violations[rows[0]])
+
+    def _completed(self) -> tuple[Trial, ...]:
         """The completed trials, in creation order."""
-        trials = (self.trials.get(trial_id) for trial_id in self.start_order)
-        return [t for t in trials if t is not None and t.status == TrialStatus.COMPLETED]
+        return self._completed_archive().trials
+
+    def _completed_archive(self) -> CompletedTrials:
+        """The completed trials, in creation order (built once, then kept up to date)."""
+        if self._archive is None:
+            self._archive = CompletedTrials(
+                (self.trials[trial_id], self._number(trial_id))
+                for trial_id in self.start_order
+                if trial_id in self.trials and self.trials[trial_id].status == TrialStatus.COMPLETED
+            )
+        return self._archive
+
+    def _number(self, trial_id: str) -> int:
+        """A trial's position in creation order."""
+        for number in range(len(self._numbers), len(self.start_order)):  # only appended to
+            self._numbers[self.start_order[number]] = number
+        return self._numbers[trial_id]
+
+    def _ranking_settings(self) -> tuple:
+        """What the objectives and violations depend on besides the archive.
+
+        Rankings are cached until this or the archive changes; a subclass
+        whose objectives depend on more of its attributes adds them.
+        """
+        return (
+            tuple(self.objective_names),
+            tuple(self.objective_directions()),
+            tuple(self.constraints.items()),
+        )
+
+    def _rank_archive(self) -> tuple[CompletedTrials, np.ndarray, np.ndarray]:
+        """Ranks the completed trials incrementally: (archive, objectives, violations).
+
+        `IncrementalRanks` inserts the trials completed since the last
+        ranking when the others kept their objective values, and ranks from
+        scratch when they did not (an overridden `objective_values` may
+        normalise over the archive). `self._incremental_ranks` then describes
+        the archive. Nothing is recomputed until the archive or
+        `_ranking_settings()` changes.
+        """
+        archive = self._completed_archive()
+        key = (archive.version, self._ranking_settings())
+        if self._ranked is None or self._ranked[0] != key:
+            objectives, violations = self._evaluate(archive.trials)
+            directions = self.objective_directions()
+            if self._incremental_ranks.directions != directions:
+                self._incremental_ranks = pareto.IncrementalRanks(directions)
+            self._incremental_ranks.update(archive.numbers, objectives, violations)
+            self._ranked = (key, objectives, violations)
+        return archive, self._ranked[1], self._ranked[2]
 
     # -- generations ----------------------------------------------------------------
 
@@ -401,7 +486,7 @@ class NSGA2Oracle(DurableOracle):
         Returns:
             Its position in creation order // population_size.
         """
-        return self.start_order.index(trial_id) // self.population_size
+        return self._number(trial_id) // self.population_size
 
     def parents_of(self, trial_id: str) -> list[str]:
         """The ids of the trials a trial was bred from ([] for a random one).
@@ -434,40 +519,32 @@ class NSGA2Oracle(DurableOracle):
         self._generation = generation
         return {"status": TrialStatus.RUNNING, "values": values}
 
-    def _parent_pool(
-        self, generation: int, completed: list[Trial], objectives: np.ndarray, violations
-    ) -> list[int]:
-        """Rows of `completed` in the parent pool of `generation`, best first."""
-        row_of = {trial.trial_id: row for row, trial in enumerate(completed)}
+    def _parent_pool(self, generation: int) -> tuple[list[Trial], np.ndarray, np.ndarray]:
+        """The parent pool of `generation`, best first: trials, objectives, violations."""
+        archive, objectives, violations = self._rank_archive()
+        rows = archive.rows(self._pool)
         frozen = (
             self._pool_generation == generation
             and len(self._pool) >= self.population_size
-            and all(trial_id in row_of for trial_id in self._pool)
+            and rows is not None
         )
         if not frozen:
-            order = pareto.survival_order(
-                objectives, self.objective_directions(), violations, self.population_size
-            )
-            self._pool = [completed[row].trial_id for row in order]
+            rows = self._incremental_ranks.survival(self.population_size).order.tolist()
+            self._pool = [archive.trials[row].trial_id for row in rows]
             self._pool_generation = generation
-        return [row_of[trial_id] for trial_id in self._pool]
+        return [archive.trials[row] for row in rows], objectives[rows], violations[rows]
 
     def _breed(self, generation: int, rng: random.Random) -> tuple[dict | None, list[str]]:
-        completed = self._completed()
-        if len(completed) < 2:
+        if len(self._completed()) < 2:
             return None, []
-        objectives, violations = self._evaluate(completed)
-        rows = self._parent_pool(generation, completed, objectives, violations)
-        ranks, crowding = pareto.rank_and_crowd(
-            objectives[rows], self.objective_directions(), violations[rows]
-        )
+        pool, objectives, violations = self._parent_pool(generation)
+        ranks, crowding = pareto.rank_and_crowd(objectives, self.objective_directions(), violations)
 
         hps = self.hyperparameters.space
         for _ in range(_BREED_ATTEMPTS):
             first = binary_tournament(ranks, crowding, rng)
             second = binary_tournament(ranks, crowding, rng, exclude=first)
-            parent1 = completed[rows[first]]
-            parent2 = completed[rows[second]]
+            parent1, parent2 = pool[first], pool[second]
             values1 = parent1.hyperparameters.values
             values2 = parent2.hyperparameters.values
             if rng.random() < self.crossover_probability:
@@ -510,12 +587,23 @@ class NSGA2Oracle(DurableOracle):
         for name in metrics:
             if name in directions and not trial.metrics.exists(name):
                 trial.metrics.register(name, direction=directions[name])
-        self._reads.pop(trial_id, None)
         with warnings.catch_warnings():
             # A value that was not measured is reported as NaN (it makes the
             # trial infeasible); KerasTuner's best-value bookkeeping warns on it.
             warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
-            return super().update_trial(trial_id, metrics, step=step)
+            updated = super().update_trial(trial_id, metrics, step=step)
+        if self._archive is not None:
+            self._archive.refresh(trial_id)  # a completed trial that reported again
+        return updated
+
+    @_synchronized
+    def end_trial(self, trial: Trial) -> None:
+        super().end_trial(trial)  # scores (and archives) a COMPLETED trial
+        if (
+            self._archive is not None
+            and self.trials[trial.trial_id].status != TrialStatus.COMPLETED
+        ):
+            self._archive.remove(trial.trial_id)  # e.g. INVALID: no metric reported
 
     @_synchronized
     def rank(self, trials: Sequence[Trial] | None = None, count: int | None = None) -> Ranking:
@@ -540,19 +628,26 @@ class NSGA2Oracle(DurableOracle):
         """
         if count is not None:
             _check_int(count, "count", 1)
-        trials = self._completed() if trials is None else list(trials)
-        objectives, violations = self._evaluate(trials)
-        survival = pareto.survival(objectives, self.objective_directions(), violations, count)
+        if trials is None:
+            archive, objectives, violations = self._rank_archive()
+            trials = archive.trials
+            survival = self._incremental_ranks.survival(count)
+        else:
+            trials = list(trials)
+            objectives, violations = self._evaluate(trials)
+            survival = pareto.survival(objectives, self.objective_directions(), violations, count)
         return Ranking(
             trials, objectives, violations, survival.ranks, survival.order, survival.scores
         )
 
     def score_trial(self, trial: Trial) -> None:
-        """Sets `trial.score` = rank + position in its front / front size.
+        """Sets `trial.score`: the objective's value, or rank + position / front size.
 
-        Called by KerasTuner when a trial completes. The score ranks the trial
-        among all completed trials (direction "min"); it is NaN, making the
-        trial INVALID, only if the trial reported no metric at all.
+        Called by KerasTuner when a trial completes. With one objective the
+        score is its value (KerasTuner's meaning); with several it ranks the
+        trial among all completed trials (lower is better). NaN, which makes
+        the trial INVALID, when the trial reported no metric or is within
+        every constraint with an objective missing or not finite.
 
         Args:
             trial: A completed trial of this oracle.
@@ -565,13 +660,17 @@ class NSGA2Oracle(DurableOracle):
         if not trial.metrics.metrics:
             trial.score = math.nan
             return
-        completed = self._completed()
-        if all(other.trial_id != trial.trial_id for other in completed):
-            completed.append(trial)
-        row = next(i for i, other in enumerate(completed) if other.trial_id == trial.trial_id)
-        objectives, violations = self._evaluate(completed)
-        directions = self.objective_directions()
-        trial.score = pareto.survival_score(objectives, directions, violations, row)
+        archive = self._completed_archive()
+        if trial.trial_id not in archive:
+            archive.add(trial, self._number(trial.trial_id))
+        _, objectives, violations = self._rank_archive()
+        row = archive.rows([trial.trial_id])[0]
+        if violations[row] == 0 and not np.isfinite(objectives[row]).all():
+            trial.score = math.nan  # a failed measurement, not an infeasible result
+        elif len(self.objectives) == 1:
+            trial.score = float(objectives[row, 0])
+        else:
+            trial.score = self._incremental_ranks.score(row)
 
     @_synchronized
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
@@ -591,7 +690,7 @@ class NSGA2Oracle(DurableOracle):
         >>> best = oracle.get_best_trials(5)  # doctest: +SKIP
         """
         ranking = self.rank(count=max(int(num_trials), 1))
-        return _with_scores(ranking, ranking.best(num_trials))
+        return _with_scores(ranking, ranking.order[:num_trials].tolist())
 
     @_synchronized
     def pareto_front(self) -> list[Trial]:
@@ -607,7 +706,7 @@ class NSGA2Oracle(DurableOracle):
         >>> [t.hyperparameters.values for t in oracle.pareto_front()]  # doctest: +SKIP
         """
         ranking = self.rank(count=1)
-        return _with_scores(ranking, ranking.front())
+        return _with_scores(ranking, ranking._front_rows())
 
     # -- state ----------------------------------------------------------------------
 
@@ -641,15 +740,14 @@ class NSGA2Oracle(DurableOracle):
         self._pool_generation = int(ours["pool_generation"])
         self._lineage = {str(k): [str(i) for i in v] for k, v in ours["lineage"].items()}
         self._seen = set(self._tried_so_far) | set(ours["seen_beyond_tried_so_far"])
-        self._reads = {}
+        self._archive = None  # the trials are new objects
+        self._numbers = {}
+        self._ranked = None
 
 
 def _objectives(objective: Any) -> list[keras_tuner.Objective]:
-    if objective is None:
-        raise ValueError(
-            "`objective` must be a keras_tuner.Objective or a list of them (each 'min' or "
-            "'max'); received objective=None."
-        )
+    if objective is None:  # KerasTuner's default: the value a trial returns, minimised
+        return [keras_tuner.Objective("default_objective", "min")]
     items = list(objective) if isinstance(objective, (list, tuple)) else [objective]
     if not items:
         raise ValueError("`objective` must list at least one keras_tuner.Objective; received [].")

@@ -19,7 +19,7 @@ For each trial the NSGA-II oracle proposes:
 
 Every raw figure is recorded whatever the mode, so a finished search can be
 re-ranked under another alpha without retraining. The objectives the oracle
-ranks on (`FlatNASOracle.objective_values`, recomputed at every ranking):
+ranks on (`FlatNASOracle.objective_values`, recomputed whenever a trial completes):
 
     mode "flatnas" (the paper):
         err        = 100 - 100 * val_accuracy            (top-1 error, %)
@@ -59,15 +59,18 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial
 from keras_tuner.src.distribute import utils as dist_utils
+from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine.objective import create_objective
 
 from flatnas_tf import storage
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
-from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
+from flatnas_tf.flatness import LOG_NAMES, PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.tuners import distributed
+from flatnas_tf.tuners.archive import last_value
+from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
-from flatnas_tf.tuners.nsga2 import NSGA2Oracle, last_value
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 
 if TYPE_CHECKING:
     from flatnas_tf.tuners.result import SearchResult
@@ -89,18 +92,16 @@ class DiskFullError(OSError, keras_tuner.errors.FatalError):  # noqa: N818 (an O
     """The disk filled up while a trial was saved: the search stops (KerasTuner re-raises it)."""
 
 
-#: Figures every trial records (trained ones; infeasible ones record params).
+#: Figures every trial records (trained ones; infeasible ones record params):
+#: Keras' metrics, the flatness figures under their log names, the chance test.
 FIGURES = (
     "val_accuracy",
     "val_loss",
     "accuracy",
     "loss",
-    "robustness",
-    "robustness_loss_gap",
-    "perturbed_accuracy",
-    "perturbed_loss",
+    *LOG_NAMES,
     "params",
-    "chance_p_value",
+    CHANCE_METRIC,
     "train_time_s",
     "measure_time_s",
 )
@@ -207,6 +208,14 @@ def _mode_objectives(mode: str) -> list[keras_tuner.Objective]:
     ]
 
 
+def _alpha_norm(errors: np.ndarray, robustness: np.ndarray, population_size: int) -> float:
+    """mean(err) / mean(R) over the trials that have both; 1 until a generation has."""
+    measured = np.isfinite(errors) & np.isfinite(robustness)
+    if measured.sum() < population_size or robustness[measured].mean() <= 0:
+        return 1.0
+    return float(errors[measured].mean() / robustness[measured].mean())
+
+
 class FlatNASOracle(NSGA2Oracle):
     """NSGA-II over FlatNAS's objectives (see the module docstring).
 
@@ -265,25 +274,22 @@ class FlatNASOracle(NSGA2Oracle):
         Returns:
             The normalisation of R against the error.
         """
-        errors = np.array([100.0 * (1.0 - last_value(t, "val_accuracy")) for t in trials])
-        robustness = np.array([last_value(t, "robustness") for t in trials])
-        measured = np.isfinite(errors) & np.isfinite(robustness)
-        if measured.sum() < self.population_size or robustness[measured].mean() <= 0:
-            return 1.0
-        return float(errors[measured].mean() / robustness[measured].mean())
+        accuracy, robustness = self.metric_values(trials, ("val_accuracy", "robustness")).T
+        return _alpha_norm(100.0 * (1.0 - accuracy), robustness, self.population_size)
 
     def objective_values(self, trials: Sequence[Trial]) -> np.ndarray:
         if self.mode == "pareto":
             return super().objective_values(trials)
-        norm = self.alpha_norm(trials)
-        rows = []
-        for trial in trials:
-            error = 100.0 * (1.0 - last_value(trial, "val_accuracy"))
-            robust = self.alpha * error + norm * (1.0 - self.alpha) * last_value(
-                trial, "robustness"
-            )
-            rows.append((robust, last_value(trial, "params")))
-        return np.array(rows, dtype=np.float64).reshape(len(trials), 2)
+        accuracy, robustness, params = self.metric_values(
+            trials, ("val_accuracy", "robustness", "params")
+        ).T
+        errors = 100.0 * (1.0 - accuracy)
+        norm = _alpha_norm(errors, robustness, self.population_size)
+        robust = self.alpha * errors + norm * (1.0 - self.alpha) * robustness
+        return np.stack([robust, params], axis=1)
+
+    def _ranking_settings(self) -> tuple:
+        return (*super()._ranking_settings(), self.mode, self.alpha, self.population_size)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -332,7 +338,8 @@ class FlatNASTuner(keras_tuner.Tuner):
             fail it are infeasible. None ranks every trained trial.
         hyperparameters: Optional `HyperParameters` fixing or pre-registering
             part of the space (KerasTuner semantics).
-        max_retries_per_trial: Retries of a trial that raised an error.
+        max_retries_per_trial: Retries of a trial that raised an error or
+            whose measurement failed (a NaN objective within the constraints).
         max_consecutive_failed_trials: Failed trials in a row that stop the search.
         trial_lease_s: Distributed search (on the chief): seconds a worker may
             stay silent (workers send a heartbeat every epoch and every few
@@ -340,8 +347,18 @@ class FlatNASTuner(keras_tuner.Tuner):
             worker; a dead worker then no longer blocks the search. None:
             wait forever, as KerasTuner does. Must exceed a trial's longest
             silent phase (its measurement).
+        allow_new_entries: Whether the hypermodel may add hyperparameters
+            beyond `hyperparameters` (KerasTuner semantics).
+        tune_new_entries: Whether such added hyperparameters are tuned (else
+            they keep their defaults).
         **kwargs: Passed to `keras_tuner.Tuner` (directory, project_name,
-            overwrite, ...).
+            overwrite, ...). `executions_per_trial` must be 1. Subclasses may
+            override KerasTuner's `on_epoch_*` / `on_batch_*` hooks (called
+            during each candidate's training), `hypermodel.build` /
+            `hypermodel.fit` (used as KerasTuner uses them) and
+            `fit_and_measure` / `measure`. KerasTuner's `_build_and_fit_model`
+            is not called: a trial needs the trained model itself, to
+            measure it, not only what `fit` returns.
 
     Example:
     ```python
@@ -371,8 +388,16 @@ class FlatNASTuner(keras_tuner.Tuner):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         trial_lease_s: float | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
         **kwargs,
     ):
+        if kwargs.get("executions_per_trial", 1) != 1:
+            raise ValueError(
+                "`executions_per_trial` must be 1: a trial's checkpoint is the model its "
+                "figures were measured on, so each candidate is trained once; received "
+                f"executions_per_trial={kwargs['executions_per_trial']!r}."
+            )
         oracle = FlatNASOracle(
             mode=mode,
             alpha=alpha,
@@ -384,6 +409,8 @@ class FlatNASTuner(keras_tuner.Tuner):
             hyperparameters=hyperparameters,
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
         )
         (sigma,) = check_sigmas([sigma])  # fail before any trial runs
         samples = check_samples(samples)
@@ -516,6 +543,10 @@ class FlatNASTuner(keras_tuner.Tuner):
         callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
         if self._is_worker():
             callbacks.append(distributed.Heartbeat(self.oracle, trial.trial_id))
+        if _overrides_tuner_hooks(self):
+            # KerasTuner's on_epoch_*/on_batch_* hooks, only when a subclass uses
+            # them: a batch-level callback makes Keras read the logs every step.
+            callbacks.append(tuner_utils.TunerCallback(self, trial))
         if any(isinstance(c, keras.callbacks.TensorBoard) for c in callbacks):
             # KerasTuner's per-trial log dirs and HParams; it imports tensorboard,
             # which TensorFlow no longer installs, so only when TensorBoard is used.
@@ -733,6 +764,31 @@ class FlatNASTuner(keras_tuner.Tuner):
         """
         return trial_figures(trial)
 
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Prints the best trials, the Pareto front first, with what was measured.
+
+        KerasTuner's summary prints `trial.score`, which for several objectives
+        is a position in the survival order; this one prints each trial's
+        objective values, hyperparameters and a table of its figures.
+
+        Args:
+            num_trials: How many trials to show at most.
+        """
+        best = self.oracle.get_best_trials(num_trials)
+        names = ", ".join(f"{o.name} ({o.direction})" for o in self.oracle.objectives)
+        print("Results summary")
+        print(f"Results in {self.project_dir}")
+        print(f"Showing {len(best)} best trials, the Pareto front first; objectives: {names}")
+        for trial in best:
+            print()
+            print(f"Trial {trial.trial_id} summary")
+            print("Hyperparameters:")
+            trial.display_hyperparameters()
+            print(objectives_line(self.oracle, trial))
+        if best:
+            print()
+            print(self.results_table(best), end="")
+
     def results_table(self, trials: Sequence[Trial] | None = None) -> str:
         """A Markdown table of trials and their figures (default: the Pareto front).
 
@@ -753,6 +809,12 @@ class FlatNASTuner(keras_tuner.Tuner):
                 f"{f['train_time_s']:.1f} |"
             )
         return "\n".join(lines) + "\n"
+
+
+def _overrides_tuner_hooks(tuner: keras_tuner.Tuner) -> bool:
+    """Whether a tuner's class overrides one of KerasTuner's per-epoch or per-batch hooks."""
+    hooks = ("on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
+    return any(getattr(type(tuner), h) is not getattr(keras_tuner.Tuner, h) for h in hooks)
 
 
 def _patient(create_trial):
