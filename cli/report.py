@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from keras_tuner.engine.trial import TrialStatus
 
+from flatnas_tf.checks import check_number
 from flatnas_tf.storage import write_bytes, write_text
 from flatnas_tf.tuners.result import HV_OBJECTIVES, HypervolumeHistory, SearchResult
 from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES
@@ -113,10 +114,7 @@ class _Report:
 
 
 def _compute(result: SearchResult, alpha: float | None) -> _Report:
-    if alpha is not None and (
-        isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1
-    ):
-        raise ValueError(f"`alpha` must be a number in [0, 1] or None; received alpha={alpha!r}.")
+    check_number(alpha, "alpha", 0, 1, optional=True)
     objectives = result.objectives()
     names = [name for name, _ in objectives]
     flat_rows = result.to_rows(alpha)

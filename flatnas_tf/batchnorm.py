@@ -43,6 +43,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from flatnas_tf.checks import check_integer
+
 __all__ = ["FusedBatchNormalization", "batch_norm_layers", "recalibrate_batch_norm"]
 
 
@@ -155,8 +157,7 @@ def recalibrate_batch_norm(
     ```
     """
     for name, value in (("max_examples", max_examples), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1; received {name}={value!r}.")
+        check_integer(value, name, 1)
     layers = [layer for layer in batch_norm_layers(model) if layer.trainable]
     if not layers:
         return 0

@@ -22,6 +22,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from flatnas_tf.checks import check_integer
+
 __all__ = ["DEFAULT_SIGNIFICANCE", "binomial_tail", "chance_p_value", "label_counts"]
 
 #: Significance below which accuracy counts as clearly above chance.
@@ -83,8 +85,7 @@ def chance_p_value(accuracy: float, examples: int, majority_rate: float) -> floa
     >>> chance_p_value(0.95, 180, 0.11) < 1e-3
     True
     """
-    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
-        raise ValueError(f"`examples` must be an integer >= 1; received {examples!r}.")
+    check_integer(examples, "examples", 1)
     if not math.isfinite(accuracy):
         return 1.0
     correct = min(examples, max(0, round(accuracy * examples)))

@@ -79,6 +79,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from flatnas_tf.checks import check_integer
+
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise",
     "shot_noise",
@@ -646,10 +648,7 @@ def _check_name(name: str) -> None:
 
 
 def _check_severity(severity: int) -> None:
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)):
-        raise ValueError(f"`severity` must be a Python int in 0..5; got {severity!r}.")
-    if not 0 <= severity <= 5:
-        raise ValueError(f"`severity` must be in 0..5 (0 = clean); got {severity}.")
+    check_integer(severity, "severity", 0, 5)  # 0 = clean
 
 
 def _check_images(images) -> tf.Tensor:

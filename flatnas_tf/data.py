@@ -54,6 +54,8 @@ import urllib.parse
 import numpy as np
 import tensorflow as tf
 
+from flatnas_tf.checks import check_integer
+
 DEFAULT_DATASET = "digits"
 #: Batches a pipeline prepares ahead of the training step.
 PREFETCH_BATCHES = 2
@@ -117,8 +119,7 @@ class ImageDataset:
         """
         if split not in ("train", "validation", "test"):
             raise ValueError(f"`split` must be train, validation or test; received {split!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be an integer >= 1; received {batch_size!r}.")
+        check_integer(batch_size, "batch_size", 1)
         dataset = getattr(self, split)
         if not training:
             return _steady(dataset.batch(batch_size).map(_to_float).cache())

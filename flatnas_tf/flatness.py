@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Iterable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from flatnas_tf.checks import check_integer, check_number, is_number
 
 MODES = ("multiplicative", "additive")
 
@@ -191,11 +192,7 @@ def _correct(kind: str, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
 
 
 def _check_batches(max_batches: int | None) -> int | None:
-    if max_batches is not None and (
-        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
-    ):
-        raise ValueError(f"`max_batches` must be an integer >= 1; received {max_batches!r}.")
-    return max_batches
+    return check_integer(max_batches, "max_batches", 1, optional=True)
 
 
 def _as_dataset(data, batch_size: int, max_batches: int | None) -> tf.data.Dataset:
@@ -227,18 +224,14 @@ def check_sigmas(sigma) -> list[float]:
     if not sigmas:
         raise ValueError("`sigma` is an empty list; pass a number >= 0 or a list of them.")
     for value in sigmas:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise TypeError(f"`sigma` must be a number >= 0; received sigma={value!r}.")
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"`sigma` must be a finite number >= 0; received sigma={value!r}.")
-    return [float(v) for v in sigmas]
+    return [check_number(value, "sigma", 0) for value in sigmas]
 
 
 def check_samples(samples, name: str = "samples") -> int:
     """Validates a count such as a number of perturbations (an integer >= 1)."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1; received {name}={samples!r}.")
-    return samples
+    return check_integer(samples, name, 1)
 
 
 class PerturbedEvaluator:
@@ -516,10 +509,7 @@ class FlatnessCallback(keras.callbacks.Callback):
         super().__init__()
         (self.sigma,) = check_sigmas([sigma])
         self.samples = check_samples(samples)
-        if every is not None and (
-            isinstance(every, bool) or not isinstance(every, int) or every < 1
-        ):
-            raise ValueError(f"`every` must be None or an integer >= 1; received every={every!r}.")
+        every = check_integer(every, "every", 1, optional=True)
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
         self.every = every

@@ -56,6 +56,7 @@ import keras
 import keras_tuner as kt
 
 from flatnas_tf.batchnorm import FusedBatchNormalization
+from flatnas_tf.checks import check_integer, is_number
 from flatnas_tf.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.optimizers import FusedSGD
 from flatnas_tf.sam import SAMModel
@@ -280,16 +281,12 @@ class FlatNASHyperModel(kt.HyperModel):
             raise ValueError(
                 f"`input_shape` must be (height, width, channels); received {input_shape!r}."
             )
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"`num_classes` must be an integer >= 2; received {num_classes!r}.")
+        num_classes = check_integer(num_classes, "num_classes", 2)
         self.input_shape = input_shape
         self.num_classes = num_classes
         self.training = training or TrainingSettings()
         self.width_multipliers = _choices("width_multipliers", width_multipliers)
-        if not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w <= MAX_WIDTH
-            for w in self.width_multipliers
-        ):
+        if not all(is_number(w) and 0 < w <= MAX_WIDTH for w in self.width_multipliers):
             raise ValueError(
                 f"`width_multipliers` must be numbers in (0, {MAX_WIDTH:g}]; received "
                 f"{self.width_multipliers!r}."

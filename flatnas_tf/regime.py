@@ -43,6 +43,7 @@ import keras
 import tensorflow as tf
 
 from flatnas_tf.batchnorm import recalibrate_batch_norm
+from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.tracing import build_training_state, graph_optimizer, release_custom_gradients
 
 __all__ = ["SCHEDULES", "TrainingRegime", "WarmupCosine", "steps_per_epoch"]
@@ -95,12 +96,9 @@ class WarmupCosine(keras.callbacks.Callback):
 
     def __init__(self, total_steps: int, warmup: float = 0.1, initial_step: int = 0):
         super().__init__()
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"`total_steps` must be an integer >= 1; received {total_steps!r}.")
-        if not 0 <= warmup < 1:
-            raise ValueError(f"`warmup` must be a fraction in [0, 1); received {warmup!r}.")
-        if isinstance(initial_step, bool) or not isinstance(initial_step, int) or initial_step < 0:
-            raise ValueError(f"`initial_step` must be an integer >= 0; received {initial_step!r}.")
+        total_steps = check_integer(total_steps, "total_steps", 1)
+        warmup = check_number(warmup, "warmup", 0, 1, high_open=True)
+        initial_step = check_integer(initial_step, "initial_step", 0)
         self.total_steps = total_steps
         self.warmup_steps = round(warmup * total_steps)
         self.initial_step = initial_step
@@ -160,17 +158,11 @@ class TrainingRegime:
             raise ValueError(
                 f"`schedule` must be one of {SCHEDULES}; received schedule={self.schedule!r}."
             )
-        if (
-            isinstance(self.warmup, bool)
-            or not isinstance(self.warmup, (int, float))
-            or not 0 <= self.warmup < 1
-        ):
-            raise ValueError(f"`warmup` must be a fraction in [0, 1); received {self.warmup!r}.")
-        examples = self.recalibration_examples
-        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
-            raise ValueError(
-                f"`recalibration_examples` must be an integer >= 1; received {examples!r}."
-            )
+        object.__setattr__(
+            self, "warmup", check_number(self.warmup, "warmup", 0, 1, high_open=True)
+        )
+        examples = check_integer(self.recalibration_examples, "recalibration_examples", 1)
+        object.__setattr__(self, "recalibration_examples", examples)
 
     def uses_grappler(self) -> bool:
         """Whether Grappler runs under this regime on this machine."""
@@ -225,8 +217,7 @@ class TrainingRegime:
             raise ValueError(
                 f"Model {model.name!r} is not compiled; compile it with an optimizer first."
             )
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"`epochs` must be an integer >= 1; received epochs={epochs!r}.")
+        check_integer(epochs, "epochs", 1)
         build_training_state(model, data, batch_size)
         own_schedule = isinstance(
             getattr(model.optimizer, "_learning_rate", None),

@@ -47,7 +47,6 @@ References:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 
@@ -57,6 +56,8 @@ import tensorflow as tf
 # Not in Keras' public namespace; SAMModel needs it to build functional models
 # without Keras rewriting SAMModel's base classes (see `SAMModel.__new__`).
 from keras.src.models.functional import Functional
+
+from flatnas_tf.checks import check_number, is_number
 
 _NORM_GUARD = 1e-12
 
@@ -140,11 +141,9 @@ def _graph_ends(model: keras.Model) -> tuple:
 
 
 def _check_radius(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise TypeError(f"`{name}` must be a number >= 0; received {name}={value!r}.")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"`{name}` must be a finite number >= 0; received {name}={value!r}.")
-    return float(value)
+    return check_number(value, name, 0)
 
 
 @keras.saving.register_keras_serializable(package="flatnas_tf")

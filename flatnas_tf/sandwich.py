@@ -44,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.hypermodel import FlatNASHyperModel, TrainingSettings
 from flatnas_tf.regime import WarmupCosine, steps_per_epoch
 from flatnas_tf.storage import atomic_path, write_json
@@ -108,14 +108,10 @@ class SupernetSettings:
 
     def __post_init__(self):
         for name in ("epochs", "random_subnets", "seed"):
-            value = getattr(self, name)
-            least = 1 if name == "epochs" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"`{name}` must be an integer >= {least}; received {value!r}.")
+            value = check_integer(getattr(self, name), name, 1 if name == "epochs" else 0)
+            object.__setattr__(self, name, value)
         for name in ("learning_rate", "momentum", "weight_decay"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"`{name}` must be a finite number >= 0; received {value!r}.")
+            object.__setattr__(self, name, check_number(getattr(self, name), name, 0))
         if not 0.0 <= self.distillation <= 1.0:
             raise ValueError(f"`distillation` must be in [0, 1]; received {self.distillation!r}.")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -50,6 +50,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from flatnas_tf.checks import check_number
 from flatnas_tf.hypermodel import (
     STAGES,
     Architecture,
@@ -248,8 +249,7 @@ class Supernet(keras.Model):
             )
         if width is None:
             width = max(hypermodel.width_multipliers)
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise ValueError(f"`width` must be a number > 0; received {width!r}.")
+        check_number(width, "width", 0, low_open=True)
         if 1 in hypermodel.expands:
             raise ValueError(
                 "A supernet needs expand ratios > 1 (an expand-1 block has no expansion "

@@ -65,6 +65,7 @@ from keras_tuner.engine.trial import Trial, TrialStatus
 from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
 from flatnas_tf import storage
+from flatnas_tf.checks import is_number
 
 __all__ = ["ORACLE_FILE", "TRIAL_FILE", "DurableOracle", "check_trial_id"]
 
@@ -421,7 +422,7 @@ def _trial_from_state(state: Mapping[str, Any], trial_id: str) -> Trial:
     for name in trial.metrics.metrics:
         for observation in trial.metrics.get_history(name):
             values = observation.value
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            if not all(is_number(v) for v in values):
                 raise TypeError(f"metric {name!r} holds {values!r}, not numbers")
     return trial
 
