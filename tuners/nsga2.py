@@ -103,13 +103,15 @@ from typing import Any
 import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.src.engine.objective import DefaultObjective, MultiObjective
 
+from flatnas_tf.checks import check_integer, check_number, is_number
 from flatnas_tf.tuners import pareto, space
 from flatnas_tf.tuners.archive import CompletedTrials, last_value
 from flatnas_tf.tuners.display import ParetoDisplay
 from flatnas_tf.tuners.durable import DurableOracle
 
-__all__ = ["NSGA2Oracle", "Ranking"]
+__all__ = ["NSGA2Oracle", "ParetoObjective", "Ranking", "keras_tuner_objective"]
 
 #: Breeding attempts before falling back to a random unseen configuration.
 _BREED_ATTEMPTS = 20
@@ -260,18 +262,18 @@ class NSGA2Oracle(DurableOracle):
         max_consecutive_failed_trials: int = 3,
     ):
         objectives = _objectives(objective)
-        _check_int(population_size, "population_size", 2)
+        check_integer(population_size, "population_size", 2)
         if max_trials is not None:
-            _check_int(max_trials, "max_trials", 1)
-        _check_probability(crossover_probability, "crossover_probability")
+            check_integer(max_trials, "max_trials", 1)
+        check_number(crossover_probability, "crossover_probability", 0, 1)
         if mutation_probability is not None:
-            _check_probability(mutation_probability, "mutation_probability")
+            check_number(mutation_probability, "mutation_probability", 0, 1)
         if seed is not None:
-            _check_int(seed, "seed", 0)
-        _check_int(max_retries_per_trial, "max_retries_per_trial", 0)
-        _check_int(max_consecutive_failed_trials, "max_consecutive_failed_trials", 1)
+            check_integer(seed, "seed", 0)
+        check_integer(max_retries_per_trial, "max_retries_per_trial", 0)
+        check_integer(max_consecutive_failed_trials, "max_consecutive_failed_trials", 1)
         super().__init__(
-            objective=objectives if len(objectives) > 1 else objectives[0],
+            objective=keras_tuner_objective(objectives),
             max_trials=max_trials,
             hyperparameters=hyperparameters,
             allow_new_entries=allow_new_entries,
@@ -627,7 +629,7 @@ class NSGA2Oracle(DurableOracle):
         >>> [t.trial_id for t in ranking.front()]  # doctest: +SKIP
         """
         if count is not None:
-            _check_int(count, "count", 1)
+            check_integer(count, "count", 1)
         if trials is None:
             archive, objectives, violations = self._rank_archive()
             trials = archive.trials
@@ -745,9 +747,39 @@ class NSGA2Oracle(DurableOracle):
         self._ranked = None
 
 
+class ParetoObjective(MultiObjective):
+    """KerasTuner's `MultiObjective`, named after its first objective.
+
+    KerasTuner's tuner refuses a dict returned by `run_trial` that lacks the
+    key `oracle.objective.name`; a `MultiObjective` is named
+    "multi_objective" (the sum of the objectives, which a Pareto search never
+    uses), so a dict of the objectives alone was refused. Every objective is
+    still required, by the oracle's `update_trial`.
+    """
+
+    def __init__(self, objectives: list[keras_tuner.Objective]):
+        super().__init__(objectives)
+        self.name = objectives[0].name
+
+    def __str__(self) -> str:
+        return f"ParetoObjective: [{', '.join(str(o) for o in self.objectives)}]"
+
+
+def keras_tuner_objective(objectives: list[keras_tuner.Objective]) -> keras_tuner.Objective:
+    """What KerasTuner's `Oracle.objective` is for these objectives.
+
+    Args:
+        objectives: One or more objectives.
+
+    Returns:
+        The objective itself when there is one, else a `ParetoObjective`.
+    """
+    return objectives[0] if len(objectives) == 1 else ParetoObjective(objectives)
+
+
 def _objectives(objective: Any) -> list[keras_tuner.Objective]:
     if objective is None:  # KerasTuner's default: the value a trial returns, minimised
-        return [keras_tuner.Objective("default_objective", "min")]
+        return [DefaultObjective()]
     items = list(objective) if isinstance(objective, (list, tuple)) else [objective]
     if not items:
         raise ValueError("`objective` must list at least one keras_tuner.Objective; received [].")
@@ -783,32 +815,13 @@ def _constraints(constraints: Mapping[str, float] | None) -> dict[str, float]:
         )
     result = {}
     for name, bound in constraints.items():
-        if (
-            not isinstance(name, str)
-            or isinstance(bound, bool)
-            or not isinstance(bound, (int, float, np.integer, np.floating))
-            or not math.isfinite(bound)
-        ):
+        if not isinstance(name, str) or not is_number(bound) or not math.isfinite(bound):
             raise ValueError(
                 "`constraints` must map metric names to finite upper bounds; received "
                 f"{name!r}: {bound!r}."
             )
         result[name] = float(bound)
     return result
-
-
-def _check_int(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
-
-
-def _check_probability(value: Any, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 <= value <= 1.0
-    ):
-        raise ValueError(f"`{name}` must be a number in [0, 1]; received {name}={value!r}.")
 
 
 def binary_tournament(

@@ -60,17 +60,17 @@ import numpy as np
 from keras_tuner.engine.trial import Trial
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import tuner_utils
-from keras_tuner.src.engine.objective import create_objective
 
 from flatnas_tf import storage
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
+from flatnas_tf.checks import check_number
 from flatnas_tf.flatness import LOG_NAMES, PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
 from flatnas_tf.tuners import distributed
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
-from flatnas_tf.tuners.nsga2 import NSGA2Oracle
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle, keras_tuner_objective
 
 if TYPE_CHECKING:
     from flatnas_tf.tuners.result import SearchResult
@@ -167,32 +167,18 @@ def trial_figures(trial: Trial) -> dict[str, float]:
 def _check_mode_and_alpha(mode: str, alpha: float) -> None:
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"`alpha` must be a number in [0, 1]; received alpha={alpha!r}.")
+    check_number(alpha, "alpha", 0, 1)
 
 
 def _check_positive(value: float | None, name: str) -> float | None:
     """`value` as a float if it is a finite number > 0; None stays None."""
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"`{name}` must be a finite number > 0 or None; received {value!r}.")
-    return float(value)
+    return check_number(value, name, 0, low_open=True, optional=True)
 
 
 def _check_significance(value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(
-            f"`chance_significance` must be a number in (0, 1) or None; received {value!r}."
-        )
-    return float(value)
+    return check_number(
+        value, "chance_significance", 0, 1, low_open=True, high_open=True, optional=True
+    )
 
 
 def _mode_objectives(mode: str) -> list[keras_tuner.Objective]:
@@ -302,7 +288,7 @@ class FlatNASOracle(NSGA2Oracle):
         if saved.get("mode", self.mode) != self.mode:  # the saved search's objectives win
             self.mode = saved["mode"]
             self.objectives = _mode_objectives(self.mode)
-            self.objective = create_objective(self.objectives)
+            self.objective = keras_tuner_objective(self.objectives)
         self.alpha = saved.get("alpha", self.alpha)
         self.max_params = saved.get("max_params", self.max_params)
 
@@ -530,12 +516,12 @@ class FlatNASTuner(keras_tuner.Tuner):
     def run_trial(self, trial: Trial, *args, **kwargs) -> dict[str, float]:
         hp = trial.hyperparameters
         params = self.count_params(hp)
-        # KerasTuner insists on a value for every objective and for their sum:
-        # what is not measured here (the oracle derives flatnas_objective from the
-        # raw figures at ranking time; infeasible trials are not trained) is NaN.
+        # KerasTuner insists on a value for every objective: what is not measured
+        # here (the oracle derives flatnas_objective from the raw figures at
+        # ranking time; infeasible trials are not trained) is NaN.
         objective = self.oracle.objective
         names = [o.name for o in getattr(objective, "objectives", [objective])]
-        figures = dict.fromkeys([*names, objective.name], math.nan)
+        figures = dict.fromkeys(names, math.nan)
         figures["params"] = float(params)
         if self.max_params is not None and params > self.max_params:
             figures[CHANCE_METRIC] = 1.0  # never trained: no evidence above chance
