@@ -147,6 +147,19 @@ def _config_option(command: Callable) -> Callable:
     )(command)
 
 
+#: Options several commands share, declared once.
+_BATCH_SIZE = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=64, help="Examples per training step."
+)
+_VERBOSE = click.option("--verbose", is_flag=True, help="Show Keras' progress bars.")
+_DATA_DIR = click.option("--data-dir", default=None, help="TFDS data directory.")
+
+
+def _seed_option(help: str, default: int | None = 0) -> Callable:  # noqa: A002 (Click's name)
+    """--seed, an integer; what it seeds differs per command."""
+    return click.option("--seed", type=int, default=default, help=help)
+
+
 def _data_options(command: Callable) -> Callable:
     """--data, --data-dir and --validation-fraction: the data set and its split."""
     for option in reversed(
@@ -157,7 +170,7 @@ def _data_options(command: Callable) -> Callable:
                 help="Data set: digits (bundled, offline), npz:PATH, folder:PATH or a TFDS "
                 "name such as cifar10.",
             ),
-            click.option("--data-dir", default=None, help="TFDS data directory."),
+            _DATA_DIR,
             click.option(
                 "--validation-fraction",
                 type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
@@ -351,7 +364,7 @@ def _clock(seconds: float) -> str:
     "--validation-fraction and --seed): candidates inherit its weights and are fine-tuned "
     "for --epochs instead of trained from scratch; the width is the supernet's.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@_BATCH_SIZE
 @click.option(
     "--learning-rate",
     type=FiniteFloatRange(min=0, min_open=True),
@@ -404,7 +417,7 @@ def _clock(seconds: float) -> str:
     default=5e6,
     help="Parameter limit: larger candidates are recorded, never trained.",
 )
-@click.option("--seed", type=int, default=0, help="Seed of the split and the search.")
+@_seed_option("Seed of the split and the search.")
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -461,7 +474,7 @@ def _clock(seconds: float) -> str:
     is_flag=True,
     help="TensorFlow op determinism: one seed gives one result on one machine.",
 )
-@click.option("--verbose", is_flag=True, help="Show Keras' per-epoch progress bars.")
+@_VERBOSE
 @_fail_cleanly
 def search(**options: Any) -> None:
     """Search architectures: the Pareto front of accuracy, flatness and size.
@@ -696,7 +709,7 @@ def _epoch_line_callback(epochs: int):
     help="Width multiplier of the supernet (every candidate searched through it has it).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_SUPERNET_EPOCHS)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@_BATCH_SIZE
 @click.option(
     "--learning-rate",
     type=FiniteFloatRange(min=0, min_open=True),
@@ -715,13 +728,8 @@ def _epoch_line_callback(epochs: int):
     default=0.0,
     help="Weight of in-place distillation from the largest sub-network (0: labels only).",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    help="Seed of the data split (pass the search's) and of the training.",
-)
-@click.option("--verbose", is_flag=True, help="Show Keras' progress bars.")
+@_seed_option("Seed of the data split (pass the search's) and of the training.")
+@_VERBOSE
 @_fail_cleanly
 def supernet(**options: Any) -> None:
     """Train (or resume) a weight-sharing supernet of the search space.
@@ -862,9 +870,9 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     default=None,
     help="Data set (default: the search's; required with --hyperparameters).",
 )
-@click.option("--data-dir", default=None, help="TFDS data directory.")
+@_DATA_DIR
 @click.option("--epochs", type=click.IntRange(min=1), default=10)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@_BATCH_SIZE
 @click.option(
     "--learning-rate",
     type=FiniteFloatRange(min=0, min_open=True),
@@ -892,14 +900,14 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     default=None,
     help="Warm-up fraction of the steps. Default: the search's, else 0.1.",
 )
-@click.option("--seed", type=int, default=0)
+@_seed_option("Seed of the data split and of the training.")
 @click.option("--out", required=True, help="Directory for model.keras and manifest.json.")
 @click.option(
     "--deterministic",
     is_flag=True,
     help="TensorFlow op determinism: one seed gives one result on one machine.",
 )
-@click.option("--verbose", is_flag=True, help="Show Keras' per-epoch progress bars.")
+@_VERBOSE
 @_fail_cleanly
 def train(**options: Any) -> None:
     """Train one architecture as a search's trial does (longer if asked) and save it.
@@ -1018,7 +1026,7 @@ def train(**options: Any) -> None:
     default=None,
     help="Data set for ID accuracy and built-in corruptions (default: the search's).",
 )
-@click.option("--data-dir", default=None, help="TFDS data directory.")
+@_DATA_DIR
 @click.option(
     "--ood",
     type=click.Choice(OOD_CHOICES),
@@ -1031,12 +1039,10 @@ def train(**options: Any) -> None:
     default=None,
     help="Test images per cell (default: all).",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=None,
-    help="Seed of the data split (default: the search's, else 0): use the one the model was "
+@_seed_option(
+    "Seed of the data split (default: the search's, else 0): use the one the model was "
     "trained with, or its test images may include training images.",
+    default=None,
 )
 @click.option(
     "--out", default=None, help="Directory for evaluation.json/.csv/.md (default: next to TARGET)."
