@@ -322,8 +322,11 @@ def curves_side_by_side(args: argparse.Namespace) -> dict:
         command = [args.before_python, __file__, "--curve-only"]
         command += ["--curve-trials", str(args.curve_trials)]
         command += ["--population-size", str(args.population_size)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        before = json.loads(output[output.index("{") :])["curves"]["after"]
+        run = subprocess.run(command, capture_output=True, text=True)
+        if run.returncode != 0:
+            last = run.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise SystemExit(f"--before-python {args.before_python} failed: {last[0]}")
+        before = json.loads(run.stdout[run.stdout.index("{") :])["curves"]["after"]
     after = bookkeeping_curves(args.curve_trials, args.population_size)
     if not args.before_python:
         return {"after": after}
