@@ -145,8 +145,7 @@ class CompletedTrials:
         if row is None:
             return
         for name, column in self._columns.items():
-            column = self._columns[name] = column.copy()  # callers may hold the old one
-            column[row] = last_value(self._trials[row], name)
+            column[row] = last_value(self._trials[row], name)  # `values` hands out copies
         self.version += 1
 
     def rows(self, trial_ids: Sequence[str]) -> list[int] | None:

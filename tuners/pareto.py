@@ -589,7 +589,6 @@ class IncrementalRanks:
         self._keys = np.zeros(0, dtype=np.int64)
         self._minimised = np.zeros((0, 0))
         self._violations = np.zeros(0)
-        self._feasible_ranks = np.zeros(0, dtype=np.int64)  # -1 for infeasible points
         self._ranks = np.zeros(0, dtype=np.int64)
         self.insertions = 0  # points inserted incrementally (for tests and benchmarks)
         self.rebuilds = 0  # full re-rankings
@@ -631,7 +630,7 @@ class IncrementalRanks:
             known = np.zeros(keys.size, dtype=bool)
             known[position] = True
             ranks = np.full(keys.size, -1, dtype=np.int64)
-            ranks[position] = self._feasible_ranks
+            ranks[position] = np.where(self._violations == 0, self._ranks, -1)  # feasible ones
             inserted = np.flatnonzero(~known)
             for index in inserted[feasible[inserted]]:
                 known[index] = True
@@ -643,7 +642,6 @@ class IncrementalRanks:
                 ranks[feasible] = moocore.pareto_rank(minimised[feasible])
             self.rebuilds += 1
         self._keys, self._minimised, self._violations = keys, minimised, effective
-        self._feasible_ranks = ranks.copy()
         infeasible = ~feasible
         if infeasible.any():
             _, dense = np.unique(effective[infeasible], return_inverse=True)

@@ -175,12 +175,6 @@ def _check_positive(value: float | None, name: str) -> float | None:
     return check_number(value, name, 0, low_open=True, optional=True)
 
 
-def _check_significance(value: float | None) -> float | None:
-    return check_number(
-        value, "chance_significance", 0, 1, low_open=True, high_open=True, optional=True
-    )
-
-
 def _mode_objectives(mode: str) -> list[keras_tuner.Objective]:
     if mode == "flatnas":
         return [
@@ -233,7 +227,15 @@ class FlatNASOracle(NSGA2Oracle):
     ):
         _check_mode_and_alpha(mode, alpha)
         max_params = _check_positive(max_params, "max_params")
-        chance_significance = _check_significance(chance_significance)
+        chance_significance = check_number(
+            chance_significance,
+            "chance_significance",
+            0,
+            1,
+            low_open=True,
+            high_open=True,
+            optional=True,
+        )
         constraints = {}
         if max_params is not None:
             constraints["params"] = max_params
