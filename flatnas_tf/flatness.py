@@ -46,17 +46,9 @@ import numpy as np
 import tensorflow as tf
 
 from flatnas_tf.checks import check_integer, check_number, is_number
+from flatnas_tf.figures import LOG_NAMES as LOG_NAMES  # the names `logs()` writes
 
 MODES = ("multiplicative", "additive")
-
-#: Names under which `FlatnessCallback` writes its figures into `logs`, with
-#: the direction in which each is better.
-LOG_NAMES = {
-    "robustness": "min",
-    "robustness_loss_gap": "min",
-    "perturbed_accuracy": "max",
-    "perturbed_loss": "min",
-}
 
 
 @dataclasses.dataclass(frozen=True)

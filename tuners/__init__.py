@@ -8,13 +8,16 @@
 - `FlatNASTuner`, `FlatNASOracle`: one trial = SAM training + flatness, ranked
   on FlatNAS's objectives.
 - `SearchResult`: a search read from its directory (or `FlatNASTuner.result()`):
-  trials, figures, re-ranking, front, hypervolume history, models, export.
+  trials (`TrialRecord`), figures, re-ranking, front, hypervolume history,
+  models, export; `records`, `objectives` and `ranking` are what it reads and
+  ranks with, as the oracle does.
 - `SupernetTuner`: the same trials through a trained supernet (inherited
   weights, short fine-tuning), FlatNAS's weight-sharing regime.
 
 Import this package only as `flatnas_tf.tuners`. The namespace is lazy:
 each name imports its module (and with it KerasTuner and TensorFlow) on
-first use, so `flatnas_tf.tuners.pareto` needs neither.
+first use, so `pareto` and `SearchResult` (until it builds a model) need
+neither.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from flatnas_tf import _lazy
 #: Each public name and the module that defines it, imported on first use.
 _EXPORTS = {
     "NSGA2Oracle": "nsga2",
-    "Ranking": "nsga2",
+    "Ranking": "ranking",
     "constrained_dominates": "pareto",
     "crowding_distance": "pareto",
     "fronts": "pareto",
@@ -38,6 +41,7 @@ _EXPORTS = {
     "total_violation": "pareto",
     "HypervolumeHistory": "result",
     "SearchResult": "result",
+    "TrialRecord": "records",
     "DiskFullError": "tuner",
     "FlatNASOracle": "tuner",
     "FlatNASTuner": "tuner",
@@ -55,6 +59,7 @@ __all__ = [
     "SearchFailedError",
     "SearchResult",
     "SupernetTuner",
+    "TrialRecord",
     "constrained_dominates",
     "crowding_distance",
     "fronts",
@@ -71,7 +76,7 @@ __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from flatnas_tf.tuners.nsga2 import NSGA2Oracle, Ranking
+    from flatnas_tf.tuners.nsga2 import NSGA2Oracle
     from flatnas_tf.tuners.pareto import (
         constrained_dominates,
         crowding_distance,
@@ -83,6 +88,8 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         to_minimisation,
         total_violation,
     )
+    from flatnas_tf.tuners.ranking import Ranking
+    from flatnas_tf.tuners.records import TrialRecord
     from flatnas_tf.tuners.result import HypervolumeHistory, SearchResult
     from flatnas_tf.tuners.tuner import (
         DiskFullError,

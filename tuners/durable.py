@@ -52,60 +52,28 @@ the project directory.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
 from flatnas_tf import storage
-from flatnas_tf.checks import is_number
+from flatnas_tf.tuners.records import (
+    ENDED,
+    MALFORMED,
+    ORACLE_FILE,
+    TRIAL_FILE,
+    being_created,
+    check_trial_id,
+    lost_message,
+    read_project,
+)
 
 __all__ = ["ORACLE_FILE", "TRIAL_FILE", "DurableOracle", "check_trial_id"]
-
-ORACLE_FILE = "oracle.json"
-TRIAL_FILE = "trial.json"
-#: Statuses of a trial that has ended for good.
-ENDED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
-_STATUSES = {
-    TrialStatus.RUNNING,
-    TrialStatus.IDLE,
-    TrialStatus.INVALID,
-    TrialStatus.STOPPED,
-    TrialStatus.COMPLETED,
-    TrialStatus.FAILED,
-}
-_TRIAL_ID = re.compile(r"[0-9]{1,12}")
-_MISSING = f"its {TRIAL_FILE} is missing"
-#: What reading a state of the wrong form raises.
-_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
-
-
-def check_trial_id(trial_id: Any) -> str:
-    """Returns `trial_id` if it is a trial number (1-12 digits), else raises.
-
-    Args:
-        trial_id: A trial id read from a state file or given by a user.
-
-    Returns:
-        The id.
-
-    Raises:
-        ValueError: It is not a trial number.
-
-    Example:
-    >>> check_trial_id("07")
-    '07'
-    """
-    if not isinstance(trial_id, str) or not _TRIAL_ID.fullmatch(trial_id):
-        raise ValueError(f"{trial_id!r} is not a trial id (trial ids are numbers such as '07').")
-    return trial_id
 
 
 class DurableOracle(keras_tuner.Oracle):
@@ -261,72 +229,35 @@ class DurableOracle(keras_tuner.Oracle):
 
     def reload(self) -> None:
         """Reloads the search from its directory, repairing what a crash left (module docstring)."""
-        project = Path(self._project_dir)
         fresh = self.get_state()  # the constructor's state: what a rebuilt oracle starts from
         self.recovery_notes = []
-        self.trials, unreadable = self._read_trial_files(project)
-        state, problem = _read_json(project / ORACLE_FILE)
-        never_saved = problem == "missing"
-        if never_saved:  # killed in the first creation (or deleted): nothing was committed
-            state, problem = fresh, None
-        referenced: list[str] = []
-        if problem is None:
-            referenced, problem = _referenced_ids(state)
-        upcoming = len(state["start_order"]) if problem is None else None
-        for trial_id in sorted({*referenced, *unreadable} - set(self.trials), key=int):
-            reason = unreadable.get(trial_id, _MISSING)
-            created = reason == _MISSING and trial_id not in referenced
-            if created and _same_number(trial_id, upcoming):
-                continue  # killed while creating it: it is created again
+        files = read_project(
+            Path(self._project_dir), Trial.from_state, _set_aside if self.repairs_files else None
+        )
+        self.trials = files.trials
+        for trial_id, reason in files.lost.items():
             self.trials[trial_id] = self._placeholder(trial_id, reason)
-        committed = None
+        state, problem = files.oracle_state, files.oracle_problem
+        never_saved = problem == "missing"
+        committed = files.committed
         if problem is None:
             try:
                 self.set_state(state)
-                committed = len(self.start_order)
-            except _MALFORMED as error:
-                problem = f"{type(error).__name__}: {error}"
+            except MALFORMED as error:
+                problem, committed = f"{type(error).__name__}: {error}", None
         if problem is not None:
             self.set_state(fresh)
         self._reconcile(committed)
-        if problem is not None or (never_saved and self.trials):
+        if (problem is not None and not never_saved) or (never_saved and self.trials):
             self._note(
-                f"{ORACLE_FILE} was {problem or 'missing'}; rebuilt it from {len(self.trials)} "
+                f"{ORACLE_FILE} was {problem}; rebuilt it from {len(self.trials)} "
                 "trial files (the parents of earlier trials are not known)."
             )
-
-    def _read_trial_files(self, project: Path) -> tuple[dict[str, Trial], dict[str, str]]:
-        """Trials of `trial_<id>/trial.json`, and the ids whose file could not be read (why)."""
-        trials: dict[str, Trial] = {}
-        unreadable: dict[str, str] = {}
-        for directory in sorted(project.glob("trial_*")):
-            trial_id = directory.name[len("trial_") :]
-            if not directory.is_dir() or not _TRIAL_ID.fullmatch(trial_id):
-                continue  # not a name this oracle writes; left alone
-            path = directory / TRIAL_FILE
-            if not path.exists():
-                unreadable[trial_id] = _MISSING
-                continue
-            state, problem = _read_json(path)
-            trial = None
-            if problem is None:
-                try:
-                    trial = _trial_from_state(state, trial_id)
-                except _MALFORMED as error:
-                    problem = f"{type(error).__name__}: {error}"
-            if trial is None:
-                where = "left in place"
-                if self.repairs_files:
-                    where = f"set aside as {_set_aside(path).name}"
-                unreadable[trial_id] = f"its {TRIAL_FILE} was {problem} ({where})"
-                continue
-            trials[trial_id] = trial
-        return trials, unreadable
 
     def _placeholder(self, trial_id: str, reason: str) -> Trial:
         """A FAILED trial standing for one whose file is lost, so its id is never reused."""
         trial = Trial(keras_tuner.HyperParameters(), trial_id=trial_id, status=TrialStatus.FAILED)
-        trial.message = f"Trial {trial_id} cannot be read back: {reason}."
+        trial.message = lost_message(trial_id, reason)
         self._note(trial.message + " It is kept as FAILED.")
         if self.repairs_files:
             self._save_trial(trial)
@@ -340,13 +271,8 @@ class DurableOracle(keras_tuner.Oracle):
         """
         trials = self.trials
         for trial_id, trial in list(trials.items()):
-            uncommitted = (
-                _same_number(trial_id, committed)
-                and trial_id not in self.start_order
-                and trial.status == TrialStatus.RUNNING
-                and not trial.metrics.metrics
-            )
-            if uncommitted:
+            has_metrics = bool(trial.metrics.metrics)
+            if being_created(trial_id, trial.status, has_metrics, self.start_order, committed):
                 del trials[trial_id]  # created again, with the same values, at the next request
         order = sorted(trials, key=int)
         ended = [t for t in self.end_order if t in trials and trials[t].status in ENDED]
@@ -375,64 +301,12 @@ def _clear_figures(trial: Trial) -> None:
     trial.score, trial.best_step = None, 0
 
 
-def _same_number(trial_id: str, number: int | None) -> bool:
-    """Whether a trial id ("07") is trial number `number` (7)."""
-    return number is not None and int(trial_id) == number
-
-
-def _read_json(path: Path) -> tuple[Any, str | None]:
-    """(parsed JSON, None), or (None, what is wrong with the file)."""
-    try:
-        return json.loads(path.read_bytes()), None
-    except FileNotFoundError:
-        return None, "missing"
-    except OSError as error:
-        return None, f"unreadable ({error.strerror or error})"
-    except (UnicodeDecodeError, ValueError) as error:
-        return None, f"not valid JSON ({error})" if path.stat().st_size else "empty"
-
-
-def _referenced_ids(state: Any) -> tuple[list[str], str | None]:
-    """The trial ids an oracle state names, or what is wrong with its form."""
-    try:
-        ids = [
-            *state["ongoing_trials"].values(),
-            *state["start_order"],
-            *state["end_order"],
-            *state["retry_queue"],
-        ]
-        for trial_id in ids:
-            check_trial_id(trial_id)
-        return ids, None
-    except _MALFORMED as error:
-        return [], f"not an oracle state ({type(error).__name__}: {error})"
-
-
-def _trial_from_state(state: Mapping[str, Any], trial_id: str) -> Trial:
-    """A `Trial` from its saved state, checked enough that using it cannot fail later."""
-    if state["trial_id"] != trial_id:
-        raise ValueError(f"it names trial {state['trial_id']!r}, not {trial_id!r}")
-    if state["status"] not in _STATUSES:
-        raise ValueError(f"unknown status {state['status']!r}")
-    trial = Trial.from_state(state)
-    if not isinstance(trial.hyperparameters.values, dict):
-        raise TypeError("hyperparameter values are not a mapping")
-    if trial.score is not None and not isinstance(trial.score, (int, float)):
-        raise TypeError(f"score {trial.score!r} is not a number")
-    for name in trial.metrics.metrics:
-        for observation in trial.metrics.get_history(name):
-            values = observation.value
-            if not all(is_number(v) for v in values):
-                raise TypeError(f"metric {name!r} holds {values!r}, not numbers")
-    return trial
-
-
-def _set_aside(path: Path) -> Path:
-    """Renames a damaged file to `<name>.damaged` (`.damaged-2`, ... if taken)."""
+def _set_aside(path: Path) -> str:
+    """Renames a damaged file to `<name>.damaged` (`.damaged-2`, ... if taken); says so."""
     aside = path.with_name(f"{path.name}.damaged")
     number = 1
     while aside.exists():
         number += 1
         aside = path.with_name(f"{path.name}.damaged-{number}")
     os.replace(path, aside)
-    return aside
+    return f"set aside as {aside.name}"

@@ -92,7 +92,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import random
@@ -110,6 +109,7 @@ from flatnas_tf.tuners import pareto, space
 from flatnas_tf.tuners.archive import CompletedTrials, last_value
 from flatnas_tf.tuners.display import ParetoDisplay
 from flatnas_tf.tuners.durable import DurableOracle
+from flatnas_tf.tuners.ranking import Ranking, rank_trials
 
 __all__ = ["NSGA2Oracle", "ParetoObjective", "Ranking", "keras_tuner_objective"]
 
@@ -122,62 +122,6 @@ _RANDOM_ATTEMPTS = 100
 def _synchronized(method: Callable) -> Callable:
     """`keras_tuner.synchronized` (one oracle call at a time), keeping the docstring."""
     return functools.wraps(method)(keras_tuner.synchronized(method))
-
-
-@dataclasses.dataclass(frozen=True)
-class Ranking:
-    """Completed trials as an oracle ranks them: a snapshot that changes nothing.
-
-    Row i of every array is `trials[i]`.
-
-    Attributes:
-        trials: The ranked trials, in the order given (creation order for
-            `NSGA2Oracle.rank()`).
-        objectives: `objective_values(trials)`, float64 (n, n_objectives).
-        violations: Total constraint violation per trial (0 = within every
-            constraint), float64 (n,).
-        ranks: Constrained non-dominated rank per trial (0 = first front).
-        order: Rows, best first (NSGA-II's survival order): all of them, or
-            the first `count` asked for.
-        scores: rank + position in its front / front size per row (what
-            `trial.score` is set to); NaN beyond the fronts `order` reaches.
-
-    Example:
-    >>> ranking = oracle.rank()  # doctest: +SKIP
-    >>> ranking.best(3), ranking.score_of(ranking.front()[0].trial_id)  # doctest: +SKIP
-    """
-
-    trials: Sequence[Trial]
-    objectives: np.ndarray
-    violations: np.ndarray
-    ranks: np.ndarray
-    order: np.ndarray
-    scores: np.ndarray
-
-    @property
-    def feasible(self) -> np.ndarray:
-        """Per row: within every constraint, and every objective finite."""
-        return (self.violations == 0) & np.isfinite(self.objectives).all(axis=1)
-
-    def best(self, count: int | None = None) -> list[Trial]:
-        """The first `count` trials of the survival order (all ordered ones by default)."""
-        return [self.trials[row] for row in self.order[:count]]
-
-    def front(self) -> list[Trial]:
-        """The feasible trials of the first front, in survival order."""
-        return [self.trials[row] for row in self._front_rows()]
-
-    def score_of(self, trial_id: str) -> float:
-        """The score of a ranked trial (NaN beyond the fronts ordered)."""
-        return float(self.scores[self._rows[trial_id]])
-
-    def _front_rows(self) -> list[int]:
-        rows = np.flatnonzero((self.ranks == 0) & self.feasible)
-        return rows[np.argsort(self.scores[rows], kind="stable")].tolist()
-
-    @functools.cached_property
-    def _rows(self) -> dict[str, int]:
-        return {trial.trial_id: row for row, trial in enumerate(self.trials)}
 
 
 def _with_scores(ranking: Ranking, rows: Sequence[int]) -> list[Trial]:
@@ -637,7 +581,7 @@ class NSGA2Oracle(DurableOracle):
         else:
             trials = list(trials)
             objectives, violations = self._evaluate(trials)
-            survival = pareto.survival(objectives, self.objective_directions(), violations, count)
+            return rank_trials(trials, objectives, violations, self.objective_directions(), count)
         return Ranking(
             trials, objectives, violations, survival.ranks, survival.order, survival.scores
         )
