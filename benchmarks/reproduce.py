@@ -311,8 +311,8 @@ class RunLog:
 # -- stage 2: search comparison ---------------------------------------------------
 
 
-def _config_key(hp: keras_tuner.HyperParameters) -> str:
-    return json.dumps(hp.values, sort_keys=True)
+def _config_key(values: dict) -> str:
+    return json.dumps(dict(values), sort_keys=True)
 
 
 class SharedTrialsTuner(FlatNASTuner):
@@ -336,7 +336,7 @@ class SharedTrialsTuner(FlatNASTuner):
         self.search_seed = search_seed
 
     def run_trial(self, trial, *args, **kwargs):
-        key = _config_key(trial.hyperparameters)
+        key = _config_key(trial.hyperparameters.values)
         known = _read_json(self.shared) or {}
         if key in known:
             return {name: float(value) for name, value in known[key]["figures"].items()}
@@ -407,7 +407,7 @@ def run_search(
     completed = ranking.trials
     rows = dict(zip((t.trial_id for t in completed), ranking.objectives, strict=True))
     pick = front[trade_off_point(np.array([rows[t.trial_id] for t in front]))]
-    figures = tuner.figures(pick)
+    figures = pick.figures
     summary_path = work / "search" / f"{name}_summary.json"
     previous = _read_json(summary_path) or {}
     retrained = [r["seed"] for r in previous.get("retrains", [])]
@@ -415,7 +415,7 @@ def run_search(
         return previous  # nothing new since it was recorded
     shared = _read_json(tuner.shared) or {}
     trained = sum(
-        shared.get(_config_key(t.hyperparameters), {}).get("trained_by") == name for t in completed
+        shared.get(_config_key(t.values), {}).get("trained_by") == name for t in completed
     )
     summary = {
         "alpha": alpha,
@@ -424,14 +424,14 @@ def run_search(
         "trained": trained,
         "front": [t.trial_id for t in front],
         "pick": pick.trial_id,
-        "pick_hyperparameters": dict(pick.hyperparameters.values),
+        "pick_hyperparameters": dict(pick.values),
         "search_val_accuracy": figures["val_accuracy"],
         "search_robustness": figures["robustness"],
         "params": int(figures["params"]),
         "search_s": previous.get("search_s", 0.0) + time.perf_counter() - start,
         "retrains": [],
     }
-    digest = hashlib.sha1(_config_key(pick.hyperparameters).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(_config_key(pick.values).encode()).hexdigest()[:12]
     for retrain_seed in args.retrain_seeds:
         # Searches that pick the same architecture share its retrained models.
         path = work / "retrains" / f"{digest}_seed{retrain_seed}.json"

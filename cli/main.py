@@ -31,20 +31,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SAM_CHOICES = ("asam", "sam", "off")
 OOD_CHOICES = ("none", "builtin", "cifar10_corrupted")
-SCHEDULES = ("cosine", "constant")  # flatnas_tf.regime.SCHEDULES, without importing TensorFlow
 DEFAULT_EPOCHS = 8
 #: Fine-tuning epochs of a candidate that inherits a supernet's weights.
 DEFAULT_FINE_TUNE_EPOCHS = 2
 DEFAULT_SUPERNET_EPOCHS = 30
-#: Peak learning rates of a trial: from random weights, and fine-tuning inherited weights
-#: (benchmarks/fine_tune_lr.py: 0.1 lost 4 points on the CIFAR subset where 0.01 gained 1).
-DEFAULT_LEARNING_RATE = 0.1
-DEFAULT_FINE_TUNE_LEARNING_RATE = 0.01
-DEFAULT_RHO = 0.5
-#: Options of `train` that default to the search's settings.
-TRAINING_KEYS = ("learning_rate", "sam", "rho", "schedule", "warmup")
+#: The defaults of the training options (`runs.Training`, the one place they are set).
+_TRAINING = runs.Training()
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -59,6 +52,20 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+#: (module, class) of the library's errors that are bad input, and of those that are
+#: failures to report in one line; looked up only in modules already imported (an
+#: error of a module never imported was not raised), so `report` stays TensorFlow-free.
+_USAGE_ERRORS = (("flatnas_tf.sandwich", "SupernetStateError"),)
+_FAILURES = (
+    ("flatnas_tf.data", "DatasetUnavailableError"),
+    ("flatnas_tf.tuners.tuner", "SearchFailedError"),
+)
+
+
+def _loaded(errors: tuple[tuple[str, str], ...]) -> tuple[type, ...]:
+    return tuple(getattr(sys.modules[m], name) for m, name in errors if m in sys.modules)
+
+
 def _fail_cleanly(command: Callable) -> Callable:
     """Turns the library's errors into one-line Click errors.
 
@@ -69,23 +76,20 @@ def _fail_cleanly(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from flatnas_tf.data import DatasetUnavailableError
-        from flatnas_tf.sandwich import SupernetStateError
-        from flatnas_tf.tuners import SearchFailedError
-
         try:
             return command(*args, **kwargs)
-        except (runs.RunError, SupernetStateError, storage.DirectoryLockedError) as error:
-            raise click.UsageError(str(error)) from None
-        except (DatasetUnavailableError, SearchFailedError) as error:
-            raise click.ClickException(str(error)) from None
-        except OSError as error:
-            if not storage.is_disk_full(error):
-                raise
-            raise click.ClickException(
-                f"the disk is full (writing {error.filename or 'a file'}); what was written "
-                "before is intact. Free some space and run the same command again to resume."
-            ) from None
+        except Exception as error:
+            usage = (runs.RunError, storage.DirectoryLockedError, *_loaded(_USAGE_ERRORS))
+            if isinstance(error, usage):
+                raise click.UsageError(str(error)) from None
+            if isinstance(error, _loaded(_FAILURES)):
+                raise click.ClickException(str(error)) from None
+            if isinstance(error, OSError) and storage.is_disk_full(error):
+                raise click.ClickException(
+                    f"the disk is full (writing {error.filename or 'a file'}); what was written "
+                    "before is intact. Free some space and run the same command again to resume."
+                ) from None
+            raise
 
     return wrapper
 
@@ -370,32 +374,32 @@ def _clock(seconds: float) -> str:
     type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     help=f"Peak SGD learning rate (momentum 0.9, weight decay 5e-4); default "
-    f"{DEFAULT_LEARNING_RATE}, or {DEFAULT_FINE_TUNE_LEARNING_RATE} with --supernet.",
+    f"{_TRAINING.learning_rate}, or {runs.Training.FINE_TUNE_LEARNING_RATE} with --supernet.",
 )
 @click.option(
     "--schedule",
-    type=click.Choice(SCHEDULES),
-    default="cosine",
+    type=click.Choice(runs.SCHEDULES),
+    default=_TRAINING.schedule,
     help="Learning rate over a trial: linear warm-up then cosine decay to 0 (from-scratch "
     "trials), or constant (FlatNAS's fine-tuning regime).",
 )
 @click.option(
     "--warmup",
     type=FiniteFloatRange(0, 1, max_open=True),
-    default=0.1,
+    default=_TRAINING.warmup,
     help="Fraction of a trial's steps spent warming the learning rate up (cosine).",
 )
 @click.option(
     "--sam",
-    type=click.Choice(SAM_CHOICES),
-    default="asam",
+    type=click.Choice(runs.SAM_CHOICES),
+    default=_TRAINING.sam,
     help="Training: adaptive SAM, SAM, or off (plain SGD: the accuracy-only baseline, same "
     "schedule and measurement).",
 )
 @click.option(
     "--rho",
     type=FiniteFloatRange(min=0),
-    default=DEFAULT_RHO,
+    default=_TRAINING.rho,
     help="SAM/ASAM radius. ASAM 0.5 suits training from scratch (ASAM's CIFAR value); "
     "FlatNAS fine-tunes pretrained weights with 2.0. SAM: ~0.05.",
 )
@@ -492,8 +496,10 @@ def search(**options: Any) -> None:
         options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
     )
     supernet_state = _supernet_for_search(options)
+    training = runs.Training(**{name: options[name] for name in runs.Training.names()})
     settings = {key: options[key] for key in runs.DEFINING if key in options}
     settings.update(
+        **training.to_settings(),
         data_dir=options["data_dir"],
         max_trials=options["max_trials"],
         input_shape=list(data.input_shape),
@@ -509,15 +515,16 @@ def search(**options: Any) -> None:
     run = runs.RunDirectory(pathlib.Path(out))
     if options["role"] == "worker":
         run.settings()  # the chief lays the directory out and holds its lock; workers join it
-        _search_in(run, settings, data, options, supernet_state)
+        _search_in(run, settings, training, data, options, supernet_state)
         return
     with run.lock():
-        _search_in(run, settings, data, options, supernet_state)
+        _search_in(run, settings, training, data, options, supernet_state)
 
 
 def _search_in(
     run: runs.RunDirectory,
     settings: dict[str, Any],
+    training: runs.Training,
     data,
     options: dict[str, Any],
     supernet_state: dict[str, Any] | None,
@@ -538,16 +545,17 @@ def _search_in(
     if supernet_state is None:
         from flatnas_tf.tuners import FlatNASTuner
 
-        first = (FlatNASTuner, models.hypermodel(settings))
+        first = (FlatNASTuner, models.hypermodel(settings, training))
     else:
         from flatnas_tf.sandwich import load_supernet
         from flatnas_tf.tuners import SupernetTuner
 
-        supernet, _ = load_supernet(options["supernet_dir"], models.hypermodel(settings))
+        space = models.hypermodel(settings, training)
+        supernet, _ = load_supernet(options["supernet_dir"], space)
         first = (SupernetTuner, supernet)
     tuner = _progress_tuner_class(first[0])(
         first[1],
-        regime=models.regime(settings),
+        regime=training.regime(),
         mode=options["mode"],
         alpha=options["alpha"],
         max_params=options["max_params"],
@@ -601,7 +609,7 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
                 param_hint="--epochs",
             )
         options["epochs"] = options["epochs"] or DEFAULT_EPOCHS
-        options["learning_rate"] = options["learning_rate"] or DEFAULT_LEARNING_RATE
+        options["learning_rate"] = options["learning_rate"] or _TRAINING.learning_rate
         return None
     from flatnas_tf.sandwich import read_supernet_state
 
@@ -626,7 +634,7 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
     options["widths"] = [width]
     if options["epochs"] is None:
         options["epochs"] = DEFAULT_FINE_TUNE_EPOCHS
-    options["learning_rate"] = options["learning_rate"] or DEFAULT_FINE_TUNE_LEARNING_RATE
+    options["learning_rate"] = options["learning_rate"] or runs.Training.FINE_TUNE_LEARNING_RATE
     return state
 
 
@@ -637,7 +645,7 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
     written = report.write_report(result, run.report_dir)
     front = result.front()
     click.echo(f"\nPareto front ({len(front)} of {len(result.trials)} trials):")
-    click.echo(tuner.results_table(front))
+    click.echo(tuner.results_table([tuner.oracle.trials[t.trial_id] for t in front]))
     if not front:
         click.echo(
             "No trial is on the front: report.md says why each was excluded (networks not "
@@ -877,28 +885,31 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     "--learning-rate",
     type=FiniteFloatRange(min=0, min_open=True),
     default=None,
-    help="Default: the search's, else 0.1.",
+    help=f"Default: the search's, else {_TRAINING.learning_rate}.",
 )
 @click.option(
-    "--sam", type=click.Choice(SAM_CHOICES), default=None, help="Default: the search's, else asam."
+    "--sam",
+    type=click.Choice(runs.SAM_CHOICES),
+    default=None,
+    help=f"Default: the search's, else {_TRAINING.sam}.",
 )
 @click.option(
     "--rho",
     type=FiniteFloatRange(min=0),
     default=None,
-    help=f"Default: the search's, else {DEFAULT_RHO}.",
+    help=f"Default: the search's, else {_TRAINING.rho}.",
 )
 @click.option(
     "--schedule",
-    type=click.Choice(SCHEDULES),
+    type=click.Choice(runs.SCHEDULES),
     default=None,
-    help="Learning rate schedule. Default: the search's, else cosine.",
+    help=f"Learning rate schedule. Default: the search's, else {_TRAINING.schedule}.",
 )
 @click.option(
     "--warmup",
     type=FiniteFloatRange(0, 1, max_open=True),
     default=None,
-    help="Warm-up fraction of the steps. Default: the search's, else 0.1.",
+    help=f"Warm-up fraction of the steps. Default: the search's, else {_TRAINING.warmup}.",
 )
 @_seed_option("Seed of the data split and of the training.")
 @click.option("--out", required=True, help="Directory for model.keras and manifest.json.")
@@ -922,13 +933,7 @@ def train(**options: Any) -> None:
 
     if options["deterministic"]:
         _enable_determinism()
-    settings: dict[str, Any] = {
-        "learning_rate": 0.1,
-        "sam": "asam",
-        "rho": DEFAULT_RHO,
-        "schedule": "cosine",
-        "warmup": 0.1,
-    }
+    settings: dict[str, Any] = {}
     if options["search_dir"]:
         if not options["trial_id"]:
             raise click.UsageError("--search needs --trial ID (see the search's report).")
@@ -936,9 +941,7 @@ def train(**options: Any) -> None:
         settings.update(run.settings())
         from flatnas_tf.tuners.result import SearchResult
 
-        values = _find_trial(
-            SearchResult.load(run.project_dir), options["trial_id"]
-        ).hyperparameters.values
+        values = dict(_find_trial(SearchResult.load(run.project_dir), options["trial_id"]).values)
     elif options["hyperparameters"]:
         try:
             values = json.loads(pathlib.Path(options["hyperparameters"]).read_text())
@@ -954,9 +957,9 @@ def train(**options: Any) -> None:
         raise click.UsageError(
             "pass --search DIR --trial ID, or --hyperparameters FILE --data SPEC."
         )
-    for key in TRAINING_KEYS:
-        if options[key] is not None:
-            settings[key] = options[key]
+    training = runs.Training.from_settings(settings).override(
+        **{name: options[name] for name in runs.Training.names()}
+    )
     data = _load_data(
         options["data"] or settings["data"],
         options["data_dir"] or settings.get("data_dir"),
@@ -970,7 +973,7 @@ def train(**options: Any) -> None:
         data=options["data"] or settings["data"],
     )
     keras.utils.set_random_seed(options["seed"])
-    space = models.hypermodel(settings)
+    space = models.hypermodel(settings, training)
     hp = keras_tuner.HyperParameters()
     space.declare_hyperparameters(hp)
     unknown = sorted(set(values) - {p.name for p in hp.space})
@@ -981,7 +984,7 @@ def train(**options: Any) -> None:
         )
     hp.values.update(values)
     model = space.build(hp)
-    models.regime(settings).fit(
+    training.regime().fit(
         model,
         data.batches("train", options["batch_size"], training=True, seed=options["seed"]),
         epochs=options["epochs"],
@@ -1000,7 +1003,7 @@ def train(**options: Any) -> None:
         "input_shape": list(data.input_shape),
         "label_names": list(data.label_names),
         "data": settings["data"],
-        "training": {k: settings[k] for k in TRAINING_KEYS},
+        "training": training.to_settings(),
         "flatnas_tf_version": __version__,
     }
     storage.write_json(out / "manifest.json", manifest)

@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from keras_tuner.engine.trial import TrialStatus
 
 from flatnas_tf.checks import check_number
+from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.storage import write_bytes, write_text
+from flatnas_tf.tuners.records import COMPLETED
 from flatnas_tf.tuners.result import HV_OBJECTIVES, HypervolumeHistory, SearchResult
-from flatnas_tf.tuners.tuner import CHANCE_METRIC, FIGURES
 
 __all__ = ["FILES", "write_report"]
 
@@ -90,7 +90,7 @@ class _Report:
         excluded = Counter(
             self._exclusion(row)
             for row in self.rows
-            if row.status == TrialStatus.COMPLETED and not row.feasible
+            if row.status == COMPLETED and not row.feasible
         )
         return {
             "total": len(self.rows),
@@ -127,7 +127,7 @@ def _compute(result: SearchResult, alpha: float | None) -> _Report:
             feasible=flat["feasible"],
             figures={name: flat[name] for name in FIGURES},
             objectives={name: flat[f"objective_{name}"] for name in names},
-            hyperparameters=dict(trial.hyperparameters.values),
+            hyperparameters=dict(trial.values),
         )
         for trial, flat in zip(result.trials, flat_rows, strict=True)
     ]
@@ -288,7 +288,7 @@ def _to_markdown(report: _Report, plots: bool) -> str:
     if not report.front:
         lines.append(
             "No completed trials yet: no Pareto front."
-            if counts.get(TrialStatus.COMPLETED, 0) == 0
+            if counts.get(COMPLETED, 0) == 0
             else "No feasible completed trial: no Pareto front."
         )
     else:

@@ -10,14 +10,16 @@ line that names the argument, says what it must be and repeats what it got:
     `max_params` must be a finite number > 0 or None; received max_params=-1.
 
 Each check returns the value as a plain int or float (None when allowed).
+Numbers are told by Python's `numbers` ABCs, which NumPy's scalar types
+register with, so this module needs no NumPy (the CLI checks its options
+before anything heavy is imported).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
-
-import numpy as np
 
 __all__ = ["check_integer", "check_number", "is_number"]
 
@@ -26,12 +28,11 @@ def is_number(value: Any) -> bool:
     """Whether `value` is an int or float (NumPy's included), and not a bool.
 
     Example:
+    >>> import numpy as np
     >>> is_number(0.5), is_number(np.int64(3)), is_number(True), is_number("1")
     (True, True, False, False)
     """
-    return not isinstance(value, (bool, np.bool_)) and isinstance(
-        value, (int, float, np.integer, np.floating)
-    )
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
 
 def check_integer(
@@ -62,7 +63,7 @@ def check_integer(
     """
     if optional and value is None:
         return None
-    integer = is_number(value) and isinstance(value, (int, np.integer))
+    integer = is_number(value) and isinstance(value, numbers.Integral)
     if not integer or value < minimum or (maximum is not None and value > maximum):
         bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
         allowed = f"an integer {bounds}" + (" or None" if optional else "")

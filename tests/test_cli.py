@@ -144,11 +144,16 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
 def test_train_a_trial_of_the_search(search_dir, tmp_path):
     out, _, _ = search_dir
     result = _run(
-        "train", "--search", out, "--trial", "0", "--epochs", "1", "--out", tmp_path / "trained"
-    )
+        "train", "--search", out, "--trial", "0", "--epochs", "1", "--rho", "0.2",
+        "--out", tmp_path / "trained",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "trained" / "manifest.json").read_text())
     assert 0 <= manifest["test_accuracy"] <= 1 and (tmp_path / "trained" / "model.keras").exists()
+    # The search's training, as run.json recorded it, with the option given overriding it.
+    searched = runs.Training.from_settings(json.loads((out / "run.json").read_text()))
+    assert manifest["training"] == {**searched.to_settings(), "rho": 0.2}
+    assert searched.to_settings() == runs.Training().override(learning_rate=0.1).to_settings()
 
 
 def test_config_file_values_apply_and_flags_override(tmp_path):
@@ -389,3 +394,34 @@ def test_console_script_is_installed():
     )
     assert completed.returncode == 0
     assert __version__ in completed.stdout
+
+
+def test_training_options_reach_the_sam_model():
+    # One typed object from the option (its defaults are the options' defaults) to SAMModel.
+    import keras_tuner
+
+    from flatnas_tf import SAMModel
+    from flatnas_tf.cli import models
+
+    settings = {"input_shape": [8, 8, 1], "num_classes": 10, "widths": [0.25]}
+    for training, sam in (
+        (runs.Training(sam="sam", rho=0.3, learning_rate=0.05), True),
+        (runs.Training.from_settings({"sam": "off"}), False),
+    ):
+        recorded = runs.Training.from_settings(json.loads(json.dumps(training.to_settings())))
+        assert recorded == training
+        space = models.hypermodel(settings, recorded)
+        model = space.build(keras_tuner.HyperParameters())
+        assert isinstance(model, SAMModel) == sam
+        if sam:
+            assert (model.rho, model.adaptive) == (0.3, False)
+        assert float(model.optimizer.learning_rate) == pytest.approx(training.learning_rate)
+    assert runs.Training.from_settings({"rho": 2.0, "sam": "asam"}).regime().schedule == "cosine"
+    with pytest.raises(runs.RunError, match="sam='adam' must be one of"):
+        runs.Training.from_settings({"sam": "adam"})
+    with pytest.raises(runs.RunError, match="rho"):
+        runs.Training(rho=-1.0)
+    defaults = {p.name: p.default for p in main.commands["search"].params}
+    assert {name: defaults[name] for name in ("sam", "rho", "schedule", "warmup")} == {
+        name: getattr(runs.Training(), name) for name in ("sam", "rho", "schedule", "warmup")
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 
@@ -347,7 +349,7 @@ def test_half_written_oracle_json_is_read_again(search):
 def test_unreadable_oracle_json_gives_up(search):
     _, project = search
     (project / "oracle.json").write_text("{")
-    with pytest.raises(ValueError, match="not valid JSON after 2 reads"):
+    with pytest.raises(ValueError, match=r"not valid JSON \(.*\) after 2 reads"):
         SearchResult.load(project, attempts=2, delay=0.01)
 
 
@@ -359,3 +361,30 @@ def test_not_a_search_directory(tmp_path):
     (tmp_path / "oracle.json").write_text(json.dumps({"seed": 1}))
     with pytest.raises(ValueError, match="not written by a FlatNASOracle"):
         SearchResult.load(tmp_path)
+
+
+def test_report_command_needs_no_tensorflow(search, tmp_path):
+    # `flatnas-tf report` reads, ranks and plots a search from its files alone.
+    original, project = search
+    (project.parent / "run.json").write_text(json.dumps({"format": "flatnas-tf search"}))
+    code = (
+        "import sys\n"
+        "from flatnas_tf.cli.main import main\n"
+        f"sys.argv = ['flatnas-tf', 'report', {str(project.parent)!r}, '--alpha', '1']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    pareto_json = json.loads((project.parent / "report" / "pareto.json").read_text())
+    reference = FlatNASOracle(
+        alpha=1.0, max_params=MAX_PARAMS, population_size=4, hyperparameters=_space()
+    )
+    expected = [t.trial_id for t in reference.rank(original._completed()).front()]
+    assert [entry["trial_id"] for entry in pareto_json["front"]] == expected

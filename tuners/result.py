@@ -1,19 +1,24 @@
 """A flatnas-tf search as a library object: trials, ranking, front, hypervolume, models.
 
 `SearchResult.load(directory)` reads a search from its files alone, finished
-or still running, and never writes to it (as Optuna's `load_study`):
+or still running, and never writes to it (as Optuna's `load_study`). It needs
+neither TensorFlow nor KerasTuner until a model is built:
 
-    oracle  = FlatNASOracle(), pointed at the directory, reload() without
-              repairs: oracle.json + trial_*/trial.json; mode, alpha,
-              max_params, population size and constraints come back from the
-              saved state; an oracle.json caught half-written (a search from
+    files   = oracle.json + trial_*/trial.json, read by `records.read_project`
+              with the durable oracle's rules, nothing repaired: a trial whose
+              file cannot be read is a FAILED record saying why, a trial whose
+              creation was cut short is left out, an unfinished trial shows
+              no figures; an oracle.json caught half-written (a search from
               before writes were atomic) is read again, `attempts` times
-    trials  = every trial, creation order (ones oracle.json does not list
-              yet at the end), every status
+    settings = mode, alpha, max_params, population size and constraints, as
+              the search saved them
+    trials  = every trial as a `TrialRecord`, in creation order (ascending
+              ids, as the oracle numbers them), every status
     rank(alpha, mode)
-            = a fresh FlatNASOracle with those settings ranks the completed
-              trials (`NSGA2Oracle.rank`); the loaded oracle and the trials
-              are untouched, so re-ranking never changes what was loaded
+            = `objectives.objective_values` and the constraint violations of
+              the completed trials, `ranking.rank_trials` (the oracle's own
+              functions); nothing is stored, so re-ranking never changes
+              what was loaded
     front   = rank(...).front(): feasible completed trials of rank 0
     HV(g)   = pareto.hypervolume of the completed, feasible trials of
               generations <= g, in the raw objectives
@@ -24,7 +29,8 @@ or still running, and never writes to it (as Optuna's `load_study`):
                   limit 1.1 x the largest params of a counted trial
     HV_frac(g) = HV(g) / (1 * 100 * P)        the fraction of the reference box
 
-Models: `load_model(trial)` builds the trial's architecture with the
+`FlatNASTuner.result()` is the same object made from the running oracle's
+state. Models: `load_model(trial)` builds the trial's architecture with the
 hypermodel the search used and loads its checkpoint
 (`trial_<id>/checkpoint.weights.h5`), as `FlatNASTuner.load_model` does;
 `export(trial, path)` writes it with `flatnas_tf.export`. A result loaded
@@ -34,23 +40,25 @@ without a hypermodel reads and ranks, but cannot build models.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from keras_tuner.engine.trial import Trial, TrialStatus
 
-from flatnas_tf.tuners import pareto
-from flatnas_tf.tuners.nsga2 import Ranking
-from flatnas_tf.tuners.tuner import FlatNASOracle, load_trial_weights, trial_figures
+from flatnas_tf.figures import CHANCE_METRIC
+from flatnas_tf.tuners import objectives, pareto, records
+from flatnas_tf.tuners.ranking import Ranking, rank_trials
+from flatnas_tf.tuners.records import TrialRecord
 
 if TYPE_CHECKING:
     import keras
     import keras_tuner
+
+    from flatnas_tf.tuners.tuner import FlatNASOracle
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -106,16 +114,22 @@ class SearchResult:
     """A flatnas-tf search: its trials, figures, ranking, front, hypervolume and models.
 
     Get one with `SearchResult.load(directory)` (read-only, also while the
-    search runs) or `FlatNASTuner.result()`. Trials are KerasTuner `Trial`
-    objects; `figures(trial)` gives their raw figures and `to_rows()` one
-    plain dict per trial (`pandas.DataFrame(result.to_rows())` if you use
-    pandas).
+    search runs) or `FlatNASTuner.result()`. Trials are `TrialRecord`s: plain
+    records of id, status, hyperparameter values and metrics; `figures(trial)`
+    gives their raw figures and `to_rows()` one plain dict per trial
+    (`pandas.DataFrame(result.to_rows())` if you use pandas).
 
     Args:
-        oracle: The search's oracle, holding its trials (not copied: a
-            result of a live oracle follows it).
+        oracle_state: The oracle's state (`oracle.json`, `get_state()` of a
+            `FlatNASOracle`).
+        trials: The trials, any order (sorted by id here).
+        project_dir: The search's project directory (for checkpoints); None
+            for a result with no files.
         hypermodel: The hypermodel the search built its candidates with;
             needed by `load_model` and `export` only.
+
+    Raises:
+        ValueError: The state was not written by a `FlatNASOracle`.
 
     Example:
     ```python
@@ -126,8 +140,30 @@ class SearchResult:
     ```
     """
 
-    def __init__(self, oracle: FlatNASOracle, hypermodel: keras_tuner.HyperModel | None = None):
-        self._oracle = oracle
+    def __init__(
+        self,
+        oracle_state: Mapping[str, Any],
+        trials: Iterable[TrialRecord],
+        project_dir: str | os.PathLike[str] | None = None,
+        hypermodel: keras_tuner.HyperModel | None = None,
+    ):
+        try:
+            flatnas, nsga2 = oracle_state["flatnas"], oracle_state["nsga2"]
+            self._mode = str(flatnas["mode"])
+            self._alpha = float(flatnas["alpha"])
+            self._max_params = flatnas["max_params"]
+            self._population_size = int(nsga2["population_size"])
+            self._constraints = {str(k): float(v) for k, v in nsga2["constraints"].items()}
+            self._lineage = {str(k): [str(i) for i in v] for k, v in nsga2["lineage"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(
+                "the oracle state was not written by a FlatNASOracle (no valid 'flatnas' and "
+                f"'nsga2' settings: {type(error).__name__}: {error}); pass the project "
+                "directory of a flatnas-tf search."
+            ) from None
+        self._trials = {trial.trial_id: trial for trial in sorted(trials, key=_creation)}
+        self._position = {trial_id: n for n, trial_id in enumerate(self._trials)}
+        self._project_dir = None if project_dir is None else Path(project_dir)
         self._hypermodel = hypermodel
 
     @classmethod
@@ -162,110 +198,134 @@ class SearchResult:
         ```
         """
         path = Path(directory).expanduser().resolve()
-        if not (path / "oracle.json").is_file():
+        if not (path / records.ORACLE_FILE).is_file():
             raise ValueError(
                 f"{path} is not a flatnas-tf search directory (no oracle.json); pass the project "
                 "directory <directory>/<project_name> of a FlatNASTuner (<out>/search of "
                 "`flatnas-tf search`)."
             )
+        oracle_file = path / records.ORACLE_FILE
         attempts = max(1, int(attempts))
         for attempt in range(attempts):
-            try:
-                return cls(_read_oracle(path), hypermodel)
-            except json.JSONDecodeError as error:
-                if attempt == attempts - 1:
-                    raise ValueError(
-                        f"A file of {path} is not valid JSON after {attempts} reads {delay} s "
-                        f"apart ({error}); if the search is running, try again; otherwise the "
-                        "file is damaged."
-                    ) from error
-                time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+            files = records.read_project(path, TrialRecord.from_state)
+            mid_write = files.oracle_problem is not None and files.oracle_problem.startswith(
+                ("not valid JSON", "empty")
+            )
+            if not mid_write or attempt == attempts - 1:
+                break
+            time.sleep(delay)
+        if mid_write:
+            raise ValueError(
+                f"{oracle_file} is {files.oracle_problem} after {attempts} reads {delay} s "
+                "apart; if the search is running, try again; otherwise the file is damaged."
+            )
+        if files.oracle_state is None:
+            raise ValueError(
+                f"{oracle_file} was not written by a FlatNASOracle ({files.oracle_problem}); "
+                "pass the project directory of a flatnas-tf search."
+            )
+        trials = [
+            _as_read(trial, files.oracle_state["start_order"], files.committed)
+            for trial in files.trials.values()
+        ]
+        trials += [TrialRecord.lost(trial_id, reason) for trial_id, reason in files.lost.items()]
+        try:
+            return cls(files.oracle_state, [t for t in trials if t is not None], path, hypermodel)
+        except ValueError as error:
+            raise ValueError(f"{oracle_file}: {error}") from None
+
+    @classmethod
+    def from_oracle(
+        cls,
+        oracle: FlatNASOracle,
+        project_dir: str | os.PathLike[str] | None = None,
+        hypermodel: keras_tuner.HyperModel | None = None,
+    ) -> SearchResult:
+        """A snapshot of a live oracle's search (what `FlatNASTuner.result()` returns).
+
+        Args:
+            oracle: The search's `FlatNASOracle`.
+            project_dir: Its project directory (for checkpoints).
+            hypermodel: The search's hypermodel, for `load_model`/`export`.
+
+        Returns:
+            The search as the oracle holds it now; later trials are not seen.
+        """
+        trials = [TrialRecord.from_state(trial.get_state()) for trial in oracle.trials.values()]
+        return cls(oracle.get_state(), trials, project_dir, hypermodel)
 
     # -- settings -------------------------------------------------------------------
 
     @property
     def project_dir(self) -> Path | None:
-        """The search's project directory (None for an oracle without one)."""
-        directory = getattr(self._oracle, "_directory", None)
-        name = getattr(self._oracle, "_project_name", None)
-        return None if directory is None or name is None else Path(str(directory), name)
+        """The search's project directory (None for a result with no files)."""
+        return self._project_dir
 
     @property
     def mode(self) -> str:
         """The search's mode: "flatnas" or "pareto"."""
-        return self._oracle.mode
+        return self._mode
 
     @property
     def alpha(self) -> float:
         """The alpha the search ranks with (mode "flatnas")."""
-        return self._oracle.alpha
+        return self._alpha
 
     @property
     def max_params(self) -> float | None:
         """The parameter limit (None for none)."""
-        return self._oracle.max_params
+        return self._max_params
 
     @property
     def chance_significance(self) -> float | None:
         """The significance of the above-chance constraint (None for none)."""
-        return self._oracle.chance_significance
+        return self._constraints.get(CHANCE_METRIC)
 
     @property
     def population_size(self) -> int:
         """Trials per generation."""
-        return self._oracle.population_size
+        return self._population_size
 
     def objectives(self, mode: str | None = None) -> list[tuple[str, str]]:
         """(name, direction) of each objective the search (or `mode`) ranks on."""
-        oracle = self._ranking_oracle(None, mode)
-        return list(zip(oracle.objective_names, oracle.objective_directions(), strict=True))
+        return objectives.mode_objectives(self.mode if mode is None else mode)
 
     # -- trials ---------------------------------------------------------------------
 
     @property
-    def trials(self) -> list[Trial]:
-        """Every trial, in creation order (ones oracle.json does not list yet at the end)."""
-        oracle = self._oracle
-        listed = [oracle.trials[i] for i in oracle.start_order if i in oracle.trials]
-        known = {trial.trial_id for trial in listed}
-        rest = sorted(
-            (t for i, t in oracle.trials.items() if i not in known), key=lambda t: t.trial_id
-        )
-        return listed + rest
+    def trials(self) -> list[TrialRecord]:
+        """Every trial, in creation order."""
+        return list(self._trials.values())
 
     @property
-    def completed(self) -> list[Trial]:
+    def completed(self) -> list[TrialRecord]:
         """The completed trials, in creation order (what ranking ranks)."""
-        return [t for t in self.trials if t.status == TrialStatus.COMPLETED]
+        return [t for t in self._trials.values() if t.status == records.COMPLETED]
 
-    def trial(self, trial_id: str) -> Trial:
+    def trial(self, trial_id: str) -> TrialRecord:
         """The trial with this id.
 
         Raises:
             KeyError: There is none; the message lists the ids there are.
         """
-        trial = self._oracle.trials.get(str(trial_id))
+        trial = self._trials.get(str(trial_id))
         if trial is None:
-            known = ", ".join(sorted(self._oracle.trials)) or "none"
+            known = ", ".join(self._trials) or "none"
             raise KeyError(f"no trial {trial_id!r} in this search (trials: {known}).")
         return trial
 
-    def generation_of(self, trial: Trial | str) -> int | None:
-        """A trial's generation (None for one oracle.json does not list yet)."""
-        try:
-            return self._oracle.generation_of(_trial_id(trial))
-        except ValueError:
-            return None
+    def generation_of(self, trial: TrialRecord | str) -> int:
+        """A trial's generation: its position in creation order // population size."""
+        return self._position[_trial_id(trial)] // self.population_size
 
-    def parents_of(self, trial: Trial | str) -> list[str]:
+    def parents_of(self, trial: TrialRecord | str) -> list[str]:
         """The ids of the trials a trial was bred from ([] for a random one)."""
-        return self._oracle.parents_of(_trial_id(trial))
+        return list(self._lineage.get(_trial_id(trial), []))
 
     @staticmethod
-    def figures(trial: Trial) -> dict[str, float]:
+    def figures(trial: TrialRecord) -> dict[str, float]:
         """Every recorded figure of a trial (`FIGURES`, NaN where not measured)."""
-        return trial_figures(trial)
+        return trial.figures
 
     # -- ranking --------------------------------------------------------------------
 
@@ -279,16 +339,26 @@ class SearchResult:
 
         Returns:
             A `Ranking` (survival order, ranks, scores, front). Nothing on the
-            loaded search changes, trial scores included.
+            loaded search changes.
 
         Example:
         ```python
         [t.trial_id for t in result.rank(alpha=1.0).front()]  # accuracy only
         ```
         """
-        return self._ranking_oracle(alpha, mode).rank(self.completed)
+        mode = self.mode if mode is None else mode
+        alpha = objectives.check_mode_and_alpha(mode, self.alpha if alpha is None else alpha)
+        completed = self.completed
+        values = objectives.objective_values(
+            lambda names: self._metric_values(completed, names),
+            mode,
+            alpha,
+            self.population_size,
+        )
+        directions = [direction for _, direction in objectives.mode_objectives(mode)]
+        return rank_trials(completed, values, self._violations(completed), directions)
 
-    def front(self, alpha: float | None = None, mode: str | None = None) -> list[Trial]:
+    def front(self, alpha: float | None = None, mode: str | None = None) -> list[TrialRecord]:
         """The Pareto front: feasible completed trials of rank 0, in survival order.
 
         Args:
@@ -302,7 +372,9 @@ class SearchResult:
 
     def alpha_norm(self) -> float:
         """mean(error) / mean(R) of the completed trials, the scale mode "flatnas" gives R."""
-        return self._oracle.alpha_norm(self.completed)
+        completed = self.completed
+        accuracy, robustness = self._metric_values(completed, ("val_accuracy", "robustness")).T
+        return objectives.alpha_norm(accuracy, robustness, self.population_size)
 
     def hypervolume(self) -> HypervolumeHistory:
         """The hypervolume after each generation (module docstring).
@@ -312,17 +384,17 @@ class SearchResult:
         """
         names = [name for name, _ in HV_OBJECTIVES]
         directions = [direction for _, direction in HV_OBJECTIVES]
-        generation_of = {trial.trial_id: self.generation_of(trial) for trial in self.trials}
         completed = self.completed
         counted = []
-        for trial, violation in zip(
-            completed, self._oracle.constraint_violations(completed), strict=True
+        for trial, values, violation in zip(
+            completed,
+            self._metric_values(completed, names),
+            self._violations(completed),
+            strict=True,
         ):
-            generation = generation_of[trial.trial_id]
-            values = [self.figures(trial)[name] for name in names]
-            if generation is not None and violation == 0 and np.isfinite(values).all():
-                counted.append((generation, values))
-        generations = sorted({g for g in generation_of.values() if g is not None})
+            if violation == 0 and np.isfinite(values).all():
+                counted.append((self.generation_of(trial), values.tolist()))
+        generations = sorted({self.generation_of(trial) for trial in self._trials})
         if self.max_params is not None:
             params_reference = float(self.max_params)
         elif counted:
@@ -365,11 +437,11 @@ class SearchResult:
         rows = []
         for trial in self.trials:
             row = row_of.get(trial.trial_id)
-            objectives = ranking.objectives[row] if row is not None else [math.nan] * len(names)
+            objectives_row = ranking.objectives[row] if row is not None else [math.nan] * len(names)
             rows.append(
                 {
                     "trial_id": trial.trial_id,
-                    "status": str(trial.status),
+                    "status": trial.status,
                     "generation": self.generation_of(trial),
                     "rank": None if row is None else int(ranking.ranks[row]),
                     "score": None if row is None else float(ranking.scores[row]),
@@ -378,16 +450,16 @@ class SearchResult:
                     **self.figures(trial),
                     **{
                         f"objective_{name}": float(value)
-                        for name, value in zip(names, objectives, strict=True)
+                        for name, value in zip(names, objectives_row, strict=True)
                     },
-                    **{f"hp_{name}": value for name, value in trial.hyperparameters.values.items()},
+                    **{f"hp_{name}": value for name, value in trial.values.items()},
                 }
             )
         return rows
 
     # -- models ---------------------------------------------------------------------
 
-    def load_model(self, trial: Trial | str) -> keras.Model:
+    def load_model(self, trial: TrialRecord | str) -> keras.Model:
         """A trained trial's model, with the weights its figures were measured on.
 
         Args:
@@ -405,7 +477,7 @@ class SearchResult:
         model = SearchResult.load(path, hypermodel=space).load_model("07")
         ```
         """
-        trial = trial if isinstance(trial, Trial) else self.trial(trial)
+        trial = self.trial(_trial_id(trial))
         if self._hypermodel is None:
             raise ValueError(
                 "this SearchResult has no hypermodel: pass the search's hypermodel to "
@@ -417,18 +489,20 @@ class SearchResult:
                 f"trial {trial.trial_id} has no trained weights (status {trial.status}; "
                 "over-budget and failed trials are never trained)."
             )
-        model = self._hypermodel.build(trial.hyperparameters.copy())
+        from flatnas_tf.tuners.tuner import load_trial_weights
+
+        model = self._hypermodel.build(trial.hyperparameters)
         return load_trial_weights(model, checkpoint)
 
-    def trial_dir(self, trial: Trial | str) -> Path:
+    def trial_dir(self, trial: TrialRecord | str) -> Path:
         """The directory of a trial's files (trial.json, checkpoint)."""
         if self.project_dir is None:
-            raise ValueError("this SearchResult's oracle has no project directory.")
+            raise ValueError("this SearchResult has no project directory.")
         return self.project_dir / f"trial_{_trial_id(trial)}"
 
     def export(
         self,
-        trial: Trial | str,
+        trial: TrialRecord | str,
         path: str | os.PathLike[str],
         tflite: bool = False,
         metadata: dict[str, Any] | None = None,
@@ -454,11 +528,11 @@ class SearchResult:
         """
         from flatnas_tf import export as exporting
 
-        trial = trial if isinstance(trial, Trial) else self.trial(trial)
+        trial = self.trial(_trial_id(trial))
         model = self.load_model(trial) if model is None else model
         manifest = {
             "trial_id": trial.trial_id,
-            "hyperparameters": dict(trial.hyperparameters.values),
+            "hyperparameters": dict(trial.values),
             "figures": self.figures(trial),
             **(metadata or {}),
         }
@@ -466,43 +540,41 @@ class SearchResult:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _ranking_oracle(self, alpha: float | None, mode: str | None) -> FlatNASOracle:
-        """The loaded oracle, or a fresh one with `alpha`/`mode` (no trials, ranks only)."""
-        if (alpha is None or alpha == self.alpha) and (mode is None or mode == self.mode):
-            return self._oracle
-        return FlatNASOracle(
-            mode=self.mode if mode is None else mode,
-            alpha=self.alpha if alpha is None else alpha,
-            max_params=self.max_params,
-            chance_significance=self.chance_significance,
-            population_size=self.population_size,
-            max_trials=None,
-        )
+    @staticmethod
+    def _metric_values(trials: list[TrialRecord], names: Iterable[str]) -> np.ndarray:
+        names = list(names)
+        values = [[trial.metric(name) for name in names] for trial in trials]
+        return np.array(values, dtype=np.float64).reshape(len(trials), len(names))
+
+    def _violations(self, trials: list[TrialRecord]) -> np.ndarray:
+        if not self._constraints:
+            return np.zeros(len(trials))
+        names = list(self._constraints)
+        bounds = [self._constraints[name] for name in names]
+        return pareto.total_violation(self._metric_values(trials, names), bounds)
 
     def __repr__(self) -> str:
         return (
             f"SearchResult({str(self.project_dir)!r}, mode={self.mode!r}, alpha={self.alpha:g}, "
-            f"trials={len(self._oracle.trials)}, completed={len(self.completed)})"
+            f"trials={len(self._trials)}, completed={len(self.completed)})"
         )
 
 
-def _trial_id(trial: Trial | str) -> str:
-    return trial.trial_id if isinstance(trial, Trial) else str(trial)
+def _trial_id(trial: TrialRecord | str) -> str:
+    return trial.trial_id if isinstance(trial, TrialRecord) else str(trial)
 
 
-def _read_oracle(project_dir: Path) -> FlatNASOracle:
-    """The oracle of a search directory, read without repairs (it may be running)."""
-    with open(project_dir / "oracle.json", encoding="utf-8") as file:
-        state = json.load(file)
-    if not isinstance(state, dict) or not isinstance(state.get("flatnas"), dict):
-        raise ValueError(
-            f"{project_dir / 'oracle.json'} was not written by a FlatNASOracle (no 'flatnas' "
-            "state); pass the project directory of a flatnas-tf search."
-        )
-    # reload() restores mode (and with it the objectives), alpha, max_params,
-    # population size and constraints from the saved state.
-    oracle = FlatNASOracle(max_trials=None)
-    oracle._set_project_dir(str(project_dir.parent), project_dir.name)  # as BaseTuner does
-    oracle.repairs_files = False  # a reader: the search repairs its own files
-    oracle.reload()
-    return oracle
+def _creation(trial: TrialRecord) -> int:
+    return int(trial.trial_id)
+
+
+def _as_read(
+    trial: TrialRecord, start_order: list[str], committed: int | None
+) -> TrialRecord | None:
+    """A trial as a reader sees it: None while being created, no figures until it ends."""
+    has_metrics = bool(trial.metrics)
+    if records.being_created(trial.trial_id, trial.status, has_metrics, start_order, committed):
+        return None
+    if trial.status not in records.ENDED and has_metrics:
+        return dataclasses.replace(trial, metrics={})  # re-run on resume: not a result yet
+    return trial

@@ -19,7 +19,7 @@ For each trial the NSGA-II oracle proposes:
 
 Every raw figure is recorded whatever the mode, so a finished search can be
 re-ranked under another alpha without retraining. The objectives the oracle
-ranks on (`FlatNASOracle.objective_values`, recomputed whenever a trial completes):
+ranks on (`flatnas_tf.tuners.objectives`, recomputed whenever a trial completes):
 
     mode "flatnas" (the paper):
         err        = 100 - 100 * val_accuracy            (top-1 error, %)
@@ -64,9 +64,10 @@ from keras_tuner.src.engine import tuner_utils
 from flatnas_tf import storage
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
 from flatnas_tf.checks import check_number
-from flatnas_tf.flatness import LOG_NAMES, PerturbedEvaluator, check_samples, check_sigmas
+from flatnas_tf.figures import CHANCE_METRIC, FIGURES
+from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners import distributed
+from flatnas_tf.tuners import distributed, objectives
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
@@ -75,13 +76,8 @@ from flatnas_tf.tuners.nsga2 import NSGA2Oracle, keras_tuner_objective
 if TYPE_CHECKING:
     from flatnas_tf.tuners.result import SearchResult
 
-MODES = ("flatnas", "pareto")
-
 #: The lock file of a search in progress, in the project directory.
 LOCK_FILE = "search.lock"
-
-#: The constraint metric of the chance test (see the module docstring).
-CHANCE_METRIC = "chance_p_value"
 
 
 class SearchFailedError(RuntimeError):
@@ -90,21 +86,6 @@ class SearchFailedError(RuntimeError):
 
 class DiskFullError(OSError, keras_tuner.errors.FatalError):  # noqa: N818 (an OSError)
     """The disk filled up while a trial was saved: the search stops (KerasTuner re-raises it)."""
-
-
-#: Figures every trial records (trained ones; infeasible ones record params):
-#: Keras' metrics, the flatness figures under their log names, the chance test.
-FIGURES = (
-    "val_accuracy",
-    "val_loss",
-    "accuracy",
-    "loss",
-    *LOG_NAMES,
-    "params",
-    CHANCE_METRIC,
-    "train_time_s",
-    "measure_time_s",
-)
 
 
 def trial_seed(seed: int, values: Mapping[str, Any]) -> int:
@@ -164,36 +145,13 @@ def trial_figures(trial: Trial) -> dict[str, float]:
     return {name: last_value(trial, name) for name in FIGURES}
 
 
-def _check_mode_and_alpha(mode: str, alpha: float) -> None:
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
-    check_number(alpha, "alpha", 0, 1)
-
-
 def _check_positive(value: float | None, name: str) -> float | None:
     """`value` as a float if it is a finite number > 0; None stays None."""
     return check_number(value, name, 0, low_open=True, optional=True)
 
 
-def _mode_objectives(mode: str) -> list[keras_tuner.Objective]:
-    if mode == "flatnas":
-        return [
-            keras_tuner.Objective("flatnas_objective", "min"),
-            keras_tuner.Objective("params", "min"),
-        ]
-    return [
-        keras_tuner.Objective("val_accuracy", "max"),
-        keras_tuner.Objective("robustness", "min"),
-        keras_tuner.Objective("params", "min"),
-    ]
-
-
-def _alpha_norm(errors: np.ndarray, robustness: np.ndarray, population_size: int) -> float:
-    """mean(err) / mean(R) over the trials that have both; 1 until a generation has."""
-    measured = np.isfinite(errors) & np.isfinite(robustness)
-    if measured.sum() < population_size or robustness[measured].mean() <= 0:
-        return 1.0
-    return float(errors[measured].mean() / robustness[measured].mean())
+def _keras_tuner_objectives(mode: str) -> list[keras_tuner.Objective]:
+    return [keras_tuner.Objective(n, d) for n, d in objectives.mode_objectives(mode)]
 
 
 class FlatNASOracle(NSGA2Oracle):
@@ -225,7 +183,7 @@ class FlatNASOracle(NSGA2Oracle):
         chance_significance: float | None = DEFAULT_SIGNIFICANCE,
         **kwargs,
     ):
-        _check_mode_and_alpha(mode, alpha)
+        alpha = objectives.check_mode_and_alpha(mode, alpha)
         max_params = _check_positive(max_params, "max_params")
         chance_significance = check_number(
             chance_significance,
@@ -236,13 +194,10 @@ class FlatNASOracle(NSGA2Oracle):
             high_open=True,
             optional=True,
         )
-        constraints = {}
-        if max_params is not None:
-            constraints["params"] = max_params
-        if chance_significance is not None:
-            constraints[CHANCE_METRIC] = chance_significance
         super().__init__(
-            objective=_mode_objectives(mode), constraints=constraints or None, **kwargs
+            objective=_keras_tuner_objectives(mode),
+            constraints=objectives.constraints(max_params, chance_significance) or None,
+            **kwargs,
         )
         self.mode = mode
         self.alpha = float(alpha)
@@ -263,18 +218,15 @@ class FlatNASOracle(NSGA2Oracle):
             The normalisation of R against the error.
         """
         accuracy, robustness = self.metric_values(trials, ("val_accuracy", "robustness")).T
-        return _alpha_norm(100.0 * (1.0 - accuracy), robustness, self.population_size)
+        return objectives.alpha_norm(accuracy, robustness, self.population_size)
 
     def objective_values(self, trials: Sequence[Trial]) -> np.ndarray:
-        if self.mode == "pareto":
-            return super().objective_values(trials)
-        accuracy, robustness, params = self.metric_values(
-            trials, ("val_accuracy", "robustness", "params")
-        ).T
-        errors = 100.0 * (1.0 - accuracy)
-        norm = _alpha_norm(errors, robustness, self.population_size)
-        robust = self.alpha * errors + norm * (1.0 - self.alpha) * robustness
-        return np.stack([robust, params], axis=1)
+        return objectives.objective_values(
+            lambda names: self.metric_values(trials, names),
+            self.mode,
+            self.alpha,
+            self.population_size,
+        )
 
     def _ranking_settings(self) -> tuple:
         return (*super()._ranking_settings(), self.mode, self.alpha, self.population_size)
@@ -289,7 +241,7 @@ class FlatNASOracle(NSGA2Oracle):
         saved = state.get("flatnas", {})
         if saved.get("mode", self.mode) != self.mode:  # the saved search's objectives win
             self.mode = saved["mode"]
-            self.objectives = _mode_objectives(self.mode)
+            self.objectives = _keras_tuner_objectives(self.mode)
             self.objective = keras_tuner_objective(self.objectives)
         self.alpha = saved.get("alpha", self.alpha)
         self.max_params = saved.get("max_params", self.max_params)
@@ -724,8 +676,10 @@ class FlatNASTuner(keras_tuner.Tuner):
     def result(self) -> SearchResult:
         """This search as a `SearchResult`: trials, ranking, front, hypervolume, models.
 
-        It reads the oracle itself (not a copy), so it follows a running
-        search; re-ranking it (`rank(alpha=...)`) changes nothing here.
+        A snapshot of the oracle as it is now (call it again to see later
+        trials); re-ranking it (`rank(alpha=...)`) changes nothing here. On a
+        distributed worker, whose oracle is the chief's, it reads the search
+        directory instead.
 
         Returns:
             A `SearchResult` with this tuner's hypermodel.
@@ -739,7 +693,9 @@ class FlatNASTuner(keras_tuner.Tuner):
         """
         from flatnas_tf.tuners.result import SearchResult
 
-        return SearchResult(self.oracle, self.hypermodel)
+        if not isinstance(self.oracle, FlatNASOracle):  # a worker's client of the chief
+            return SearchResult.load(self.project_dir, hypermodel=self.hypermodel)
+        return SearchResult.from_oracle(self.oracle, self.project_dir, self.hypermodel)
 
     def figures(self, trial: Trial) -> dict[str, float]:
         """Every recorded figure of a trial (NaN when not measured).
