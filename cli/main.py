@@ -55,7 +55,10 @@ class FiniteFloatRange(click.FloatRange):
 #: (module, class) of the library's errors that are bad input, and of those that are
 #: failures to report in one line; looked up only in modules already imported (an
 #: error of a module never imported was not raised), so `report` stays TensorFlow-free.
-_USAGE_ERRORS = (("flatnas_tf.sandwich", "SupernetStateError"),)
+_USAGE_ERRORS = (
+    ("flatnas_tf.sandwich", "SupernetStateError"),
+    ("flatnas_tf.tuners.records", "SearchFilesError"),
+)
 _FAILURES = (
     ("flatnas_tf.data", "DatasetUnavailableError"),
     ("flatnas_tf.tuners.tuner", "SearchFailedError"),

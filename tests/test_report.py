@@ -388,3 +388,26 @@ def test_report_command_needs_no_tensorflow(search, tmp_path):
     )
     expected = [t.trial_id for t in reference.rank(original._completed()).front()]
     assert [entry["trial_id"] for entry in pareto_json["front"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{", "is not valid JSON"), ('{"seed": 1}', "was not written by a FlatNASOracle")],
+)
+def test_report_of_a_damaged_search_is_a_one_line_error(search, content, message):
+    from click.testing import CliRunner
+
+    from flatnas_tf.cli.main import main
+
+    _, project = search
+    (project.parent / "run.json").write_text(json.dumps({"format": "flatnas-tf search"}))
+    (project / "oracle.json").write_text(content)
+    trial_files = {p: p.read_bytes() for p in project.glob("trial_*/trial.json")}
+    done = CliRunner().invoke(main, ["report", str(project.parent)])
+    assert (
+        done.exit_code == 2 and done.exception is None or isinstance(done.exception, SystemExit)
+    ), done.output
+    error = [line for line in done.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and message in error[0] and "Traceback" not in done.output
+    assert {p: p.read_bytes() for p in trial_files} == trial_files  # nothing touched
+    assert not (project.parent / "report").exists()

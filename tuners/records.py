@@ -50,6 +50,7 @@ __all__ = [
     "STATUSES",
     "TRIAL_FILE",
     "ProjectFiles",
+    "SearchFilesError",
     "TrialRecord",
     "being_created",
     "check_trial_id",
@@ -78,6 +79,10 @@ _TRIAL_ID = re.compile(r"[0-9]{1,12}")
 _MISSING = f"its {TRIAL_FILE} is missing"
 
 Built = TypeVar("Built")
+
+
+class SearchFilesError(ValueError):
+    """A directory whose files are not (or no longer) a readable flatnas-tf search."""
 
 
 def check_trial_id(trial_id: Any) -> str:

@@ -189,8 +189,9 @@ class SearchResult:
             The search as it is on disk; running trials stay RUNNING.
 
         Raises:
-            ValueError: The directory holds no `oracle.json`, it was not
-                written by a `FlatNASOracle`, or it stays unreadable.
+            flatnas_tf.tuners.records.SearchFilesError: (a ValueError) The
+                directory holds no `oracle.json`, it was not written by a
+                `FlatNASOracle`, or it stays unreadable.
 
         Example:
         ```python
@@ -199,7 +200,7 @@ class SearchResult:
         """
         path = Path(directory).expanduser().resolve()
         if not (path / records.ORACLE_FILE).is_file():
-            raise ValueError(
+            raise records.SearchFilesError(
                 f"{path} is not a flatnas-tf search directory (no oracle.json); pass the project "
                 "directory <directory>/<project_name> of a FlatNASTuner (<out>/search of "
                 "`flatnas-tf search`)."
@@ -215,12 +216,12 @@ class SearchResult:
                 break
             time.sleep(delay)
         if mid_write:
-            raise ValueError(
+            raise records.SearchFilesError(
                 f"{oracle_file} is {files.oracle_problem} after {attempts} reads {delay} s "
                 "apart; if the search is running, try again; otherwise the file is damaged."
             )
         if files.oracle_state is None:
-            raise ValueError(
+            raise records.SearchFilesError(
                 f"{oracle_file} was not written by a FlatNASOracle ({files.oracle_problem}); "
                 "pass the project directory of a flatnas-tf search."
             )
@@ -232,7 +233,7 @@ class SearchResult:
         try:
             return cls(files.oracle_state, [t for t in trials if t is not None], path, hypermodel)
         except ValueError as error:
-            raise ValueError(f"{oracle_file}: {error}") from None
+            raise records.SearchFilesError(f"{oracle_file}: {error}") from None
 
     @classmethod
     def from_oracle(
