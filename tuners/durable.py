@@ -32,6 +32,9 @@ Reloading. The trial files decide how each trial ended:
     oracle.json missing or unreadable        -> rebuilt from the trial files; the
         oracle's own fields start from the constructor's values
 
+The files are read and checked by `records.read_project`, which `SearchResult`
+uses too, so a reader sees a search as this oracle would reload it.
+
 Leases (distributed searches, `lease_s` set). A trial handed to a worker is
 leased to it: every call that names the trial (the worker's heartbeats are
 `get_trial` calls, one per epoch and every few seconds of training) renews
