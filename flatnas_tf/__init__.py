@@ -18,8 +18,8 @@ The public API is re-exported here:
   TFDS) with their tf.data pipelines.
 - `evaluate_ood`, `corrupt`: accuracy under corruptions (TFDS CIFAR-10-C or
   17 built-in TensorFlow corruptions), mCE.
-- `load_model`, `export_model`: export directories (SavedModel, `.keras`,
-  TFLite, manifest) and loading them.
+- `load_model`, `export_model`, `tflite_predict`: export directories
+  (SavedModel, `.keras`, TFLite, manifest), loading and running them.
 
 The namespace is lazy: `import flatnas_tf` imports neither TensorFlow nor
 Keras; each name imports its module on first use (`flatnas-tf --help` and
@@ -66,6 +66,7 @@ _EXPORTS = {
     "Supernet": "supernet",
     "export_model": "export",
     "load_model": "export",
+    "tflite_predict": "export",
 }
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "load_model",
     "load_supernet",
     "recalibrate_batch_norm",
+    "tflite_predict",
     "train_supernet",
     "weight_robustness",
 ]
@@ -110,7 +112,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from flatnas_tf.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
     from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
     from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
-    from flatnas_tf.export import export_model, load_model
+    from flatnas_tf.export import export_model, load_model, tflite_predict
     from flatnas_tf.flatness import (
         FlatnessCallback,
         PerturbedEvaluator,

@@ -27,7 +27,13 @@ import warnings
 from types import ModuleType
 
 #: The modules whose classes are registered with Keras.
-MODULES = ("flatnas_tf.batchnorm", "flatnas_tf.losses", "flatnas_tf.optimizers", "flatnas_tf.sam")
+MODULES = (
+    "flatnas_tf.batchnorm",
+    "flatnas_tf.losses",
+    "flatnas_tf.optimizers",
+    "flatnas_tf.resizing",
+    "flatnas_tf.sam",
+)
 _WATCHED = ("keras", "tensorflow")
 
 

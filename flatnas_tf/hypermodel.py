@@ -59,6 +59,7 @@ from flatnas_tf.batchnorm import FusedBatchNormalization
 from flatnas_tf.checks import check_integer, is_number
 from flatnas_tf.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.optimizers import FusedSGD
+from flatnas_tf.resizing import Resizing
 from flatnas_tf.sam import SAMModel
 
 #: (channels, stride-2 priority or None, activation, squeeze-excite) per stage.
@@ -445,7 +446,7 @@ class FlatNASHyperModel(kt.HyperModel):
         """
         arch = self.architecture(hp)
         if arch.resolution is not None and arch.resolution != self.input_shape[0]:
-            x = keras.layers.Resizing(arch.resolution, arch.resolution, name="resize")(x)
+            x = Resizing(arch.resolution, arch.resolution, name="resize")(x)
         x = keras.layers.Conv2D(
             arch.stem_channels, 3, arch.stem_stride, padding="same", use_bias=False, name="stem"
         )(x)

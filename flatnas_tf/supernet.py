@@ -59,6 +59,7 @@ from flatnas_tf.hypermodel import (
     batch_norm,
     make_divisible,
 )
+from flatnas_tf.resizing import Resizing
 from flatnas_tf.sam import SAMModel
 from flatnas_tf.tracing import build_training_state
 
@@ -278,7 +279,7 @@ class Supernet(keras.Model):
         self._parameters = {p.name: p for p in declared.space}
         self.rescale = keras.layers.Rescaling(1.0 / 255.0, name="rescale")
         self.resizers = [
-            keras.layers.Resizing(r, r, name=f"resize_{r}")
+            Resizing(r, r, name=f"resize_{r}")
             for r in self.resolutions
             if r is not None and r != self.space.input_shape[0]
         ]
