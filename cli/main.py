@@ -814,16 +814,39 @@ def supernet(**options: Any) -> None:
     default=None,
     help="Re-rank under another alpha (mode flatnas) without retraining.",
 )
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for the report. Default DIRECTORY/report, or with another --alpha "
+    "DIRECTORY/report/alpha-<A> (the search's own report stays as it is).",
+)
 @_fail_cleanly
-def report(directory: str, alpha: float | None) -> None:
-    """Rebuild the report of a search directory (also while it runs)."""
+def report(directory: str, alpha: float | None, out: str | None) -> None:
+    """Rebuild the report of a search directory (also while it runs), and print its front."""
     from flatnas_tf.cli.report import write_report
     from flatnas_tf.tuners.result import SearchResult
 
     run = _search_dir(directory)
-    written = write_report(SearchResult.load(run.project_dir), run.report_dir, alpha=alpha)
+    result = SearchResult.load(run.project_dir)
+    reranked = alpha is not None and alpha != result.alpha
+    if out is not None:
+        target = pathlib.Path(out)
+    else:
+        target = run.report_dir / f"alpha-{alpha:g}" if reranked else run.report_dir
+    written = write_report(result, target, alpha=alpha)
     for name, path in written.items():
         click.echo(f"{name}: {path}")
+    ranking = result.rank(alpha)
+    front = ranking.front()
+    under = f", re-ranked with alpha {alpha:g}" if reranked else ""
+    click.echo(f"\nPareto front: {len(front)} of {len(result.completed)} completed trials{under}")
+    for trial in front:
+        figures = trial.figures
+        click.echo(
+            f"  trial {trial.trial_id}  val_acc {100 * figures['val_accuracy']:5.1f}%  "
+            f"R {figures['robustness']:5.2f}  params {int(figures['params']):>10,}"
+        )
 
 
 # -- export ---------------------------------------------------------------------

@@ -382,7 +382,7 @@ def test_report_command_needs_no_tensorflow(search, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
-    pareto_json = json.loads((project.parent / "report" / "pareto.json").read_text())
+    pareto_json = json.loads((project.parent / "report" / "alpha-1" / "pareto.json").read_text())
     reference = FlatNASOracle(
         alpha=1.0, max_params=MAX_PARAMS, population_size=4, hyperparameters=_space()
     )
@@ -409,3 +409,35 @@ def test_report_of_a_damaged_search_is_a_one_line_error(search, content, message
     assert len(error) == 1 and message in error[0] and "Traceback" not in done.output
     assert {p: p.read_bytes() for p in trial_files} == trial_files  # nothing touched
     assert not (project.parent / "report").exists()
+
+
+def test_report_command_reranks_beside_the_search_report_and_prints_the_front(search):
+    from click.testing import CliRunner
+
+    from flatnas_tf.cli.main import main
+
+    original, project = search
+    (project.parent / "run.json").write_text(json.dumps({"format": "flatnas-tf search"}))
+    own = CliRunner().invoke(main, ["report", str(project.parent)])
+    assert own.exit_code == 0, own.output
+    own_report = (project.parent / "report" / "report.md").read_bytes()
+    done = CliRunner().invoke(main, ["report", str(project.parent), "--alpha", "1"])
+    assert done.exit_code == 0, done.output
+    assert (project.parent / "report" / "report.md").read_bytes() == own_report  # kept
+    assert (project.parent / "report" / "alpha-1" / "report.md").is_file()
+    reference = FlatNASOracle(
+        alpha=1.0, max_params=MAX_PARAMS, population_size=4, hyperparameters=_space()
+    )
+    front = [t.trial_id for t in reference.rank(original._completed()).front()]
+    lines = done.output.split("Pareto front:")[1].splitlines()
+    assert (
+        "re-ranked with alpha 1" in lines[0]
+        and f"{len(front)} of {len(original._completed())} completed" in lines[0]
+    )
+    assert [line.split()[1] for line in lines[1:] if line.strip()] == front
+    elsewhere = project.parent.parent / "elsewhere"
+    assert (
+        CliRunner().invoke(main, ["report", str(project.parent), "--out", str(elsewhere)]).exit_code
+        == 0
+    )
+    assert (elsewhere / "report.md").is_file()
