@@ -46,6 +46,7 @@ instead of after minutes of retries.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pathlib
 import socket
@@ -397,11 +398,26 @@ def _load_folder(path: str, validation_fraction: float, seed: int) -> ImageDatas
 # -- TFDS -----------------------------------------------------------------------
 
 
+class _NoMissingVariantWarning(logging.Filter):
+    """Drops TFDS's warning that a data set it looks for is not there yet.
+
+    TFDS warns "Variant folder ... has no dataset_info.json" whenever it checks
+    whether a data set is prepared and finds it is not, which is the question
+    asked, not a problem (a missing data set gets its own error here).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Variant folder %s has no")
+
+
 def import_tfds():
     """Imports tensorflow_datasets with the metadata-server probe switched off."""
     os.environ.setdefault("NO_GCE_CHECK", "true")  # no metadata-server probe offline
     import tensorflow_datasets as tfds
 
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _NoMissingVariantWarning) for f in absl_logger.filters):
+        absl_logger.addFilter(_NoMissingVariantWarning())
     return tfds
 
 
@@ -435,7 +451,8 @@ def tfds_unavailable_reason(builder, download: bool) -> str | None:
     """
     if builder.is_prepared():
         return None
-    manual_dir = pathlib.Path(builder.data_dir).parents[1] / "downloads" / "manual"
+    root = pathlib.Path(builder.data_dir_root)
+    manual_dir = root / "downloads" / "manual"
     if manual_dir.is_dir() and any(manual_dir.iterdir()):
         return None
     urls = list(builder.url_infos or {})
@@ -444,7 +461,7 @@ def tfds_unavailable_reason(builder, download: bool) -> str | None:
     prepared_dir = pathlib.Path(builder.data_dir)
     why = "downloading is off" if not download else "its download address cannot be reached"
     return (
-        f"TFDS data set {builder.name!r} is not prepared in {prepared_dir.parents[1]} and "
+        f"TFDS data set {builder.name!r} is not prepared in {root} and "
         f"{why}. Provide it by hand: copy a prepared copy to {prepared_dir}/, or put its "
         f"archive in {manual_dir}/ (TFDS checks size and sha256), then run again"
         + ("." if not download else ", or retry with network access.")

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from flatnas_tf import cifar10_corrupted
 from flatnas_tf import corruptions as builtin
 from flatnas_tf.data import (
     DatasetUnavailableError,
@@ -45,24 +46,7 @@ from flatnas_tf.data import (
 SEVERITIES = (1, 2, 3, 4, 5)
 
 #: TFDS cifar10_corrupted's 15 benchmark corruptions (its names) and 4 extras.
-TFDS_BENCHMARK = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "frosted_glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic",
-    "pixelate",
-    "jpeg_compression",
-)
-TFDS_EXTRA = ("gaussian_blur", "saturate", "spatter", "speckle_noise")
+TFDS_BENCHMARK, TFDS_EXTRA = cifar10_corrupted.BENCHMARK, cifar10_corrupted.EXTRA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +176,11 @@ def _accuracy(model: keras.Model, images: tf.data.Dataset, labels: np.ndarray) -
     return float(np.mean(predicted.astype(np.int64) == labels.astype(np.int64)))
 
 
+def _array_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    images = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    return _accuracy(model, _images_only(images), y)
+
+
 def _images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(lambda x, y: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
 
@@ -268,23 +257,17 @@ def _evaluate_tfds(
     model, corruptions, severities, max_examples, batch_size, clean, data_dir, download
 ) -> OODResult:
     tfds = import_tfds()
-    if corruptions in (None, "benchmark"):
-        names, set_name = TFDS_BENCHMARK, "15 benchmark"
-    elif corruptions == "all":
-        names, set_name = TFDS_BENCHMARK + TFDS_EXTRA, "all 19"
+    names, set_name = cifar10_corrupted.corruption_set(corruptions)
+    if download:
+        builder = tfds.builder(f"cifar10_corrupted/{names[0]}_{severities[0]}", data_dir=data_dir)
+        reason = tfds_unavailable_reason(builder, download)
+        if reason:
+            raise DatasetUnavailableError(reason)
     else:
-        names, set_name = tuple(corruptions), "chosen"
-        known = TFDS_BENCHMARK + TFDS_EXTRA
-        unknown = [c for c in names if c not in known]
-        if unknown or not names:
-            raise ValueError(
-                f"Unknown cifar10_corrupted corruptions {unknown}; TFDS names are "
-                f"{', '.join(known)}."
-            )
-    builder = tfds.builder(f"cifar10_corrupted/{names[0]}_{severities[0]}", data_dir=data_dir)
-    reason = tfds_unavailable_reason(builder, download)
-    if reason:
-        raise DatasetUnavailableError(reason)
+        configs = cifar10_corrupted.config_names(names, severities)
+        missing = cifar10_corrupted.missing_configs(configs, data_dir)
+        if missing:
+            raise DatasetUnavailableError(cifar10_corrupted.unprepared_message(missing, data_dir))
     split = "test" if max_examples is None else f"test[:{max_examples}]"
     config = tfds.download.DownloadConfig(try_download_gcs=False)
     table, examples = {}, None
@@ -300,15 +283,16 @@ def _evaluate_tfds(
                 try_gcs=False,
                 download_and_prepare_kwargs={"download_config": config},
             )
-            labels = np.asarray([label for _, label in cell.as_numpy_iterator()])
-            examples = len(labels)
-            row.append(_accuracy(model, _images_only(cell.batch(batch_size)), labels))
+            # One pass decodes the cell's images (PNG in TFDS's files) for both uses.
+            batches = list(cell.batch(batch_size).as_numpy_iterator())
+            x = np.concatenate([images for images, _ in batches])
+            y = np.concatenate([labels for _, labels in batches])
+            examples = len(y)
+            row.append(_array_accuracy(model, x, y, batch_size))
         table[name] = tuple(row)
     clean_accuracy = None
     if clean is not None:
-        x, y = _test_arrays(clean, max_examples)
-        images = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-        clean_accuracy = _accuracy(model, _images_only(images), y)
+        clean_accuracy = _array_accuracy(model, *_test_arrays(clean, max_examples), batch_size)
     return OODResult("cifar10_corrupted", table, severities, examples, clean_accuracy, set_name)
 
 

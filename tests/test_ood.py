@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from flatnas_tf import ood
+from flatnas_tf import cifar10_corrupted
 from flatnas_tf.corruptions import CORRUPTIONS
 from flatnas_tf.data import from_arrays, load_dataset
 from flatnas_tf.ood import TFDS_BENCHMARK, TFDS_EXTRA, OODResult, evaluate_ood
@@ -95,7 +95,8 @@ def test_arrays_are_accepted_as_data():
 
 @pytest.fixture
 def spied_tfds(monkeypatch):
-    monkeypatch.setattr(ood, "tfds_unavailable_reason", lambda builder, download: None)
+    # mock_data serves every config; none is prepared on disk.
+    monkeypatch.setattr(cifar10_corrupted, "missing_configs", lambda configs, data_dir: [])
     requested = []
     load = tfds.load
 
