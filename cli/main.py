@@ -142,6 +142,18 @@ def _load_data(spec: str, data_dir: str | None, validation_fraction: float, seed
         raise click.BadParameter(str(error), param_hint="--data") from None
 
 
+def _check_frost_dir(path: str | None) -> None:
+    """Reads the frost photographs now, so that a wrong directory fails before any work."""
+    if path is None:
+        return
+    from flatnas_tf.frost import load_frost
+
+    try:
+        load_frost(path)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--frost-dir") from None
+
+
 def _config_option(command: Callable) -> Callable:
     return click.option(
         "--config",
@@ -160,6 +172,14 @@ _BATCH_SIZE = click.option(
 )
 _VERBOSE = click.option("--verbose", is_flag=True, help="Show Keras' progress bars.")
 _DATA_DIR = click.option("--data-dir", default=None, help="TFDS data directory.")
+_FROST_DIR = click.option(
+    "--frost-dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Directory of the frost photographs (frost1.png ... frost5.jpg of Hendrycks' "
+    "robustness code) for the built-in frost corruption; default $FLATNAS_FROST_DIR, "
+    "else frost is skipped.",
+)
 
 
 def _seed_option(help: str, default: int | None = 0) -> Callable:  # noqa: A002 (Click's name)
@@ -442,6 +462,7 @@ def _clock(seconds: float) -> str:
     default=500,
     help="Test images per corruption and severity in --ood.",
 )
+@_FROST_DIR
 @click.option(
     "--export/--no-export",
     default=True,
@@ -495,6 +516,8 @@ def search(**options: Any) -> None:
     )
     if options["deterministic"]:
         _enable_determinism()
+    if options["ood"] == "builtin":
+        _check_frost_dir(options["frost_dir"])
     data = _load_data(
         options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
     )
@@ -668,6 +691,7 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
                 max_examples=options["ood_examples"],
                 clean=data,
                 data_dir=options["data_dir"],
+                frost_dir=options["frost_dir"],
             )
             _write_result(ood, run.ood_dir / f"trial_{trial.trial_id}")
             click.echo(
@@ -1062,6 +1086,7 @@ def train(**options: Any) -> None:
     default="builtin",
     help="Corruption benchmark: built-in corruptions of --data, TFDS CIFAR-10-C, or none.",
 )
+@_FROST_DIR
 @click.option(
     "--max-examples",
     type=click.IntRange(min=1),
@@ -1091,6 +1116,8 @@ def evaluate(**options: Any) -> None:
     from flatnas_tf.ood import evaluate_ood
 
     target = pathlib.Path(options["target"])
+    if options["ood"] == "builtin":
+        _check_frost_dir(options["frost_dir"])
     settings: dict[str, Any] = {}
     if (target / runs.RUN_FILE).is_file():
         if not options["trial_id"]:
@@ -1136,6 +1163,7 @@ def evaluate(**options: Any) -> None:
             max_examples=options["max_examples"],
             clean=data,
             data_dir=options["data_dir"],
+            frost_dir=options["frost_dir"],
         )
         click.echo(result.to_markdown())
         _write_result(result, out / "ood")

@@ -61,8 +61,11 @@ Deviations from `make_cifar_c.py`, each deliberate:
 - The defocus disk for radii > 8 (only for images > 170 pixels) uses the
   integer grid -ceil(r)..ceil(r) instead of the original's
   `arange(-r, r + 1)`, which is off-grid for fractional r.
-- Frost is left out: it blends in frost photographs that cannot ship with
-  this package. Spatter is not implemented.
+- Frost blends in crops of Hendrycks' frost photographs, which cannot ship
+  with this package: `corrupt(..., "frost", ..., frost_dir=DIR)` or
+  `$FLATNAS_FROST_DIR` (see `flatnas_tf.frost`), otherwise a clear error.
+  It is the 18th corruption, outside `CORRUPTIONS` (the 17 that need
+  nothing). Spatter is not implemented.
 
 Reference:
     D. Hendrycks, T. Dietterich. Benchmarking Neural Network Robustness to
@@ -79,6 +82,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from flatnas_tf import frost as frost_photos
 from flatnas_tf.checks import check_integer
 
 CORRUPTIONS: tuple[str, ...] = (
@@ -101,9 +105,11 @@ CORRUPTIONS: tuple[str, ...] = (
     "snow",
 )
 
+#: The corruption that needs frost photographs (`flatnas_tf.frost`).
+FROST = "frost"
 _EXTRA = ("speckle_noise", "gaussian_blur", "saturate")
 BENCHMARK_CORRUPTIONS: tuple[str, ...] = tuple(c for c in CORRUPTIONS if c not in _EXTRA)
-"""The 14 of the 15 CIFAR-10-C benchmark corruptions implemented here (all but frost)."""
+"""The 14 of the 15 CIFAR-10-C benchmark corruptions that need no photographs (all but frost)."""
 
 # make_cifar_c.py's severity 1..5 parameters at 32 x 32.
 _PARAMS: dict[str, tuple] = {
@@ -141,6 +147,8 @@ _PARAMS: dict[str, tuple] = {
         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
         (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
     ),
+    # (image weight, frost weight).
+    FROST: ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)),
 }
 
 _GUARD = 1e-3  # grey levels; see the module docstring
@@ -617,6 +625,12 @@ def _snow(x, c, seed, s):
     return x + layer + tf.reverse(layer, axis=[1, 2])
 
 
+def _frost(x, c, seed, photos):
+    crops = frost_photos.frost_crops(photos, tf.shape(x)[0], x.shape[1], x.shape[2], seed)
+    crops = crops / 255 if x.shape[-1] == 3 else _luminance(crops / 255)
+    return c[0] * x + c[1] * crops
+
+
 _FUNCTIONS: dict[str, Callable] = {
     "gaussian_noise": _gaussian_noise,
     "shot_noise": _shot_noise,
@@ -642,9 +656,20 @@ _FUNCTIONS: dict[str, Callable] = {
 
 
 def _check_name(name: str) -> None:
-    if name not in _FUNCTIONS:
-        allowed = ", ".join(CORRUPTIONS)
+    if name not in _FUNCTIONS and name != FROST:
+        allowed = ", ".join((*CORRUPTIONS, FROST))
         raise ValueError(f"`name` must be one of {allowed}; got {name!r}.")
+
+
+def _photos(name: str, frost_dir) -> frost_photos.FrostPhotos | None:
+    """The frost photographs when `name` is frost (an error without them), else None."""
+    if name != FROST:
+        return None
+    photos = frost_photos.load_frost(frost_dir)
+    if photos is None:
+        reason = frost_photos.unavailable_reason()
+        raise ValueError(f"The frost corruption needs photographs: {reason}.")
+    return photos
 
 
 def _check_severity(severity: int) -> None:
@@ -666,35 +691,43 @@ def _check_images(images) -> tf.Tensor:
     return images
 
 
-def _corrupt_with(images: tf.Tensor, name: str, params, seed) -> tf.Tensor:
+def _corrupt_with(images: tf.Tensor, name: str, params, seed, photos=None) -> tf.Tensor:
     """Applies corruption `name` with explicit parameters (the severity's, or any)."""
     images = _check_images(images)
-    seed = _fold(_seed_pair(seed), CORRUPTIONS.index(name))
+    seed = _fold(_seed_pair(seed), (*CORRUPTIONS, FROST).index(name))
     scale = min(images.shape[1], images.shape[2]) / 32
     x = tf.cast(images, tf.float32) / 255
-    y = _FUNCTIONS[name](x, params, seed, scale)
+    if name == FROST:
+        y = _frost(x, params, seed, photos)
+    else:
+        y = _FUNCTIONS[name](x, params, seed, scale)
     y = tf.floor(tf.clip_by_value(y, 0.0, 1.0) * 255 + _GUARD)
     return tf.ensure_shape(tf.cast(tf.minimum(y, 255.0), tf.uint8), images.shape)
 
 
-def corrupt(images, name: str, severity: int, seed: int | tf.Tensor = 0) -> tf.Tensor:
+def corrupt(
+    images, name: str, severity: int, seed: int | tf.Tensor = 0, frost_dir: str | None = None
+) -> tf.Tensor:
     """Applies one CIFAR-10-C corruption at one severity to a batch of images.
 
     Args:
         images: uint8 tensor or array [N, H, W, C] with C = 3 (RGB) or 1 (grey)
             and static H, W; N may be unknown (inside `tf.data`).
-        name: One of `CORRUPTIONS`.
+        name: One of `CORRUPTIONS`, or "frost".
         severity: 0 (return `images` unchanged) or 1..5, make_cifar_c.py's
             parameters, with spatial ones scaled by min(H, W) / 32.
         seed: Python int, int scalar tensor or int tensor of shape [2]. The
             result is deterministic for a seed; each image draws its own noise.
+        frost_dir: For frost: the directory of the frost photographs (default
+            `$FLATNAS_FROST_DIR`); see `flatnas_tf.frost`.
 
     Returns:
         uint8 tensor of the same shape: clip(corrupted, 0, 1) * 255, truncated.
 
     Raises:
         ValueError: for an unknown name, a severity outside 0..5, images that
-            are not uint8 [N, H, W, 1 or 3], or a seed of the wrong type/shape.
+            are not uint8 [N, H, W, 1 or 3], a seed of the wrong type/shape, or
+            frost without its photographs.
 
     Example:
     >>> x = tf.fill([2, 32, 32, 3], tf.constant(100, tf.uint8))
@@ -707,10 +740,13 @@ def corrupt(images, name: str, severity: int, seed: int | tf.Tensor = 0) -> tf.T
     images = _check_images(images)
     if severity == 0:
         return images
-    return _corrupt_with(images, name, _PARAMS[name][severity - 1], seed)
+    photos = _photos(name, frost_dir)
+    return _corrupt_with(images, name, _PARAMS[name][severity - 1], seed, photos)
 
 
-def corruption_fn(name: str, severity: int, seed: int | tf.Tensor = 0) -> Callable:
+def corruption_fn(
+    name: str, severity: int, seed: int | tf.Tensor = 0, frost_dir: str | None = None
+) -> Callable:
     """A function for `tf.data.Dataset.map` that corrupts the first element.
 
     The returned `fn(images, *rest)` returns `(corrupt(images, ...), *rest)`
@@ -720,9 +756,10 @@ def corruption_fn(name: str, severity: int, seed: int | tf.Tensor = 0) -> Callab
     counter to thread through.
 
     Args:
-        name: One of `CORRUPTIONS`.
+        name: One of `CORRUPTIONS`, or "frost".
         severity: 0..5, as in `corrupt`.
         seed: Base seed, as in `corrupt`.
+        frost_dir: For frost, as in `corrupt`.
 
     Returns:
         A function of (images, *rest), traceable in graph mode.
@@ -737,13 +774,14 @@ def corruption_fn(name: str, severity: int, seed: int | tf.Tensor = 0) -> Callab
     _check_name(name)
     _check_severity(severity)
     base = _seed_pair(seed)
+    _photos(name, frost_dir)  # frost without photographs fails here, not inside tf.data
 
     def fn(images, *rest):
         images = _check_images(images)
         fingerprint = tf.fingerprint(tf.reshape(images, [1, -1]))  # [1, 8] uint8
         words = tf.bitcast(tf.reshape(fingerprint, [2, 4]), tf.int32)
         batch_seed = _fold(_fold(base, words[0]), words[1])
-        out = corrupt(images, name, severity, batch_seed)
+        out = corrupt(images, name, severity, batch_seed, frost_dir)
         return (out, *rest) if rest else out
 
     return fn

@@ -17,7 +17,9 @@ Two sources of corrupted images:
   or all 19 with `corruptions="all"`. Clean accuracy needs `clean=` data.
 - any data set (an `ImageDataset`, or arrays `(x, y)` of uint8 images): its
   test images corrupted on the fly by `flatnas_tf.corruptions` (17 built-in
-  corruptions; frost needs photographs and is absent), batch-wise seeded.
+  corruptions, and frost when its photographs are given: `frost_dir` or
+  `$FLATNAS_FROST_DIR`; otherwise the result lists it as skipped), batch-wise
+  seeded.
 
 Every result states how many corruptions were averaged, and which.
 """
@@ -34,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import cifar10_corrupted
+from flatnas_tf import cifar10_corrupted, frost
 from flatnas_tf import corruptions as builtin
 from flatnas_tf.data import (
     DatasetUnavailableError,
@@ -63,6 +65,8 @@ class OODResult:
         examples: Test images per cell.
         clean_accuracy: Accuracy on the clean test images, if measured.
         set_name: Which corruption set was averaged ("15 benchmark", ...).
+        skipped: Corruptions of the set left out of the table and the means,
+            each with the reason.
     """
 
     source: str
@@ -71,6 +75,7 @@ class OODResult:
     examples: int
     clean_accuracy: float | None = None
     set_name: str = ""
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def corruptions(self) -> tuple[str, ...]:
@@ -81,9 +86,10 @@ class OODResult:
     def averaged_over(self) -> str:
         """A sentence saying what the means average over."""
         label = f" ({self.set_name})" if self.set_name else ""
+        left_out = "".join(f"; {name} skipped ({why})" for name, why in self.skipped.items())
         return (
             f"{len(self.accuracy)} corruptions{label} x {len(self.severities)} severities, "
-            f"{self.examples} images per cell, source {self.source}"
+            f"{self.examples} images per cell, source {self.source}{left_out}"
         )
 
     def _table(self) -> np.ndarray:
@@ -123,6 +129,7 @@ class OODResult:
             "source": self.source,
             "averaged_over": self.averaged_over,
             "corruption_set": self.set_name,
+            "skipped": dict(self.skipped),
             "severities": list(self.severities),
             "examples_per_cell": self.examples,
             "clean_accuracy": self.clean_accuracy,
@@ -218,22 +225,31 @@ def _check_severities(severities: Sequence[int]) -> tuple[int, ...]:
     return severities
 
 
-def _evaluate_builtin(
-    model, data, corruptions, severities, max_examples, batch_size, seed
-) -> OODResult:
+def _builtin_set(corruptions, frost_dir) -> tuple[tuple[str, ...], str, dict[str, str]]:
+    """The built-in corruptions a choice names, the set's name, and what was skipped why."""
+    frost_here = frost.load_frost(frost_dir) is not None
+    with_frost = (builtin.FROST,) if frost_here else ()
+    skipped = {} if frost_here else {builtin.FROST: frost.unavailable_reason()}
     if corruptions in (None, "builtin", "all"):
-        names, set_name = builtin.CORRUPTIONS, f"all {len(builtin.CORRUPTIONS)} built-in"
-    elif corruptions == "benchmark":
-        names = builtin.BENCHMARK_CORRUPTIONS
-        set_name = f"{len(names)} CIFAR-10-C benchmark corruptions without frost"
-    else:
-        names, set_name = tuple(corruptions), "chosen"
-        unknown = [c for c in names if c not in builtin.CORRUPTIONS]
-        if unknown or not names:
-            raise ValueError(
-                f"Unknown corruptions {unknown}; built-in ones are "
-                f"{', '.join(builtin.CORRUPTIONS)}."
-            )
+        names = builtin.CORRUPTIONS + with_frost
+        return names, f"all {len(names)} built-in", skipped
+    if corruptions == "benchmark":
+        names = builtin.BENCHMARK_CORRUPTIONS + with_frost
+        return names, f"{len(names)} of the 15 CIFAR-10-C benchmark corruptions", skipped
+    names = (corruptions,) if isinstance(corruptions, str) else tuple(corruptions)
+    known = builtin.CORRUPTIONS + (builtin.FROST,)
+    unknown = [c for c in names if c not in known]
+    if unknown or not names:
+        raise ValueError(f"Unknown corruptions {unknown}; built-in ones are {', '.join(known)}.")
+    if builtin.FROST in names and not frost_here:
+        raise ValueError(f"frost is chosen but has {frost.unavailable_reason()}.")
+    return names, "chosen", {}
+
+
+def _evaluate_builtin(
+    model, data, corruptions, severities, max_examples, batch_size, seed, frost_dir
+) -> OODResult:
+    names, set_name, skipped = _builtin_set(corruptions, frost_dir)
     x, y = _test_arrays(data, max_examples)
     clean = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
     clean_accuracy = _accuracy(model, _images_only(clean), y)
@@ -245,12 +261,12 @@ def _evaluate_builtin(
             def corrupted(index, batch, name=name, severity=severity):
                 images, labels = batch
                 pair = tf.stack([tf.constant(seed, tf.int64), index])
-                return builtin.corrupt(images, name, severity, seed=pair), labels
+                return builtin.corrupt(images, name, severity, pair, frost_dir), labels
 
             batches = clean.enumerate().map(corrupted)
             row.append(_accuracy(model, _images_only(batches), y))
         table[name] = tuple(row)
-    return OODResult("builtin", table, severities, len(x), clean_accuracy, set_name)
+    return OODResult("builtin", table, severities, len(x), clean_accuracy, set_name, skipped)
 
 
 def _evaluate_tfds(
@@ -307,6 +323,7 @@ def evaluate_ood(
     clean=None,
     data_dir: str | None = None,
     download: bool = False,
+    frost_dir: str | None = None,
 ) -> OODResult:
     """Accuracy of a classifier under corruptions, per corruption and severity.
 
@@ -317,7 +334,8 @@ def evaluate_ood(
             arrays `(x, y)` whose test images get the built-in corruptions.
         corruptions: For CIFAR-10-C: "benchmark" (default, 15) or "all" (19)
             or a list of TFDS names. For built-in: "builtin"/"all" (default,
-            17), "benchmark" (the 14 benchmark ones without frost) or a list.
+            the 17 of `CORRUPTIONS` and frost when its photographs are
+            given), "benchmark" (15 with frost, else 14) or a list.
         severities: Severities to evaluate (default 1..5).
         max_examples: Use only the first `max_examples` test images per cell.
         batch_size: Prediction batch size.
@@ -326,6 +344,9 @@ def evaluate_ood(
             for the clean accuracy and the relative mCE.
         data_dir: TFDS data directory.
         download: Whether TFDS may download CIFAR-10-C (2.9 GB).
+        frost_dir: Built-in: the directory of the frost photographs (default
+            `$FLATNAS_FROST_DIR`); without them frost is skipped, and the
+            result says so.
 
     Returns:
         An `OODResult` (table, mean corruption accuracy, mCE, relative mCE).
@@ -349,4 +370,6 @@ def evaluate_ood(
         return _evaluate_tfds(
             model, corruptions, severities, max_examples, batch_size, clean, data_dir, download
         )
-    return _evaluate_builtin(model, data, corruptions, severities, max_examples, batch_size, seed)
+    return _evaluate_builtin(
+        model, data, corruptions, severities, max_examples, batch_size, seed, frost_dir
+    )

@@ -135,7 +135,7 @@ def test_cifar10_corrupted_all_requests_95_configs(spied_tfds):
     [
         ({"data": "imagenet_c"}, ValueError, "Unknown OOD source"),
         ({"severities": (0, 1)}, ValueError, "severities"),
-        ({"corruptions": ["frost"]}, ValueError, "Unknown corruptions"),
+        ({"corruptions": ["spatter"]}, ValueError, "Unknown corruptions"),
         ({"max_examples": 0}, ValueError, "max_examples"),
         ({"data": np.zeros((2, 8, 8))}, TypeError, "data"),
         ({"data": (np.zeros((2, 8, 8), np.float32), np.zeros(2))}, ValueError, "uint8"),
