@@ -48,7 +48,9 @@ setup(
         "tomli>=1.1; python_version < '3.11'",  # --config files (tomllib from 3.11)
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9"],
+        # tensorboard: so that the tests cover the TensorBoard path too.
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9", "tensorboard>=2.16"],
+        "tensorboard": ["tensorboard>=2.16"],  # search --tensorboard, TensorBoard callbacks
         "bench": ["scipy>=1.9", "pillow>=9", "optuna>=3.4"],
         "lint": ["ruff>=0.5"],
         "and-cuda": ["tensorflow[and-cuda]>=2.16"],

@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Any
 
 import click
@@ -498,6 +499,14 @@ def _clock(seconds: float) -> str:
     help="This worker's number (with --role worker).",
 )
 @click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="TensorBoard log directory: each trial's training curves, and HParams with every "
+    'figure as a metric. Needs `pip install "flatnas-tf[tensorboard]"`.',
+)
+@click.option(
     "--deterministic",
     is_flag=True,
     help="TensorFlow op determinism: one seed gives one result on one machine.",
@@ -518,6 +527,11 @@ def search(**options: Any) -> None:
         _enable_determinism()
     if options["ood"] == "builtin":
         _check_frost_dir(options["frost_dir"])
+    if options["tensorboard_dir"] and find_spec("tensorboard") is None:
+        raise click.BadParameter(
+            'needs the tensorboard package: pip install "flatnas-tf[tensorboard]".',
+            param_hint="--tensorboard",
+        )
     data = _load_data(
         options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
     )
@@ -598,6 +612,11 @@ def _search_in(
     tuner.oracle.max_trials = options["max_trials"]  # a resumed search may be extended
     train = data.batches("train", options["batch_size"], training=True, seed=options["seed"])
     validation = data.batches("validation", options["batch_size"])
+    callbacks = []
+    if options["tensorboard_dir"]:
+        import keras
+
+        callbacks.append(keras.callbacks.TensorBoard(options["tensorboard_dir"]))
     try:
         tuner.search(
             train,
@@ -605,6 +624,7 @@ def _search_in(
             epochs=options["epochs"],
             verbose=1 if options["verbose"] else 0,
             shuffle=False,  # the pipeline shuffles; Keras would warn at every trial
+            callbacks=callbacks,
         )
     except KeyboardInterrupt:
         tuner.save()

@@ -4,6 +4,7 @@ import json
 import shutil
 import socket
 import subprocess
+from importlib.util import find_spec
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from flatnas_tf import __version__, storage
+from flatnas_tf.cli import main as cli_main
 from flatnas_tf.cli import runs
 from flatnas_tf.cli.main import main
 from flatnas_tf.tuners.tuner import FlatNASTuner
@@ -51,9 +53,13 @@ def search_dir(tmp_path_factory):
             raise KeyboardInterrupt
         return original(self, trial, *args, **kwargs)
 
+    # With tensorboard installed (the test extra), the search also logs to TensorBoard.
+    board = ["--tensorboard", str(out.parent / "tb")] if find_spec("tensorboard") else []
     FlatNASTuner.run_trial = interrupted_in_second_trial
     try:
-        first = CliRunner().invoke(main, ["search", "--out", str(out), *TINY, "--no-export"])
+        first = CliRunner().invoke(
+            main, ["search", "--out", str(out), *TINY, "--no-export", *board]
+        )
     finally:
         FlatNASTuner.run_trial = original
     assert first.exit_code == 130, first.output
@@ -62,9 +68,32 @@ def search_dir(tmp_path_factory):
     assert finished["status"] == "COMPLETED"
 
     # Exports are tested through `export` (and through the supernet search).
-    second = _run("search", "--out", out, *TINY, "--no-export")
+    second = _run("search", "--out", out, *TINY, "--no-export", *board)
     assert second.exit_code == 0, second.output
     return out, first.output, second.output
+
+
+def test_search_logs_every_trial_to_tensorboard(search_dir):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _, _ = search_dir
+    sessions = sorted(p.parents[1].name for p in (out.parent / "tb").glob("*/execution0/train"))
+    assert sessions == ["0", "1", "2"]  # the interrupted trial's rerun included
+    for trial_id in sessions:
+        events = EventAccumulator(str(out.parent / "tb" / trial_id / "execution0"))
+        events.Reload()
+        assert {"val_accuracy", "robustness", "params"} <= set(events.Tags()["tensors"])
+
+
+def test_tensorboard_without_its_package_is_refused_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli_main, "find_spec", lambda name: None)
+    result = CliRunner().invoke(
+        main, ["search", "--out", str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb")]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert 'pip install "flatnas-tf[tensorboard]"' in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_search_resumes_without_losing_or_rerunning_trials(search_dir):

@@ -10,8 +10,7 @@ import pytest
 
 from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, TrainingSettings, load_dataset
 from flatnas_tf.hypermodel import batch_norm
-from flatnas_tf.tuners import pareto
-from flatnas_tf.tuners import tuner as tuner_module
+from flatnas_tf.tuners import pareto, tensorboard
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.tuner import (
     CHANCE_METRIC,
@@ -214,11 +213,11 @@ def test_a_search_whose_trials_all_fail_raises_one_line(
 def test_tensorboard_without_its_package_stops_before_the_first_trial(
     tmp_path, digits, monkeypatch
 ):
-    monkeypatch.setattr(tuner_module, "find_spec", lambda name: None)
+    monkeypatch.setattr(tensorboard, "find_spec", lambda name: None)
     train, validation = digits
     tuner = FlatNASTuner(_tiny_space(), max_params=None, max_trials=2, directory=str(tmp_path))
     board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
-    with pytest.raises(ImportError, match="pip install tensorboard"):
+    with pytest.raises(ImportError, match=r'pip install "flatnas-tf\[tensorboard\]"'):
         tuner.search(train, validation_data=validation, epochs=1, callbacks=[board], verbose=0)
     assert tuner.oracle.trials == {}
 

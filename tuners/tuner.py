@@ -51,7 +51,6 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -67,7 +66,7 @@ from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners import distributed, objectives
+from flatnas_tf.tuners import distributed, objectives, tensorboard
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
@@ -395,8 +394,12 @@ class FlatNASTuner(keras_tuner.Tuner):
             flatnas_tf.storage.DirectoryLockedError: Another process is
                 searching this directory.
         """
-        _check_callback_packages(fit_kwargs.get("callbacks") or [])
+        callbacks = fit_kwargs.get("callbacks") or []
+        tensorboard.check_installed(callbacks)
         worker = self._is_worker()
+        if not worker:
+            for board in tensorboard.boards(callbacks):
+                tensorboard.write_experiment(board.log_dir, self.oracle.get_space())
         lock = (
             contextlib.nullcontext()
             if worker
@@ -487,12 +490,15 @@ class FlatNASTuner(keras_tuner.Tuner):
             # KerasTuner's on_epoch_*/on_batch_* hooks, only when a subclass uses
             # them: a batch-level callback makes Keras read the logs every step.
             callbacks.append(tuner_utils.TunerCallback(self, trial))
-        if any(isinstance(c, keras.callbacks.TensorBoard) for c in callbacks):
-            # KerasTuner's per-trial log dirs and HParams; it imports tensorboard,
-            # which TensorFlow no longer installs, so only when TensorBoard is used.
+        boards = tensorboard.boards(callbacks)
+        if boards:
+            # KerasTuner's per-trial log dirs and HParams sessions; it imports
+            # tensorboard, an optional extra, so only when TensorBoard is used.
             self._configure_tensorboard_dir(callbacks, trial)
         model, measured = self.train_and_measure(hp, *args, callbacks=callbacks, **kwargs)
         figures.update(measured)
+        for board in boards:
+            tensorboard.write_figures(board.log_dir, figures)
         self.save_checkpoint(trial.trial_id, model)
         return figures
 
@@ -804,16 +810,6 @@ def _split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:
     if kwargs.get("y") is not None:
         train = (train, kwargs["y"])
     return validation, train
-
-
-def _check_callback_packages(callbacks: Sequence[keras.callbacks.Callback]) -> None:
-    """Fails at once when a callback needs a package that is missing."""
-    for callback in callbacks:
-        if isinstance(callback, keras.callbacks.TensorBoard) and find_spec("tensorboard") is None:
-            raise ImportError(
-                "keras.callbacks.TensorBoard needs the tensorboard package, which is not "
-                "installed: `pip install tensorboard`, or leave the callback out."
-            )
 
 
 def _failure_summary(ended: Sequence[Trial], how: str) -> str:
