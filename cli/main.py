@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib.util import find_spec
@@ -96,6 +97,53 @@ def _fail_cleanly(command: Callable) -> Callable:
             raise
 
     return wrapper
+
+
+def _quiet_tensorflow(command: Callable) -> Callable:
+    """Imports TensorFlow before the command runs, holding back its C++ start-up lines.
+
+    TensorFlow and XLA write about eight lines to file descriptor 2 from C++ when
+    imported and when the runtime starts (the oneDNN notice, CPU features, "Could
+    not find cuda drivers", and on every machine without a GPU "failed call to
+    cuInit", which reads like an error and is not); `TF_CPP_MIN_LOG_LEVEL` does
+    not reach those logged before absl is set up. They go to a temporary file
+    and are shown with `--verbose`, or when the import fails. Later warnings
+    (TensorFlow's own at level 2 and above) still show.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        if "tensorflow" not in sys.modules:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            _held_back_stderr(_start_tensorflow, show=kwargs.get("verbose", False))
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
+def _start_tensorflow() -> None:
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()  # starts the runtime: the CUDA probe logs here
+
+
+def _held_back_stderr(function: Callable[[], None], show: bool) -> None:
+    """Runs `function` with file descriptor 2 captured; replays it if asked or on failure."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            function()
+            failed = False
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if show or failed:
+                capture.seek(0)
+                sys.stderr.write(capture.read().decode(errors="replace"))
+                sys.stderr.flush()
 
 
 def _read_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -513,6 +561,7 @@ def _clock(seconds: float) -> str:
 )
 @_VERBOSE
 @_fail_cleanly
+@_quiet_tensorflow
 def search(**options: Any) -> None:
     """Search architectures: the Pareto front of accuracy, flatness and size.
 
@@ -786,6 +835,7 @@ def _epoch_line_callback(epochs: int):
 @_seed_option("Seed of the data split (pass the search's) and of the training.")
 @_VERBOSE
 @_fail_cleanly
+@_quiet_tensorflow
 def supernet(**options: Any) -> None:
     """Train (or resume) a weight-sharing supernet of the search space.
 
@@ -906,6 +956,7 @@ def report(directory: str, alpha: float | None, out: str | None) -> None:
 )
 @click.option("--tflite", is_flag=True, help="Also convert to TFLite, when it converts cleanly.")
 @_fail_cleanly
+@_quiet_tensorflow
 def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     """Export models of a search: SavedModel, .keras and manifest.json."""
     from flatnas_tf.cli import models
@@ -990,6 +1041,7 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
 )
 @_VERBOSE
 @_fail_cleanly
+@_quiet_tensorflow
 def train(**options: Any) -> None:
     """Train one architecture as a search's trial does (longer if asked) and save it.
 
@@ -1122,6 +1174,7 @@ def train(**options: Any) -> None:
     "--out", default=None, help="Directory for evaluation.json/.csv/.md (default: next to TARGET)."
 )
 @_fail_cleanly
+@_quiet_tensorflow
 def evaluate(**options: Any) -> None:
     """ID accuracy and the OOD table (mCE) of a SavedModel, a .keras file or a trial.
 
@@ -1216,6 +1269,7 @@ def evaluate(**options: Any) -> None:
     help="The 15 benchmark corruptions (what --ood cifar10_corrupted evaluates) or all 19.",
 )
 @_fail_cleanly
+@_quiet_tensorflow
 def prepare(dataset: str, archive: str, data_dir: str | None, corruptions: str) -> None:
     """Prepare a TFDS data set from its archive downloaded by hand, offline.
 

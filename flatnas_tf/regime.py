@@ -258,6 +258,9 @@ class TrainingRegime:
             The History of `fit`.
         """
         train = (data, fit_kwargs["y"]) if fit_kwargs.get("y") is not None else data
+        if isinstance(data, tf.data.Dataset):
+            # A dataset shuffles itself; Keras' default shuffle=True only warns.
+            fit_kwargs.setdefault("shuffle", False)
         with self.scope():
             schedule = self.prepare(
                 model,

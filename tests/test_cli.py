@@ -1,6 +1,8 @@
 import csv
 import errno
 import json
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -423,6 +425,51 @@ def test_console_script_is_installed():
     )
     assert completed.returncode == 0
     assert __version__ in completed.stdout
+
+
+#: What TensorFlow's C++ start-up writes to stderr (oneDNN notice, CUDA probes, absl).
+TENSORFLOW_LOG_LINE = re.compile(
+    r"^[IWE]\d{4} |cuInit|oneDNN|absl::InitializeLog|cuda drivers", re.MULTILINE
+)
+
+
+@pytest.mark.skipif(shutil.which("flatnas-tf") is None, reason="console script not on PATH")
+def test_commands_print_no_tensorflow_start_up_lines(tmp_path):
+    inputs = keras.Input((8, 8, 1))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(
+        tmp_path / "model.keras"
+    )
+    x = np.zeros((10, 8, 8, 1), np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(10), x_test=x, y_test=np.arange(10))
+    for args in (
+        ["--help"],
+        ["--version"],
+        ["evaluate", "model.keras", "--data", "npz:d.npz", "--ood", "none"],
+    ):
+        completed = subprocess.run(
+            ["flatnas-tf", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
+        assert completed.returncode == 0, completed.stderr
+        output = completed.stdout + completed.stderr
+        assert not TENSORFLOW_LOG_LINE.search(output), output
+    assert "test accuracy" in completed.stdout
+
+
+def test_held_back_start_up_lines_are_shown_when_asked_or_on_failure(capfd):
+    def noisy():
+        os.write(2, b"E0000 failed call to cuInit\n")
+
+    def failing():
+        noisy()
+        raise ImportError("no TensorFlow")
+
+    cli_main._held_back_stderr(noisy, show=False)
+    assert "cuInit" not in capfd.readouterr().err
+    cli_main._held_back_stderr(noisy, show=True)
+    assert "cuInit" in capfd.readouterr().err
+    with pytest.raises(ImportError, match="no TensorFlow"):
+        cli_main._held_back_stderr(failing, show=False)
+    assert "cuInit" in capfd.readouterr().err
 
 
 def test_training_options_reach_the_sam_model():

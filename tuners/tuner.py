@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import keras_tuner
 import numpy as np
+import tensorflow as tf
 from keras_tuner.engine.trial import Trial
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import tuner_utils
@@ -611,6 +612,9 @@ class FlatNASTuner(keras_tuner.Tuner):
                 steps=kwargs.get("steps_per_epoch"),
                 batch_size=kwargs.get("batch_size"),
             )
+            if isinstance(train, tf.data.Dataset):
+                # A dataset shuffles itself; Keras' default shuffle=True only warns.
+                kwargs.setdefault("shuffle", False)
             start = time.perf_counter()
             history = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
             figures["train_time_s"] = time.perf_counter() - start
