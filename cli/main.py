@@ -737,7 +737,7 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
     from flatnas_tf.cli import models, report
 
     result = models.search_result(run, settings)
-    written = report.write_report(result, run.report_dir)
+    written = report.write_report(result, run.report_dir, ood=run.ood_results())
     front = result.front()
     click.echo(f"\nPareto front ({len(front)} of {len(result.trials)} trials):")
     click.echo(tuner.results_table([tuner.oracle.trials[t.trial_id] for t in front]))
@@ -771,6 +771,8 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
             target = run.model_dir(trial.trial_id)
             for note in result.export(trial, target, metadata=metadata, model=model):
                 click.echo(note)
+    if options["ood"] != "none" and front:  # again, now with the front's OOD section
+        written = report.write_report(result, run.report_dir, ood=run.ood_results())
     click.echo(f"Report: {written['report.md']}")
     if options["export"] and front:
         click.echo(f"Models: {run.root / 'models'}")
@@ -928,7 +930,7 @@ def report(directory: str, alpha: float | None, out: str | None) -> None:
         target = pathlib.Path(out)
     else:
         target = run.report_dir / f"alpha-{alpha:g}" if reranked else run.report_dir
-    written = write_report(result, target, alpha=alpha)
+    written = write_report(result, target, alpha=alpha, ood=run.ood_results())
     for name, path in written.items():
         click.echo(f"{name}: {path}")
     ranking = result.rank(alpha)

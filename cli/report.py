@@ -17,7 +17,8 @@ Files written (names are the keys of `write_report`'s result):
 
     pareto.json        settings, counts, the front, hypervolume per generation
     trials.csv         one row per trial, every status
-    report.md          the same for people, linking the plots
+    report.md          the same for people, linking the plots; the front's OOD
+                       accuracy when it was evaluated (search --ood)
     front.png          val accuracy vs params, coloured by R, front highlighted
     accuracy_vs_robustness.png   val accuracy vs R, front highlighted
     hypervolume.png    HV_frac per generation
@@ -243,7 +244,7 @@ def _exclusion_lines(counts: dict[str, int], significance: float | None) -> list
     return lines
 
 
-def _to_markdown(report: _Report, plots: bool) -> str:
+def _to_markdown(report: _Report, plots: bool, ood: dict[str, dict[str, Any]]) -> str:
     s = report.settings
     counts = report.counts
     objectives = ", ".join(f"{o['name']} ({o['direction']})" for o in s["objectives"])
@@ -328,6 +329,7 @@ def _to_markdown(report: _Report, plots: bool) -> str:
         ]
         for g, c, v, f in zip(hv.generations, hv.counted, hv.values, hv.fractions, strict=True):
             lines.append(f"| {g} | {c} | {v:.6g} | {f:.4f} |")
+    lines += _ood_lines(ood)
     lines += ["", "## Plots", ""]
     if not plots:
         lines += ["Not drawn (plots=False).", ""]
@@ -495,11 +497,35 @@ def _save(plt: Any, fig: Any, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
+def _ood_lines(ood: dict[str, dict[str, Any]]) -> list[str]:
+    """The OOD section: one row per evaluated trial, from its `OODResult.to_dict()`."""
+    lines = ["", "## Out-of-distribution accuracy", ""]
+    if not ood:
+        return [*lines, "Not evaluated (search --ood builtin|cifar10_corrupted, or evaluate)."]
+    lines += [
+        "Front members evaluated under corruptions (`search --ood`).",
+        "",
+        "| trial | source | clean acc % | mean corruption acc % | mCE | averaged over |",
+        "|---|---|---|---|---|---|",
+    ]
+    for trial_id, summary in sorted(ood.items()):
+        clean = summary.get("clean_accuracy")
+        lines.append(
+            f"| {trial_id} | {summary.get('source', '-')} | "
+            f"{_cell(100 * clean if clean is not None else math.nan, '.2f')} | "
+            f"{_cell(100 * summary.get('mean_corruption_accuracy', math.nan), '.2f')} | "
+            f"{_cell(summary.get('mce', math.nan), '.2f')} | "
+            f"{summary.get('averaged_over', '-')} |"
+        )
+    return [*lines, "", "Per corruption and severity: `ood/trial_<id>.md` beside the report."]
+
+
 def write_report(
     result: SearchResult,
     out_dir: str | os.PathLike[str],
     alpha: float | None = None,
     plots: bool = True,
+    ood: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Writes the report of a search: JSON, CSV, Markdown and PNG plots.
 
@@ -513,6 +539,8 @@ def write_report(
         alpha: Re-rank the front under this alpha (mode "flatnas") without
             retraining; None keeps the saved one. Nothing is written back.
         plots: Whether to draw the PNG plots (needs matplotlib).
+        ood: Trial id -> `OODResult.to_dict()` of the front members evaluated
+            out of distribution, for report.md's OOD section.
 
     Returns:
         File name -> path of each file written ("pareto.json", "trials.csv",
@@ -544,7 +572,7 @@ def write_report(
     paths = {name: out / name for name in (PARETO_JSON, TRIALS_CSV, REPORT_MD)}
     write_text(paths[PARETO_JSON], _to_json(report))
     write_text(paths[TRIALS_CSV], _to_csv(report))
-    write_text(paths[REPORT_MD], _to_markdown(report, plots))
+    write_text(paths[REPORT_MD], _to_markdown(report, plots, ood or {}))
     if plots:
         drawers = {
             FRONT_PNG: _plot_front,

@@ -198,6 +198,22 @@ class RunDirectory:
         """Where OOD evaluations of front members go."""
         return self.root / "ood"
 
+    def ood_results(self) -> dict[str, dict]:
+        """Trial id -> the OOD summary written for it (`ood/trial_<id>.json`), if any.
+
+        A file that cannot be read as a JSON object is left out, not an error:
+        the report is rebuilt from what is there.
+        """
+        found = {}
+        for path in sorted(self.ood_dir.glob("trial_*.json")):
+            try:
+                summary = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(summary, dict):
+                found[path.stem.removeprefix("trial_")] = summary
+        return found
+
     def is_search(self) -> bool:
         """Whether the directory holds a flatnas-tf search (a run.json)."""
         return self.settings_file.is_file()

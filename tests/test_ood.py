@@ -70,11 +70,16 @@ def _linear_model(shape, classes=10):
     return keras.Model(inputs, outputs)
 
 
+#: Identities on 8 x 8 grey digits: no saturation to change, blur kernels below a pixel.
+NOT_ON_DIGITS = ("gaussian_blur", "defocus_blur", "saturate")
+
+
 def test_builtin_corruptions_on_any_data_set():
     digits = load_dataset("digits")
     model = _linear_model((8, 8, 1))
     result = evaluate_ood(model, digits, max_examples=64, severities=(1, 5))
-    assert result.corruptions == CORRUPTIONS
+    assert result.corruptions == tuple(c for c in CORRUPTIONS if c not in NOT_ON_DIGITS)
+    assert set(result.skipped) == {*NOT_ON_DIGITS, "frost"}
     assert result.examples == 64 and result.severities == (1, 5)
     assert 0.0 <= result.clean_accuracy <= 1.0
     random_ones = ["gaussian_noise", "glass_blur", "elastic_transform"]
@@ -90,7 +95,22 @@ def test_arrays_are_accepted_as_data():
     result = evaluate_ood(
         _linear_model((8, 8, 3)), (x, np.arange(12) % 10), corruptions="benchmark"
     )
-    assert len(result.corruptions) == 14 and result.examples == 12
+    # A defocus disk of radius 0.075-0.375 pixels is the identity on 8 x 8 images.
+    assert len(result.corruptions) == 13 and result.examples == 12
+    assert "defocus_blur" in result.skipped and "saturate" not in result.corruptions
+
+
+def test_corruptions_that_change_nothing_are_left_out_of_the_means():
+    digits = load_dataset("digits")
+    model = _linear_model((8, 8, 1))
+    result = evaluate_ood(model, digits, ["contrast", "saturate", "defocus_blur"], max_examples=32)
+    assert result.corruptions == ("contrast",)
+    assert result.mean_corruption_accuracy == pytest.approx(np.mean(result.accuracy["contrast"]))
+    for name in ("saturate", "defocus_blur"):
+        assert result.skipped[name].startswith("not applicable")
+    assert "saturate, defocus_blur skipped (not applicable" in result.averaged_over
+    with pytest.raises(ValueError, match="None of the chosen corruptions changes these images"):
+        evaluate_ood(model, digits, ["saturate"], max_examples=8)
 
 
 @pytest.fixture

@@ -441,3 +441,34 @@ def test_report_command_reranks_beside_the_search_report_and_prints_the_front(se
         == 0
     )
     assert (elsewhere / "report.md").is_file()
+
+
+def test_report_shows_the_ood_results_written_beside_it(search):
+    from click.testing import CliRunner
+
+    from flatnas_tf.cli.main import main
+    from flatnas_tf.ood import OODResult
+
+    original, project = search
+    run_dir = project.parent
+    (run_dir / "run.json").write_text(json.dumps({"format": "flatnas-tf search"}))
+    trial_id = original._completed()[0].trial_id
+    result = OODResult(
+        "builtin",
+        {"contrast": (0.5, 0.4, 0.3, 0.2, 0.1)},
+        (1, 2, 3, 4, 5),
+        20,
+        clean_accuracy=0.9,
+        set_name="chosen",
+        skipped={"saturate": "not applicable: moves no pixel"},
+    )
+    (run_dir / "ood").mkdir(exist_ok=True)
+    (run_dir / "ood" / f"trial_{trial_id}.json").write_text(result.to_json())
+    (run_dir / "ood" / "trial_zz.json").write_text("{")  # damaged: left out, not an error
+    done = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert done.exit_code == 0, done.output
+    markdown = (run_dir / "report" / "report.md").read_text()
+    section = markdown.split("## Out-of-distribution accuracy")[1].split("## Plots")[0]
+    rows = [line for line in section.splitlines() if line.startswith(f"| {trial_id} |")]
+    assert len(rows) == 1 and "| builtin | 90.00 | 30.00 | 70.00 |" in rows[0]
+    assert "saturate skipped (not applicable" in rows[0] and "zz" not in section
