@@ -324,67 +324,6 @@ def main() -> None:
 # -- search ---------------------------------------------------------------------
 
 
-def _progress_tuner_class(base: type):
-    from flatnas_tf.tuners.tuner import trial_figures
-
-    class ProgressTuner(base):
-        """The tuner `base` (FlatNASTuner or SupernetTuner), printing one line per trial."""
-
-        def _done(self) -> int | None:
-            """Trials ended so far (None on a distributed worker: the chief knows)."""
-            trials = getattr(self.oracle, "trials", None)
-            if trials is None:
-                return None
-            return sum(1 for t in trials.values() if t.status not in ("RUNNING", "IDLE"))
-
-        def on_search_begin(self):
-            super().on_search_begin()
-            self._started = time.monotonic()
-            self._finished_before = self._done() or 0
-            self._ran = 0
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            trial = self.oracle.get_trial(trial.trial_id)
-            self._ran += 1
-            elapsed = time.monotonic() - self._started
-            done = self._done()
-            if done is None:
-                position = f"[{self._ran:>3} here]"
-                remaining = ""
-            else:
-                total = self.oracle.max_trials
-                this_session = max(1, done - self._finished_before)
-                left = max(0, total - done) * elapsed / this_session
-                position = f"[{done:>3}/{total}]"
-                remaining = f", ~{_clock(left)} left"
-            f = trial_figures(trial)
-            if trial.status == "COMPLETED" and f["val_accuracy"] == f["val_accuracy"]:
-                seconds = f["train_time_s"] + f["measure_time_s"]
-                figures = (
-                    f"val_acc {100 * f['val_accuracy']:5.1f}%  R {f['robustness']:5.2f}  "
-                    f"params {int(f['params']):>9,}  {seconds:5.1f}s"
-                )
-                significance = getattr(self.oracle, "chance_significance", None)
-                if significance is not None and not f["chance_p_value"] <= significance:
-                    figures += "  (not above chance: excluded)"
-            elif trial.status == "COMPLETED":
-                figures = f"over budget: params {int(f['params']):,}, not trained"
-            else:
-                figures = f"{trial.status.lower()}: {trial.message or 'no message'}".splitlines()[0]
-            click.echo(
-                f"{position} trial {trial.trial_id}  {figures}  |  elapsed "
-                f"{_clock(elapsed)}{remaining}"
-            )
-
-    return ProgressTuner
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
-
-
 @main.command()
 @_config_option
 @_data_options
@@ -619,6 +558,7 @@ def _search_in(
     supernet_state: dict[str, Any] | None,
 ) -> None:
     """The search itself, once the options are checked (under the directory's lock)."""
+    started = time.monotonic()
     if options["role"] != "worker":
         resumed = run.prepare(settings, overwrite=options["overwrite"])
         through = ""
@@ -642,7 +582,7 @@ def _search_in(
         space = models.hypermodel(settings, training)
         supernet, _ = load_supernet(options["supernet_dir"], space)
         first = (SupernetTuner, supernet)
-    tuner = _progress_tuner_class(first[0])(
+    tuner = first[0](
         first[1],
         regime=training.regime(),
         mode=options["mode"],
@@ -671,7 +611,7 @@ def _search_in(
             train,
             validation_data=validation,
             epochs=options["epochs"],
-            verbose=1 if options["verbose"] else 0,
+            verbose=2 if options["verbose"] else 1,  # a line per trial start and end; bars
             shuffle=False,  # the pipeline shuffles; Keras would warn at every trial
             callbacks=callbacks,
         )
@@ -686,7 +626,7 @@ def _search_in(
     if options["role"] is not None and os.environ["KERASTUNER_TUNER_ID"] != "chief":
         click.echo("Worker finished: the chief holds the results.")
         return
-    _finish(run, settings, data, options, tuner)
+    _finish(run, settings, data, options, tuner, started)
 
 
 def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
@@ -733,8 +673,11 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
     return state
 
 
-def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) -> None:
+def _finish(
+    run: runs.RunDirectory, settings: dict, data, options: dict, tuner, started: float
+) -> None:
     from flatnas_tf.cli import models, report
+    from flatnas_tf.tuners.progress import clock
 
     result = models.search_result(run, settings)
     written = report.write_report(result, run.report_dir, ood=run.ood_results())
@@ -752,6 +695,7 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
         if options["ood"] != "none":
             from flatnas_tf.ood import evaluate_ood
 
+            click.echo(f"Evaluating trial {trial.trial_id} under corruptions ...")
             model = result.load_model(trial)
             source = "cifar10_corrupted" if options["ood"] == "cifar10_corrupted" else data
             ood = evaluate_ood(
@@ -769,6 +713,7 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
             )
         if options["export"]:
             target = run.model_dir(trial.trial_id)
+            click.echo(f"Exporting trial {trial.trial_id} to {target} ...")
             for note in result.export(trial, target, metadata=metadata, model=model):
                 click.echo(note)
     if options["ood"] != "none" and front:  # again, now with the front's OOD section
@@ -778,6 +723,11 @@ def _finish(run: runs.RunDirectory, settings: dict, data, options: dict, tuner) 
         click.echo(f"Models: {run.root / 'models'}")
     if options["ood"] != "none" and front:
         click.echo(f"OOD: {run.ood_dir}")
+    exported = f", {len(front)} exported" if options["export"] and front else ""
+    click.echo(
+        f"Done in {clock(time.monotonic() - started)}: {len(result.trials)} trials, "
+        f"{len(front)} on the Pareto front{exported}."
+    )
 
 
 # -- supernet -------------------------------------------------------------------
@@ -851,6 +801,7 @@ def supernet(**options: Any) -> None:
     from flatnas_tf import FlatNASHyperModel
     from flatnas_tf.sandwich import SupernetSettings, train_supernet
     from flatnas_tf.supernet import Supernet
+    from flatnas_tf.tuners.progress import clock
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"])
     out = pathlib.Path(options["out"] or os.path.join("runs", f"{name}-supernet"))
@@ -893,7 +844,7 @@ def supernet(**options: Any) -> None:
         sys.exit(130)
     seconds = sum(entry["seconds"] for entry in state["history"])
     click.echo(
-        f"Supernet: {out} ({state['epochs_done']} epochs, {_clock(seconds)} of training). "
+        f"Supernet: {out} ({state['epochs_done']} epochs, {clock(seconds)} of training). "
         f"Search through it: flatnas-tf search --supernet {out}"
         + ("" if options["data"] == "digits" else f" --data {options['data']}")
     )
@@ -1282,6 +1233,7 @@ def prepare(dataset: str, archive: str, data_dir: str | None, corruptions: str) 
     """
     from flatnas_tf import cifar10_corrupted
     from flatnas_tf.data import import_tfds
+    from flatnas_tf.tuners.progress import clock
 
     import_tfds().disable_progress_bar()  # one line per config instead
     names, _ = cifar10_corrupted.corruption_set(corruptions)
@@ -1292,7 +1244,7 @@ def prepare(dataset: str, archive: str, data_dir: str | None, corruptions: str) 
     def on_config(config: str, prepared_now: bool) -> None:
         done.append(config)
         state = "prepared" if prepared_now else "already prepared"
-        elapsed = _clock(time.monotonic() - start)
+        elapsed = clock(time.monotonic() - start)
         click.echo(f"[{len(done)}/{total}] {dataset}/{config} {state} ({elapsed})")
 
     try:

@@ -51,7 +51,7 @@ def _tiny_space():
     return TinySpace((8, 8, 1), 10, training=settings, width_multipliers=[0.05, 0.1])
 
 
-def _search(tmp_path, digits, **kwargs):
+def _search(tmp_path, digits, verbose=0, **kwargs):
     train, validation = digits
     arguments = dict(
         mode="flatnas",
@@ -66,7 +66,7 @@ def _search(tmp_path, digits, **kwargs):
     )
     arguments.update(kwargs)
     tuner = FlatNASTuner(_tiny_space(), **arguments)
-    tuner.search(train, validation_data=validation, epochs=2, verbose=0)
+    tuner.search(train, validation_data=validation, epochs=2, verbose=verbose)
     return tuner
 
 
@@ -79,10 +79,24 @@ def _small_tuner(space, tmp_path, name, **kwargs):
 
 @pytest.mark.parametrize("mode", ["flatnas", "pareto"])
 def test_search_end_to_end(tmp_path, digits, mode, capsys):
-    tuner = _search(tmp_path, digits, mode=mode)
+    tuner = _search(tmp_path, digits, verbose=1, mode=mode)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 6
     assert all(t.status == "COMPLETED" for t in trials)
+    # verbose=1: a line when each trial starts and one when it ends, as the CLI prints.
+    lines = capsys.readouterr().out.splitlines()
+    assert "Search: Running Trial" not in "\n".join(lines)  # KerasTuner's block replaced
+    for position, trial in enumerate(trials, start=1):
+        start = f"[{position:>3}/6] trial {trial.trial_id} started: "
+        assert sum(line.startswith(start) for line in lines) == 1
+        end = [
+            line for line in lines if line.startswith(f"[{position:>3}/6] trial {trial.trial_id}  ")
+        ]
+        assert len(end) == 1 and "elapsed" in end[0]
+        if tuner.figures(trial)["params"] > MAX_PARAMS:
+            assert "not trained" in end[0]
+        else:
+            assert "val_acc" in end[0]
     assert tuner.oracle.generation >= 1
 
     completed = tuner.oracle._completed()

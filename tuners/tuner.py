@@ -67,7 +67,7 @@ from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners import distributed, objectives, tensorboard
+from flatnas_tf.tuners import distributed, objectives, progress, tensorboard
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
@@ -375,6 +375,8 @@ class FlatNASTuner(keras_tuner.Tuner):
         self.flatness_batches = flatness_batches
         self.regime = regime or TrainingRegime()
         self._validation_labels: tuple[Any, np.ndarray] | None = None
+        self._lines: progress.TrialLines | None = None
+        self._fit_epochs = 1
 
     def search(self, *fit_args, **fit_kwargs) -> None:
         """KerasTuner's `search`, checked before the first trial and after the last.
@@ -389,6 +391,11 @@ class FlatNASTuner(keras_tuner.Tuner):
         Only one process searches a directory at a time (a lock file in
         the project directory; distributed workers do not take it).
 
+        `verbose` (a keyword, default 1): 0 prints nothing; 1 one line when a
+        trial starts and one when it ends (`flatnas_tf.tuners.progress`, the
+        lines `flatnas-tf search` prints), in place of KerasTuner's block;
+        2 also Keras' epoch progress bars.
+
         Raises:
             ImportError: A callback needs a package that is not installed.
             SearchFailedError: See above.
@@ -397,6 +404,14 @@ class FlatNASTuner(keras_tuner.Tuner):
         """
         callbacks = fit_kwargs.get("callbacks") or []
         tensorboard.check_installed(callbacks)
+        self._fit_epochs = fit_kwargs.get("epochs", 1)
+        verbose = fit_kwargs.pop("verbose", 1)
+        fit_kwargs["verbose"] = 1 if verbose >= 2 else 0  # Keras' bars; KerasTuner's block
+        self._lines = (
+            progress.TrialLines(self.oracle, getattr(self.oracle, "chance_significance", None))
+            if verbose
+            else None
+        )
         worker = self._is_worker()
         if not worker:
             for board in tensorboard.boards(callbacks):
@@ -429,6 +444,42 @@ class FlatNASTuner(keras_tuner.Tuner):
         ended = self._ended_trials()
         if ended and all(t.status == "FAILED" for t in ended):
             raise SearchFailedError(_failure_summary(ended, "and none completed"))
+
+    def on_search_begin(self) -> None:
+        super().on_search_begin()
+        if self._lines is not None:
+            self._lines = progress.TrialLines(self.oracle, self._lines.significance)
+            if not self._is_worker():
+                self.oracle.verbose = 0  # the lines replace KerasTuner's block
+
+    def on_trial_begin(self, trial: Trial) -> None:
+        super().on_trial_begin(trial)
+        if self._lines is not None:
+            print(
+                self._lines.started(
+                    trial, self.count_params(trial.hyperparameters), self.trial_plan(trial)
+                ),
+                flush=True,
+            )
+
+    def on_trial_end(self, trial: Trial) -> None:
+        super().on_trial_end(trial)
+        if self._lines is not None:
+            print(self._lines.ended(self.oracle.get_trial(trial.trial_id)), flush=True)
+
+    def trial_plan(self, trial: Trial) -> str:
+        """What a trial will do, in words, for its start line."""
+        params = self.count_params(trial.hyperparameters)
+        if self.max_params is not None and params > self.max_params:
+            return f"over max_params {int(self.max_params):,}: not trained"
+        return self.training_plan(self._fit_epochs)
+
+    def training_plan(self, epochs: int) -> str:
+        """How a trial within the budget is trained and measured, in words."""
+        return (
+            f"training {epochs} epoch{'s' if epochs != 1 else ''}, then R from "
+            f"{self.samples} weight perturbations"
+        )
 
     def _ended_trials(self) -> list[Trial]:
         """Ended trials in the order they ended (empty for a distributed worker's proxy)."""

@@ -73,6 +73,13 @@ class SupernetTuner(FlatNASTuner):
         self.supernet = supernet
         self._evaluators: dict[tuple[int, int], tuple[Any, PerturbedEvaluator]] = {}
 
+    def training_plan(self, epochs: int) -> str:
+        """How a trial within the budget is evaluated, in words."""
+        return (
+            f"the supernet's weights, fine-tuned {epochs} epoch{'s' if epochs != 1 else ''}, "
+            f"then R from {self.samples} weight perturbations"
+        )
+
     def train_and_measure(
         self, hp: keras_tuner.HyperParameters, *args, **kwargs
     ) -> tuple[keras.Model, dict[str, float]]:
