@@ -279,6 +279,34 @@ def _trial_model(result, trial):
         raise click.BadParameter(str(error), param_hint="--trial") from None
 
 
+def _exported_model(target: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, dict[str, Any]]:
+    """The model file, its directory and the manifest's data settings of an evaluate TARGET.
+
+    TARGET is an export directory (`models/trial_<id>`: its model.keras is
+    used), its `saved_model/` or `model.keras`, or any SavedModel or .keras
+    file. The manifest.json of an export names the data set and its split;
+    without one the settings are empty. Results go to the export directory
+    (the one holding manifest.json), else beside the model.
+    """
+    if (
+        target.is_dir()
+        and (target / "manifest.json").is_file()
+        and (target / "model.keras").is_file()
+    ):
+        target = target / "model.keras"
+    home = (
+        target.parent if target.is_file() or (target.parent / "manifest.json").is_file() else target
+    )
+    try:
+        manifest = json.loads((home / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = {}
+    if not isinstance(manifest, dict):
+        manifest = {}
+    keys = ("data", "data_dir", "seed", "validation_fraction")
+    return target, home, {k: manifest[k] for k in keys if manifest.get(k) is not None}
+
+
 def _write_result(result, stem: pathlib.Path) -> list[pathlib.Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -1078,6 +1106,9 @@ def train(**options: Any) -> None:
         "input_shape": list(data.input_shape),
         "label_names": list(data.label_names),
         "data": settings["data"],
+        "data_dir": options["data_dir"],
+        "seed": options["seed"],
+        "validation_fraction": options["validation_fraction"],
         "training": training.to_settings(),
         "flatnas_tf_version": __version__,
     }
@@ -1145,7 +1176,8 @@ def evaluate(**options: Any) -> None:
     if options["ood"] == "builtin":
         _check_frost_dir(options["frost_dir"])
     settings: dict[str, Any] = {}
-    if (target / runs.RUN_FILE).is_file():
+    from_search = (target / runs.RUN_FILE).is_file()
+    if from_search:
         if not options["trial_id"]:
             raise click.UsageError("TARGET is a search directory: pass --trial ID.")
         run = _search_dir(str(target))
@@ -1155,18 +1187,23 @@ def evaluate(**options: Any) -> None:
         model = _trial_model(result, trial)
         out = pathlib.Path(options["out"] or run.root / "evaluate" / f"trial_{trial.trial_id}")
     else:
-        out = pathlib.Path(options["out"] or (target.parent if target.is_file() else target))
+        target, manifest_dir, settings = _exported_model(target)
+        out = pathlib.Path(options["out"] or manifest_dir)
     spec = options["data"] or settings.get("data")
     if spec is None:
-        raise click.UsageError("pass --data: the data set to evaluate on.")
+        raise click.UsageError(
+            "pass --data: the data set to evaluate on (no manifest.json beside TARGET says it)."
+        )
     seed = options["seed"] if options["seed"] is not None else settings.get("seed", 0)
+    if not from_search and options["data"] is None:
+        click.echo(f"Data set from {manifest_dir / 'manifest.json'}: {spec}, split seed {seed}")
     data = _load_data(
         spec,
         options["data_dir"] or settings.get("data_dir"),
         settings.get("validation_fraction", 0.1),
         seed,
     )
-    if not settings:
+    if not from_search:
         try:
             model = load_model(target, data.input_shape)
         except ValueError as error:

@@ -32,5 +32,15 @@ def search_result(run: RunDirectory, settings: dict[str, Any]) -> SearchResult:
 
 
 def export_metadata(settings: dict[str, Any]) -> dict[str, Any]:
-    """What an export's manifest says about the data beyond the model itself."""
-    return {"label_names": list(settings["label_names"]), "data": settings["data"]}
+    """What an export's manifest says about the data beyond the model itself.
+
+    The data set and its split (seed, validation fraction, TFDS directory), so
+    that `flatnas-tf evaluate` of the export measures on the same test images.
+    """
+    return {
+        "label_names": list(settings["label_names"]),
+        "data": settings["data"],
+        "data_dir": settings.get("data_dir"),
+        "seed": settings.get("seed", 0),
+        "validation_fraction": settings.get("validation_fraction", 0.1),
+    }

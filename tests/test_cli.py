@@ -151,6 +151,16 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert 0 <= summary["test_accuracy"] <= 1
     assert summary["ood"]["examples_per_cell"] == 20
+    # An export's manifest names the data set and its split: no --data or --seed needed,
+    # and the results go to the export directory, not into saved_model/.
+    assert (manifest["seed"], manifest["validation_fraction"]) == (1, 0.1)
+    for exported_target in (target / "saved_model", target):
+        from_manifest = _run("evaluate", exported_target, "--ood", "none")
+        assert from_manifest.exit_code == 0, from_manifest.output
+        assert "Data set from" in from_manifest.output and "split seed 1" in from_manifest.output
+        assert f"{100 * summary['test_accuracy']:.2f}%" in from_manifest.output
+        assert (target / "evaluation.json").is_file()
+        assert not (target / "saved_model" / "evaluation.json").exists()
     keras_file = out / "models" / f"trial_{trial_id}" / "model.keras"
     from_file = _run("evaluate", keras_file, "--data", "digits", "--seed", "1", "--ood", "none")
     assert from_file.exit_code == 0, from_file.output
