@@ -1106,9 +1106,10 @@ def train(**options: Any) -> None:
         "input_shape": list(data.input_shape),
         "label_names": list(data.label_names),
         "data": settings["data"],
-        "data_dir": options["data_dir"],
+        # The split its data was loaded with: `evaluate` of this directory reuses it.
+        "data_dir": options["data_dir"] or settings.get("data_dir"),
         "seed": options["seed"],
-        "validation_fraction": options["validation_fraction"],
+        "validation_fraction": settings.get("validation_fraction", 0.1),
         "training": training.to_settings(),
         "flatnas_tf_version": __version__,
     }

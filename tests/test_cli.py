@@ -195,6 +195,10 @@ def test_train_a_trial_of_the_search(search_dir, tmp_path):
     searched = runs.Training.from_settings(json.loads((out / "run.json").read_text()))
     assert manifest["training"] == {**searched.to_settings(), "rho": 0.2}
     assert searched.to_settings() == runs.Training().override(learning_rate=0.1).to_settings()
+    # Its manifest records the split it was trained on: evaluate needs no --data or --seed.
+    evaluated = _run("evaluate", tmp_path / "trained", "--ood", "none")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"{100 * manifest['test_accuracy']:.2f}%" in evaluated.output
 
 
 def test_config_file_values_apply_and_flags_override(tmp_path):
