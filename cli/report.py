@@ -412,21 +412,35 @@ def _plot_front(plt: Any, report: _Report, path: Path) -> None:
             zorder=3,
             label="Pareto front",
         )
-        for r in front:
+        # Trial ids beside the front's members; neighbours' labels alternate above and below.
+        ordered = sorted(front, key=lambda r: (r.figures["params"], r.figures["val_accuracy"]))
+        for i, r in enumerate(ordered):
             ax.annotate(
                 r.trial_id,
                 (r.figures["params"], 100 * r.figures["val_accuracy"]),
                 textcoords="offset points",
-                xytext=(6, 6),
+                xytext=(7, 6) if i % 2 == 0 else (7, -11),
                 fontsize=7,
                 color="crimson",
             )
+        # Parameters span orders of magnitude: a log axis fitted to the trials, with
+        # max_params drawn when it is near them and named in the legend when it is not.
+        low, high = params.min() / 1.3, params.max() * 1.3
         limit = report.settings["max_params"]
-        if limit is not None:
+        if limit is not None and limit <= 3 * high:
+            high = max(high, limit * 1.1)
             ax.axvline(limit, color="0.5", linestyle="--", linewidth=1, label="max_params")
-        if params.max() > 20 * params.min() > 0:
+        elif limit is not None:
+            ax.plot([], [], " ", label=f"max_params {int(limit):,} (off the axis)")
+        if low > 0:
             ax.set_xscale("log")
-        ax.legend(loc="best", fontsize=8)
+            ax.set_xlim(low, high)
+        ax.legend(
+            loc="best",
+            fontsize=8,
+            title="Pareto front: no trial is better in every objective",
+            title_fontsize=7,
+        )
     ax.grid(alpha=0.3)
     _save(plt, fig, path)
 
