@@ -455,10 +455,9 @@ class FlatNASTuner(keras_tuner.Tuner):
     def on_trial_begin(self, trial: Trial) -> None:
         super().on_trial_begin(trial)
         if self._lines is not None:
+            params = self.count_params(trial.hyperparameters)
             print(
-                self._lines.started(
-                    trial, self.count_params(trial.hyperparameters), self.trial_plan(trial)
-                ),
+                self._lines.started(trial, params, self.trial_plan(params)),
                 flush=True,
             )
 
@@ -467,9 +466,8 @@ class FlatNASTuner(keras_tuner.Tuner):
         if self._lines is not None:
             print(self._lines.ended(self.oracle.get_trial(trial.trial_id)), flush=True)
 
-    def trial_plan(self, trial: Trial) -> str:
-        """What a trial will do, in words, for its start line."""
-        params = self.count_params(trial.hyperparameters)
+    def trial_plan(self, params: int) -> str:
+        """What a trial of `params` parameters will do, in words, for its start line."""
         if self.max_params is not None and params > self.max_params:
             return f"over max_params {int(self.max_params):,}: not trained"
         return self.training_plan(self._fit_epochs)
