@@ -25,6 +25,7 @@ from flatnas_tf.tuners.durable import check_trial_id
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 
 TRIALS = 5
+STARTED = ["000", "001", "002", "003", "004"]  # the trials a finished search ran, in order
 
 
 def _search(directory, max_trials=TRIALS):
@@ -80,29 +81,29 @@ def test_damaged_oracle_state_is_rebuilt_from_the_trial_files(finished, copy, da
 
 
 def test_damaged_trial_file_is_set_aside_and_its_id_never_reused(copy):
-    path = _project(copy) / "trial_2" / "trial.json"
+    path = _project(copy) / "trial_002" / "trial.json"
     path.write_bytes(path.read_bytes()[:200])  # a half-written file
     tuner = _search(copy, TRIALS + 1)  # resumes, and runs one more trial
     assert (path.parent / "trial.json.damaged").exists()
-    damaged = tuner.oracle.trials["2"]
+    damaged = tuner.oracle.trials["002"]
     assert damaged.status == "FAILED" and "not valid JSON" in damaged.message
-    assert sorted(tuner.oracle.trials, key=int) == ["0", "1", "2", "3", "4", "5"]
-    assert tuner.oracle.trials["5"].status == "COMPLETED"
+    assert sorted(tuner.oracle.trials, key=int) == [f"{n:03d}" for n in range(6)]
+    assert tuner.oracle.trials["005"].status == "COMPLETED"
     assert json.loads(path.read_text())["status"] == "FAILED"  # the record is kept
 
 
 def test_deleted_trial_file_gives_a_failed_placeholder(finished, copy):
-    (_project(copy) / "trial_1" / "trial.json").unlink()
+    (_project(copy) / "trial_001" / "trial.json").unlink()
     tuner = crash_soak._tuner(copy, TRIALS)
-    assert tuner.oracle.trials["1"].status == "FAILED"
-    assert "missing" in tuner.oracle.trials["1"].message
-    others = {k: v for k, v in _figures(tuner).items() if k != "1"}
+    assert tuner.oracle.trials["001"].status == "FAILED"
+    assert "missing" in tuner.oracle.trials["001"].message
+    others = {k: v for k, v in _figures(tuner).items() if k != "001"}
     before = _figures(crash_soak._tuner(finished, TRIALS))
-    assert others == {k: v for k, v in before.items() if k != "1"}
+    assert others == {k: v for k, v in before.items() if k != "001"}
 
 
 def test_crafted_trial_ids_never_lead_outside_the_directory(copy, tmp_path):
-    path = _project(copy) / "trial_3" / "trial.json"
+    path = _project(copy) / "trial_003" / "trial.json"
     state = json.loads(path.read_text())
     state["trial_id"] = "../../../../escaped"
     path.write_text(json.dumps(state))
@@ -115,27 +116,27 @@ def test_crafted_trial_ids_never_lead_outside_the_directory(copy, tmp_path):
     created = set(map(str, tmp_path.rglob("*"))) - before
     assert all(p.startswith(str(copy)) for p in created), created
     assert not any("escaped" in p or "queued" in p for p in created)
-    assert tuner.oracle.trials["3"].status == "FAILED"
+    assert tuner.oracle.trials["003"].status == "FAILED"
     with pytest.raises(ValueError, match="not a trial id"):
         check_trial_id("../x")
 
 
 def test_finished_trial_is_not_rerun_when_the_oracle_missed_its_end(finished, copy):
-    # Killed after trial 4's trial.json said COMPLETED, before oracle.json heard of it.
+    # Killed after trial 004's trial.json said COMPLETED, before oracle.json heard of it.
     oracle = _project(copy) / "oracle.json"
     state = json.loads(oracle.read_text())
-    state["end_order"].remove("4")
-    state["ongoing_trials"] = {"tuner0": "4"}
+    state["end_order"].remove("004")
+    state["ongoing_trials"] = {"tuner0": "004"}
     oracle.write_text(json.dumps(state))
     tuner = _search(copy, TRIALS)
-    assert tuner.oracle.trials["4"].status == "COMPLETED"
-    assert crash_soak._started(copy) == ["0", "1", "2", "3", "4"]  # nothing ran again
+    assert tuner.oracle.trials["004"].status == "COMPLETED"
+    assert crash_soak._started(copy) == STARTED  # nothing ran again
     assert _figures(tuner) == _figures(crash_soak._tuner(finished, TRIALS))
 
 
 def test_unfinished_trial_with_stale_figures_is_measured_again(finished, copy):
     # Killed after the figures were reported, before the trial was marked COMPLETED.
-    path = _project(copy) / "trial_3" / "trial.json"
+    path = _project(copy) / "trial_003" / "trial.json"
     state = json.loads(path.read_text())
     state["status"] = "RUNNING"
     for metric in state["metrics"]["metrics"].values():  # figures of another run
@@ -143,16 +144,16 @@ def test_unfinished_trial_with_stale_figures_is_measured_again(finished, copy):
             observation["value"] = [0.123]
     path.write_text(json.dumps(state))
     tuner = _search(copy, TRIALS)
-    assert crash_soak._started(copy) == ["0", "1", "2", "3", "4", "3"]  # run once more
-    assert tuner.oracle.trials["3"].status == "COMPLETED"
-    assert tuner.figures(tuner.oracle.trials["3"])["params"] != 0.123
+    assert crash_soak._started(copy) == [*STARTED, "003"]  # run once more
+    assert tuner.oracle.trials["003"].status == "COMPLETED"
+    assert tuner.figures(tuner.oracle.trials["003"])["params"] != 0.123
     assert crash_soak.mismatched(copy, TRIALS) == []
 
 
 def test_search_killed_before_its_tuner_file_resumes(finished, copy):
     (_project(copy) / "tuner0.json").unlink()
     tuner = _search(copy, TRIALS)
-    assert crash_soak._started(copy) == ["0", "1", "2", "3", "4"]  # nothing ran again
+    assert crash_soak._started(copy) == STARTED  # nothing ran again
     assert _figures(tuner) == _figures(crash_soak._tuner(finished, TRIALS))
 
 
@@ -262,6 +263,38 @@ def test_a_silent_workers_trial_goes_to_another_worker(tmp_path, monkeypatch):
     assert oracle.search_over(stop_sent=True)
 
 
+def test_a_worker_ending_a_long_trial_is_told_stopped_before_the_chief_leaves(
+    tmp_path, monkeypatch
+):
+    # The trial outlasts the lease (heartbeats keep it), so the worker's last
+    # create_trial is long past when it reports: it must still be waited for,
+    # or the chief stops serving and the worker's next call waits an hour.
+    oracle, clock = _leased_oracle(tmp_path, monkeypatch, max_trials=1)
+    trial = oracle.create_trial("tuner0")
+    for _ in range(3):
+        clock.now += 20
+        oracle.get_trial(trial.trial_id)
+    _finish(oracle, trial)
+    clock.now += 1
+    oracle.expire_leases()
+    assert "tuner0" in oracle.tuner_ids
+    assert not oracle.search_over(stop_sent=False)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert oracle.search_over(stop_sent=True)
+
+
+def test_a_worker_dying_between_trials_is_forgotten_after_the_lease(tmp_path, monkeypatch):
+    oracle, clock = _leased_oracle(tmp_path, monkeypatch, max_trials=1)
+    _finish(oracle, oracle.create_trial("tuner0"))
+    clock.now += 29
+    oracle.expire_leases()
+    assert not oracle.search_over(stop_sent=False)  # it may still ask
+    clock.now += 2
+    oracle.expire_leases()
+    assert "tuner0" not in oracle.tuner_ids
+    assert oracle.search_over(stop_sent=False)
+
+
 def test_without_a_lease_trials_wait_for_their_worker(tmp_path, monkeypatch):
     oracle, clock = _leased_oracle(tmp_path, monkeypatch, max_trials=1)
     oracle.lease_s = None
@@ -269,6 +302,34 @@ def test_without_a_lease_trials_wait_for_their_worker(tmp_path, monkeypatch):
     clock.now += 10**6
     assert oracle.expire_leases() == []
     assert oracle.create_trial("tuner0").status == "STOPPED"  # KerasTuner's behaviour
+
+
+@pytest.mark.parametrize("max_trials", [4, 10, 1000])
+def test_trial_ids_have_three_digits_whatever_max_trials(tmp_path, monkeypatch, max_trials):
+    oracle, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=max_trials)
+    for _ in range(3):
+        _finish(oracle, oracle.create_trial("tuner0"))
+    assert oracle.start_order == ["000", "001", "002"]
+    assert sorted(p.name for p in (tmp_path / "leases").glob("trial_*")) == [
+        "trial_000",
+        "trial_001",
+        "trial_002",
+    ]
+
+
+@pytest.mark.parametrize("digits", [1, 2])
+def test_a_resumed_search_keeps_the_width_of_its_ids(tmp_path, monkeypatch, digits):
+    # A search written by a version that padded to len(str(max_trials)), grown
+    # past that width: its new ids keep the old width (no "8" next to "09").
+    oracle, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    oracle.trial_id_digits = digits
+    for _ in range(4):
+        _finish(oracle, oracle.create_trial("tuner0"))
+    resumed, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=12)
+    resumed.reload()
+    while (trial := resumed.create_trial("tuner0")).status == "RUNNING":
+        _finish(resumed, trial)
+    assert resumed.start_order == [f"{n:0{digits}d}" for n in range(12)]
 
 
 @pytest.mark.parametrize("existing", [0, TRIALS])

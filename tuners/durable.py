@@ -76,7 +76,13 @@ from flatnas_tf.tuners.records import (
     read_project,
 )
 
-__all__ = ["ORACLE_FILE", "TRIAL_FILE", "DurableOracle", "check_trial_id"]
+__all__ = ["ORACLE_FILE", "TRIAL_FILE", "TRIAL_ID_DIGITS", "DurableOracle", "check_trial_id"]
+
+#: A new search's trial ids are trial numbers with this many digits at least
+#: ("000", "001", ...), whatever its max_trials (KerasTuner pads to the width of
+#: max_trials, so a search grown from 9 to 10 trials mixed "8" and "09"). A
+#: search reloaded from its files keeps the width its ids have.
+TRIAL_ID_DIGITS = 3
 
 
 class DurableOracle(keras_tuner.Oracle):
@@ -94,6 +100,8 @@ class DurableOracle(keras_tuner.Oracle):
         repairs_files: Whether `reload` writes its repairs (sets damaged files
             aside, saves placeholders); False reads a search, e.g. a running
             one, without changing anything.
+        trial_id_digits: The width of new trial ids (`TRIAL_ID_DIGITS`, or
+            the width of the ids a reloaded search has).
     """
 
     def __init__(self, *args, **kwargs):
@@ -101,6 +109,7 @@ class DurableOracle(keras_tuner.Oracle):
         self.recovery_notes: list[str] = []
         self.lease_s: float | None = None
         self.repairs_files = True
+        self.trial_id_digits = TRIAL_ID_DIGITS
         self._heard: dict[str, float] = {}  # trial or tuner id -> last call naming it
 
     # -- leases ---------------------------------------------------------------------
@@ -112,8 +121,36 @@ class DurableOracle(keras_tuner.Oracle):
         if self._wait_for_leases(tuner_id):
             self.tuner_ids.add(tuner_id)
             return Trial(self.get_space(), status=TrialStatus.IDLE)
-        trial = super().create_trial(tuner_id)
+        new = (
+            tuner_id not in self.ongoing_trials
+            and not self._retry_queue
+            and not (self.max_trials and len(self.trials) >= self.max_trials)
+        )
+        # KerasTuner's own paths (the worker's ongoing trial, a retried one,
+        # STOPPED) hand out no new id; a new trial is created here, under an
+        # id of this oracle's format.
+        trial = self._create_new_trial(tuner_id) if new else super().create_trial(tuner_id)
         self._heard[trial.trial_id] = now
+        return trial
+
+    def _create_new_trial(self, tuner_id: str) -> Trial:
+        """KerasTuner's `create_trial` for a new trial, with `trial_id_digits`-wide ids."""
+        self.tuner_ids.add(tuner_id)
+        trial_id = f"{len(self.trials):0{self.trial_id_digits}d}"
+        response = self.populate_space(trial_id)
+        hyperparameters = self.hyperparameters.copy()
+        hyperparameters.values = response.get("values") or {}
+        trial = Trial(hyperparameters, trial_id=trial_id, status=response["status"])
+        if trial.status == TrialStatus.RUNNING:
+            self._record_values(trial)
+            self.ongoing_trials[tuner_id] = trial
+            self.trials[trial_id] = trial
+            self.start_order.append(trial_id)
+            self._save_trial(trial)
+            self.save()
+            self._display.on_trial_begin(trial)
+        elif trial.status == TrialStatus.STOPPED:
+            self.tuner_ids.remove(tuner_id)
         return trial
 
     def _wait_for_leases(self, tuner_id: str) -> bool:
@@ -133,21 +170,36 @@ class DurableOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id: str) -> Trial:
-        self._heard[trial_id] = time.monotonic()  # a worker's heartbeat
+        self._hear(trial_id)  # a worker's heartbeat
         return super().get_trial(trial_id)
 
     @keras_tuner.synchronized
     def update_trial(self, trial_id: str, metrics: Mapping[str, float], step: int = 0) -> Trial:
         if self._lease_lost(trial_id):
             return self.trials[trial_id]
-        self._heard[trial_id] = time.monotonic()
+        self._hear(trial_id)
         return super().update_trial(trial_id, metrics, step=step)
 
     @keras_tuner.synchronized
     def end_trial(self, trial: Trial) -> None:
         if self._lease_lost(trial.trial_id):
             return
+        self._hear(trial.trial_id)
         super().end_trial(trial)
+
+    def _hear(self, trial_id: str) -> None:
+        """Renews the lease on `trial_id` and the life of the worker holding it.
+
+        The worker's own life matters once its trial ends: a worker that
+        reports its last trial is about to ask for the next one (and be told
+        STOPPED), so the chief must not forget it, and stop serving, because
+        its previous `create_trial` was over `lease_s` ago.
+        """
+        now = time.monotonic()
+        self._heard[trial_id] = now
+        for tuner_id, trial in self.ongoing_trials.items():
+            if trial.trial_id == trial_id:
+                self._heard[f"tuner:{tuner_id}"] = now
 
     def _retry(self, trial: Trial) -> bool:
         retried = super()._retry(trial)
@@ -238,6 +290,8 @@ class DurableOracle(keras_tuner.Oracle):
             Path(self._project_dir), Trial.from_state, _set_aside if self.repairs_files else None
         )
         self.trials = files.trials
+        if files.trials or files.lost:  # the width its ids have (older versions: other widths)
+            self.trial_id_digits = min(len(i) for i in [*files.trials, *files.lost])
         for trial_id, reason in files.lost.items():
             self.trials[trial_id] = self._placeholder(trial_id, reason)
         state, problem = files.oracle_state, files.oracle_problem

@@ -303,13 +303,16 @@ class SearchResult:
         """The completed trials, in creation order (what ranking ranks)."""
         return [t for t in self._trials.values() if t.status == records.COMPLETED]
 
-    def trial(self, trial_id: str) -> TrialRecord:
-        """The trial with this id.
+    def trial(self, trial_id: str | int) -> TrialRecord:
+        """The trial with this id, or with this number ("7" or 7 finds trial "007").
 
         Raises:
             KeyError: There is none; the message lists the ids there are.
         """
         trial = self._trials.get(str(trial_id))
+        if trial is None and str(trial_id).isdigit():
+            number = int(trial_id)
+            trial = next((t for i, t in self._trials.items() if int(i) == number), None)
         if trial is None:
             known = ", ".join(self._trials) or "none"
             raise KeyError(f"no trial {trial_id!r} in this search (trials: {known}).")
