@@ -589,13 +589,21 @@ def _search_in(
     started = time.monotonic()
     if options["role"] != "worker":
         resumed = run.prepare(settings, overwrite=options["overwrite"])
+        ended = _ended_trials(run) if resumed else 0
         through = ""
         if supernet_state is not None:
             through = (
                 f" through the supernet in {options['supernet_dir']} "
                 f"({supernet_state['epochs_done']} epochs, width {supernet_state['width']:g})"
             )
-        click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}{through}")
+        if ended >= options["max_trials"]:
+            click.echo(
+                f"The search in {run.root} is finished ({ended} of {options['max_trials']} "
+                "trials ran): nothing to train; its report is rebuilt. A larger --max-trials "
+                "extends it."
+            )
+        else:
+            click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}{through}")
 
     from flatnas_tf.cli import models
 
@@ -655,6 +663,25 @@ def _search_in(
         click.echo("Worker finished: the chief holds the results.")
         return
     _finish(run, settings, data, options, tuner, started)
+
+
+def _ended_trials(run: runs.RunDirectory) -> int:
+    """How many trials of the search in `run` have ended (completed or failed)."""
+    from flatnas_tf.tuners.result import SearchResult
+
+    if not run.project_dir.is_dir():
+        return 0
+    trials = SearchResult.load(run.project_dir).trials
+    return sum(t.status in ("COMPLETED", "FAILED") for t in trials)
+
+
+def _already_exported(target: pathlib.Path, trial_id: str) -> bool:
+    """Whether `target` holds a finished export of trial `trial_id` (its manifest is last)."""
+    try:
+        manifest = json.loads((target / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("trial_id") == trial_id
 
 
 def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
@@ -718,6 +745,7 @@ def _finish(
             "clearly above chance usually need more --epochs)."
         )
     metadata = models.export_metadata(settings)
+    kept = []  # front members exported by an earlier run of this search
     for trial in front:
         model = None
         if options["ood"] != "none":
@@ -741,17 +769,27 @@ def _finish(
             )
         if options["export"]:
             target = run.model_dir(trial.trial_id)
+            if _already_exported(target, trial.trial_id):
+                kept.append(trial.trial_id)
+                continue
             click.echo(f"Exporting trial {trial.trial_id} to {target} ...")
             for note in result.export(trial, target, metadata=metadata, model=model):
                 click.echo(note)
     if options["ood"] != "none" and front:  # again, now with the front's OOD section
         written = report.write_report(result, run.report_dir, ood=run.ood_results())
+    if kept:
+        click.echo(
+            f"Kept the exports of trial{'s' if len(kept) > 1 else ''} {', '.join(kept)} from an "
+            f"earlier run (`flatnas-tf export {run.root}` writes them again)."
+        )
     click.echo(f"Report: {written['report.md']}")
     if options["export"] and front:
         click.echo(f"Models: {run.root / 'models'}")
     if options["ood"] != "none" and front:
         click.echo(f"OOD: {run.ood_dir}")
-    exported = f", {len(front)} exported" if options["export"] and front else ""
+    exported = ""
+    if options["export"] and front:
+        exported = f", {len(front) - len(kept)} exported" + (f", {len(kept)} kept" if kept else "")
     click.echo(
         f"Done in {clock(time.monotonic() - started)}: {len(result.trials)} trials, "
         f"{len(front)} on the Pareto front{exported}."

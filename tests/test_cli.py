@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 import subprocess
+import warnings
 from importlib.util import find_spec
 
 import keras
@@ -66,7 +67,7 @@ def search_dir(tmp_path_factory):
         FlatNASTuner.run_trial = original
     assert first.exit_code == 130, first.output
     assert "Run the same command again to resume" in first.output
-    finished = json.loads((out / "search" / "trial_0" / "trial.json").read_text())
+    finished = json.loads((out / "search" / "trial_000" / "trial.json").read_text())
     assert finished["status"] == "COMPLETED"
 
     # Exports are tested through `export` (and through the supernet search).
@@ -81,7 +82,7 @@ def test_search_logs_every_trial_to_tensorboard(search_dir):
 
     out, _, _ = search_dir
     sessions = sorted(p.parents[1].name for p in (out.parent / "tb").glob("*/execution0/train"))
-    assert sessions == ["0", "1", "2"]  # the interrupted trial's rerun included
+    assert sessions == ["000", "001", "002"]  # the interrupted trial's rerun included
     for trial_id in sessions:
         events = EventAccumulator(str(out.parent / "tb" / trial_id / "execution0"))
         events.Reload()
@@ -100,9 +101,9 @@ def test_tensorboard_without_its_package_is_refused_at_once(tmp_path, monkeypatc
 
 def test_search_resumes_without_losing_or_rerunning_trials(search_dir):
     out, first, second = search_dir
-    assert "[  1/3] trial 0" in first
+    assert "[  1/3] trial 000 started" in first
     assert "Resuming search" in second
-    assert "trial 0 " not in second.split("Resuming")[1].split("Pareto front")[0]
+    assert "trial 000 " not in second.split("Resuming")[1].split("Pareto front")[0]
     trials = sorted((out / "search").glob("trial_*/trial.json"))
     assert len(trials) == 3
     assert all(json.loads(t.read_text())["status"] == "COMPLETED" for t in trials)
@@ -142,7 +143,12 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
     loaded = tf.saved_model.load(str(target / "saved_model"))  # keep it: it owns the variables
     served = loaded.serve(x).numpy()
-    keras_model = keras.models.load_model(target / "model.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_model = keras.models.load_model(target / "model.keras")
+    # Its optimizer's variables load too: no "Skipping variable loading for optimizer".
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
+    assert keras_model.optimizer.built and keras_model.optimizer.variables
     np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), atol=1e-5)
     evaluated = _run(
         "evaluate", out, "--trial", trial_id, "--max-examples", "20", "--out", tmp_path / "eval"
@@ -384,15 +390,17 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert settings["supernet"]["weights"] == state["weights"]
     models = sorted((root / "run" / "models").glob("trial_*/saved_model"))
     assert models  # the front was exported as for any search
-    # A finished supernet run returns at once; the same search resumes.
+    # A finished supernet run returns at once; so does the finished search, keeping its exports.
     again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
     assert again.exit_code == 0 and "epoch " not in again.output
-    resumed = _run(
-        "search",
-        *("--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1"),
-        "--no-export",
-    )
-    assert resumed.exit_code == 0 and "Resuming search" in resumed.output
+    manifests = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").glob("*/manifest.json")}
+    rerun = _run("search", "--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1")
+    assert rerun.exit_code == 0, rerun.output
+    assert f"The search in {root / 'run'} is finished (3 of 3 trials ran)" in rerun.output
+    assert "started" not in rerun.output and "Exporting" not in rerun.output
+    assert "Kept the exports of trial" in rerun.output
+    assert f"0 exported, {len(manifests)} kept." in rerun.output
+    assert {p: p.stat().st_mtime_ns for p in manifests} == manifests
 
 
 @pytest.mark.parametrize(
