@@ -295,24 +295,24 @@ def _to_markdown(report: _Report, plots: bool, ood: dict[str, dict[str, Any]]) -
     else:
         shown = ("val_accuracy", "robustness", "params")
         names = [o["name"] for o in s["objectives"] if o["name"] not in shown]
-        lines.append("Sorted by parameters (pareto.json lists the oracle's survival order).")
-        lines.append("")
+        front = sorted(report.front, key=lambda r: (r.figures["params"], r.trial_id))
         lines.append(
-            "| trial | gen | val acc % | R (pp) | params | "
-            + " | ".join(names)
-            + " | hyperparameters |"
+            "Sorted by parameters (pareto.json lists the oracle's survival order); their "
+            "hyperparameters follow."
         )
-        lines.append("|---" * (6 + len(names)) + "|")
-        for row in sorted(report.front, key=lambda r: (r.figures["params"], r.trial_id)):
+        lines.append("")
+        lines.append("| trial | gen | val acc % | R (pp) | params | " + " | ".join(names) + " |")
+        lines.append("|---" * (5 + len(names)) + "|")
+        for row in front:
             f = row.figures
-            hps = ", ".join(f"{k}={v}" for k, v in row.hyperparameters.items())
             lines.append(
                 f"| {row.trial_id} | {row.generation if row.generation is not None else '-'} | "
                 f"{_cell(100 * f['val_accuracy'], '.2f')} | {_cell(f['robustness'], '.2f')} | "
                 f"{_cell(f['params'], ',.0f')} | "
                 + " | ".join(_cell(row.objectives[n], ".4g") for n in names)
-                + f" | {hps} |"
+                + " |"
             )
+        lines += ["", *_hyperparameter_lines(front)]
     hv = report.hypervolume
     lines += ["", "## Hypervolume per generation", ""]
     if hv.reference is None or not any(hv.counted):
@@ -371,6 +371,24 @@ def _empty_note(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
+def _label_trials(ax: Any, front: list[_Row], x: str) -> None:
+    """Writes each front member's trial id beside its point (figure `x` against accuracy).
+
+    Neighbours along x get their labels alternately above and below, so that
+    close points keep readable labels.
+    """
+    ordered = sorted(front, key=lambda r: (r.figures[x], r.figures["val_accuracy"]))
+    for i, r in enumerate(ordered):
+        ax.annotate(
+            r.trial_id,
+            (r.figures[x], 100 * r.figures["val_accuracy"]),
+            textcoords="offset points",
+            xytext=(7, 6) if i % 2 == 0 else (7, -11),
+            fontsize=7,
+            color="crimson",
+        )
+
+
 def _plot_front(plt: Any, report: _Report, path: Path) -> None:
     rows, front = _plottable(report)
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
@@ -412,17 +430,7 @@ def _plot_front(plt: Any, report: _Report, path: Path) -> None:
             zorder=3,
             label="Pareto front",
         )
-        # Trial ids beside the front's members; neighbours' labels alternate above and below.
-        ordered = sorted(front, key=lambda r: (r.figures["params"], r.figures["val_accuracy"]))
-        for i, r in enumerate(ordered):
-            ax.annotate(
-                r.trial_id,
-                (r.figures["params"], 100 * r.figures["val_accuracy"]),
-                textcoords="offset points",
-                xytext=(7, 6) if i % 2 == 0 else (7, -11),
-                fontsize=7,
-                color="crimson",
-            )
+        _label_trials(ax, front, "params")
         # Parameters span orders of magnitude: a log axis fitted to the trials, with
         # max_params drawn when it is near them and named in the legend when it is not.
         low, high = params.min() / 1.3, params.max() * 1.3
@@ -477,7 +485,13 @@ def _plot_robustness(plt: Any, report: _Report, path: Path) -> None:
             label="Pareto front",
             zorder=3,
         )
-        ax.legend(loc="best", fontsize=8)
+        _label_trials(ax, front, "robustness")
+        ax.legend(
+            loc="best",
+            fontsize=8,
+            title="Pareto front: no trial is better in every objective",
+            title_fontsize=7,
+        )
     ax.grid(alpha=0.3)
     _save(plt, fig, path)
 
@@ -532,6 +546,29 @@ def _ood_lines(ood: dict[str, dict[str, Any]]) -> list[str]:
             f"{summary.get('averaged_over', '-')} |"
         )
     return [*lines, "", "Per corruption and severity: `ood/trial_<id>.md` beside the report."]
+
+
+def _hyperparameter_lines(front: list[_Row]) -> list[str]:
+    """The front's hyperparameters as a table: a row per hyperparameter, a column per trial.
+
+    A hyperparameter a trial does not use (a conditional one, e.g. the
+    fourth layer of a stage of depth 3) is "-" in its column.
+    """
+    names: list[str] = []  # each trial's order, merged: a new name goes after its predecessor
+    for row in front:
+        previous = None
+        for name in row.hyperparameters:
+            if name not in names:
+                names.insert(0 if previous is None else names.index(previous) + 1, name)
+            previous = name
+    lines = [
+        "| hyperparameter | " + " | ".join(f"trial {row.trial_id}" for row in front) + " |",
+        "|---" * (1 + len(front)) + "|",
+    ]
+    for name in names:
+        cells = (str(row.hyperparameters.get(name, "-")) for row in front)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(

@@ -220,10 +220,36 @@ def test_write_report_files(search, tmp_path):
         assert line in text
     assert "1 infeasible" in text and f"Pareto front ({len(ids)} trials)" in text
     assert "- 1 over max_params: counted, never trained." in text
+    # The front's hyperparameters: a column per front member, a row per hyperparameter.
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| hyperparameter |"))
+    columns = [c.strip().removeprefix("trial ") for c in header.strip("|").split("|")[1:]]
+    assert sorted(columns) == sorted(ids)
+    for name in ("width", "depth"):
+        row = next(line for line in lines if line.startswith(f"| {name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        assert cells == [str(oracle.trials[i].hyperparameters.values[name]) for i in columns]
     assert "not clearly above chance" not in text
     for name in PLOTS:
         assert f"]({name})" in text
         _assert_png(paths[name])
+
+
+def test_plots_label_the_front_members_with_their_trial_ids(search, tmp_path, monkeypatch):
+    from flatnas_tf.cli import report as report_module
+
+    labels = {}
+    save = report_module._save
+
+    def keep_labels(plt, fig, path):
+        labels[path.name] = sorted(text.get_text() for text in fig.axes[0].texts)
+        save(plt, fig, path)
+
+    monkeypatch.setattr(report_module, "_save", keep_labels)
+    oracle, project = search
+    write_report(SearchResult.load(project), tmp_path)
+    front = sorted(t.trial_id for t in oracle.pareto_front())
+    assert labels["front.png"] == labels["accuracy_vs_robustness.png"] == front
 
 
 def test_trials_at_chance_are_counted_and_explained(tmp_path):
