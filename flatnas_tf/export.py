@@ -120,7 +120,7 @@ def tflite_predict(path: str | os.PathLike[str], images: np.ndarray) -> np.ndarr
 
     Example:
     ```python
-    logits = tflite_predict("models/trial_07/model.tflite", images)
+    logits = tflite_predict("models/trial_007/model.tflite", images)
     ```
     """
     try:
@@ -158,7 +158,7 @@ def load_model(
 
     Example:
     ```python
-    model = load_model("models/trial_07/model.keras")
+    model = load_model("models/trial_007/model.keras")
     ```
     """
     path = Path(path)

@@ -274,6 +274,17 @@ class SAMModel(keras.Model):
             name=name or model.name,
         )
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`; a `tf.data.Dataset` is fitted with `shuffle=False` by default.
+
+        Keras ignores `shuffle` for a dataset (it shuffles itself, if at
+        all) and warns on every call that leaves the default True: the
+        default here changes nothing but the warning.
+        """
+        if not args and "shuffle" not in kwargs and isinstance(x, tf.data.Dataset):
+            kwargs["shuffle"] = False
+        return super().fit(x, y, *args, **kwargs)
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(

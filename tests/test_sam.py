@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -417,3 +419,15 @@ def test_both_passes_share_one_trace():
     model._loss_and_gradients = counted
     model.fit(data, epochs=2, verbose=0, shuffle=False)
     assert len(traces) == 1  # one trace serves both passes of every step
+
+
+def test_fitting_a_dataset_leaves_out_keras_shuffle_warning():
+    x, y, w, b = _linear_problem(n=16)
+    model = _linear_sam_model(w, b, rho=0.3, adaptive=False)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(data, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="shuffle=True"):  # asked for: Keras' own warning
+        model.fit(data, epochs=1, verbose=0, shuffle=True)

@@ -350,7 +350,7 @@ class NSGA2Oracle(DurableOracle):
             KeyError: If the trial is not completed.
 
         Example:
-        >>> values, violation = oracle.objectives_of("07")  # doctest: +SKIP
+        >>> values, violation = oracle.objectives_of("007")  # doctest: +SKIP
         """
         archive, objectives, violations = self._rank_archive()
         rows = archive.rows([trial_id])

@@ -98,11 +98,11 @@ def check_trial_id(trial_id: Any) -> str:
         ValueError: It is not a trial number.
 
     Example:
-    >>> check_trial_id("07")
-    '07'
+    >>> check_trial_id("007")
+    '007'
     """
     if not isinstance(trial_id, str) or not _TRIAL_ID.fullmatch(trial_id):
-        raise ValueError(f"{trial_id!r} is not a trial id (trial ids are numbers such as '07').")
+        raise ValueError(f"{trial_id!r} is not a trial id (trial ids are numbers such as '007').")
     return trial_id
 
 
@@ -190,7 +190,7 @@ class TrialRecord:
     """A trial read from its saved state: plain values, no KerasTuner objects.
 
     Attributes:
-        trial_id: The trial's id ("07").
+        trial_id: The trial's id ("007").
         status: KerasTuner's status string ("COMPLETED", "FAILED", "RUNNING", ...).
         values: The hyperparameter values of the trial.
         metrics: The last reported value of each metric (mean over executions).
@@ -199,7 +199,7 @@ class TrialRecord:
         hyperparameters_config: KerasTuner's `HyperParameters.get_config()`.
 
     Example:
-    >>> record = TrialRecord.from_state(json.load(open("trial_07/trial.json")))  # doctest: +SKIP
+    >>> record = TrialRecord.from_state(json.load(open("trial_007/trial.json")))  # doctest: +SKIP
     >>> record.metric("val_accuracy"), record.values["width"]  # doctest: +SKIP
     """
 
@@ -364,5 +364,5 @@ def being_created(
 
 
 def _is_number(trial_id: str, number: int | None) -> bool:
-    """Whether a trial id ("07") is trial number `number` (7)."""
+    """Whether a trial id ("007") is trial number `number` (7)."""
     return number is not None and int(trial_id) == number

@@ -478,7 +478,7 @@ class SearchResult:
 
         Example:
         ```python
-        model = SearchResult.load(path, hypermodel=space).load_model("07")
+        model = SearchResult.load(path, hypermodel=space).load_model("007")
         ```
         """
         trial = self.trial(_trial_id(trial))
@@ -527,7 +527,7 @@ class SearchResult:
 
         Example:
         ```python
-        result.export("07", "models/trial_07")
+        result.export("007", "models/trial_007")
         ```
         """
         from flatnas_tf import export as exporting
