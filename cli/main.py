@@ -8,7 +8,9 @@ finished trial produced is deleted unless `--overwrite` is given.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import math
 import os
@@ -618,22 +620,23 @@ def _search_in(
         space = models.hypermodel(settings, training)
         supernet, _ = load_supernet(options["supernet_dir"], space)
         first = (SupernetTuner, supernet)
-    tuner = first[0](
-        first[1],
-        regime=training.regime(),
-        mode=options["mode"],
-        alpha=options["alpha"],
-        max_params=options["max_params"],
-        population_size=options["population"],
-        max_trials=options["max_trials"],
-        seed=options["seed"],
-        sigma=options["sigma"],
-        samples=options["samples"],
-        trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
-        directory=str(run.root),
-        project_name=runs.PROJECT,
-        overwrite=False,
-    )
+    with _without_reload_line():  # the line above said whether the search resumes
+        tuner = first[0](
+            first[1],
+            regime=training.regime(),
+            mode=options["mode"],
+            alpha=options["alpha"],
+            max_params=options["max_params"],
+            population_size=options["population"],
+            max_trials=options["max_trials"],
+            seed=options["seed"],
+            sigma=options["sigma"],
+            samples=options["samples"],
+            trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
+            directory=str(run.root),
+            project_name=runs.PROJECT,
+            overwrite=False,
+        )
     tuner.oracle.max_trials = options["max_trials"]  # a resumed search may be extended
     train = data.batches("train", options["batch_size"], training=True, seed=options["seed"])
     validation = data.batches("validation", options["batch_size"])
@@ -663,6 +666,19 @@ def _search_in(
         click.echo("Worker finished: the chief holds the results.")
         return
     _finish(run, settings, data, options, tuner, started)
+
+
+@contextlib.contextmanager
+def _without_reload_line():
+    """Drops KerasTuner's "Reloading Tuner from ..." line; other output passes (e.g. recoveries)."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if not line.startswith("Reloading Tuner from "):
+                click.echo(line)
 
 
 def _ended_trials(run: runs.RunDirectory) -> int:

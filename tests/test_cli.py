@@ -102,7 +102,7 @@ def test_tensorboard_without_its_package_is_refused_at_once(tmp_path, monkeypatc
 def test_search_resumes_without_losing_or_rerunning_trials(search_dir):
     out, first, second = search_dir
     assert "[  1/3] trial 000 started" in first
-    assert "Resuming search" in second
+    assert "Resuming search" in second and "Reloading Tuner" not in second  # said once
     assert "trial 000 " not in second.split("Resuming")[1].split("Pareto front")[0]
     trials = sorted((out / "search").glob("trial_*/trial.json"))
     assert len(trials) == 3
@@ -398,6 +398,7 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert rerun.exit_code == 0, rerun.output
     assert f"The search in {root / 'run'} is finished (3 of 3 trials ran)" in rerun.output
     assert "started" not in rerun.output and "Exporting" not in rerun.output
+    assert "Reloading Tuner" not in rerun.output
     assert "Kept the exports of trial" in rerun.output
     assert f"0 exported, {len(manifests)} kept." in rerun.output
     assert {p: p.stat().st_mtime_ns for p in manifests} == manifests
@@ -523,3 +524,11 @@ def test_training_options_reach_the_sam_model():
     assert {name: defaults[name] for name in ("sam", "rho", "schedule", "warmup")} == {
         name: getattr(runs.Training(), name) for name in ("sam", "rho", "schedule", "warmup")
     }
+
+
+def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built(capsys):
+    with cli_main._without_reload_line():
+        print("Reloading Tuner from runs/digits/search/tuner0.json")
+        print("Recovered: trial 003: its trial.json is missing. It is kept as FAILED.")
+    output = capsys.readouterr().out
+    assert output == "Recovered: trial 003: its trial.json is missing. It is kept as FAILED.\n"
