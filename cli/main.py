@@ -682,13 +682,21 @@ def _without_reload_line():
 
 
 def _ended_trials(run: runs.RunDirectory) -> int:
-    """How many trials of the search in `run` have ended (completed or failed)."""
-    from flatnas_tf.tuners.result import SearchResult
+    """How many trials of the search in `run` have ended (completed or failed).
+
+    Read from the trial files as the oracle's reload reads them, so a search
+    that a crash left damaged (oracle.json missing or half written, a trial
+    file lost) is counted, not refused: the tuner repairs it next. A lost
+    trial file counts as ended, as the oracle keeps its trial as FAILED.
+    """
+    from flatnas_tf.tuners import records
+    from flatnas_tf.tuners.result import TrialRecord
 
     if not run.project_dir.is_dir():
         return 0
-    trials = SearchResult.load(run.project_dir).trials
-    return sum(t.status in ("COMPLETED", "FAILED") for t in trials)
+    files = records.read_project(run.project_dir, TrialRecord.from_state)
+    ended = sum(t.status in records.ENDED for t in files.trials.values())
+    return ended + len(files.lost)
 
 
 def _already_exported(target: pathlib.Path, trial_id: str) -> bool:

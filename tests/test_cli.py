@@ -110,6 +110,21 @@ def test_search_resumes_without_losing_or_rerunning_trials(search_dir):
     assert "Pareto front" in second and "Report:" in second
 
 
+def test_a_finished_search_with_a_damaged_state_is_repaired_and_reported(search_dir, tmp_path):
+    out, _, _ = search_dir
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    (copy / "search" / "oracle.json").write_bytes(b"")  # e.g. a disk that filled mid-write
+    (copy / "search" / "trial_001" / "trial.json").unlink()
+    result = _run("search", "--out", copy, *TINY, "--no-export")
+    assert result.exit_code == 0, result.output
+    assert "is finished (3 of 3 trials ran)" in result.output
+    assert "Recovered: oracle.json was empty; rebuilt it from 3 trial files" in result.output
+    assert "Recovered: Trial 001 cannot be read back: its trial.json is missing" in result.output
+    assert "started" not in result.output and "Report:" in result.output
+    assert json.loads((copy / "search" / "oracle.json").read_text())["start_order"]
+
+
 def test_search_writes_report_files_that_parse(search_dir):
     out, _, _ = search_dir
     report = out / "report"

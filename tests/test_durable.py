@@ -23,6 +23,7 @@ from flatnas_tf import storage
 from flatnas_tf.tuners import durable
 from flatnas_tf.tuners.durable import check_trial_id
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
+from flatnas_tf.tuners.result import SearchResult
 
 TRIALS = 5
 STARTED = ["000", "001", "002", "003", "004"]  # the trials a finished search ran, in order
@@ -78,6 +79,8 @@ def test_damaged_oracle_state_is_rebuilt_from_the_trial_files(finished, copy, da
     assert _figures(tuner) == before
     assert tuner.oracle.end_order == sorted(before, key=int)
     assert tuner.pareto_front()  # ranks as before: the figures are in the trial files
+    # The rebuilt state is written at once: a finished search saves nothing more later.
+    assert len(SearchResult.load(_project(copy), attempts=1).trials) == TRIALS
 
 
 def test_damaged_trial_file_is_set_aside_and_its_id_never_reused(copy):

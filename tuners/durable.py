@@ -310,6 +310,8 @@ class DurableOracle(keras_tuner.Oracle):
                 f"{ORACLE_FILE} was {problem}; rebuilt it from {len(self.trials)} "
                 "trial files (the parents of earlier trials are not known)."
             )
+            if self.repairs_files:  # else a finished search, which saves no more, stays damaged
+                self.save()
 
     def _placeholder(self, trial_id: str, reason: str) -> Trial:
         """A FAILED trial standing for one whose file is lost, so its id is never reused."""
