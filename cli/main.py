@@ -299,14 +299,18 @@ def _exported_model(target: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, d
     home = (
         target.parent if target.is_file() or (target.parent / "manifest.json").is_file() else target
     )
-    try:
-        manifest = json.loads((home / "manifest.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        manifest = {}
-    if not isinstance(manifest, dict):
-        manifest = {}
+    manifest = _read_manifest(home)
     keys = ("data", "data_dir", "seed", "validation_fraction")
     return target, home, {k: manifest[k] for k in keys if manifest.get(k) is not None}
+
+
+def _read_manifest(directory: pathlib.Path) -> dict[str, Any]:
+    """The manifest.json of an export directory; empty when missing or unreadable."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError):  # ValueError: bad UTF-8 or JSON
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def _write_result(result, stem: pathlib.Path) -> list[pathlib.Path]:
@@ -701,11 +705,7 @@ def _ended_trials(run: runs.RunDirectory) -> int:
 
 def _already_exported(target: pathlib.Path, trial_id: str) -> bool:
     """Whether `target` holds a finished export of trial `trial_id` (its manifest is last)."""
-    try:
-        manifest = json.loads((target / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("trial_id") == trial_id
+    return _read_manifest(target).get("trial_id") == trial_id
 
 
 def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:

@@ -371,6 +371,16 @@ def _empty_note(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
+def _front_legend(ax: Any) -> None:
+    """The scatter plots' legend, titled with what puts a trial on the front."""
+    ax.legend(
+        loc="best",
+        fontsize=8,
+        title="Pareto front: no trial is better in every objective",
+        title_fontsize=7,
+    )
+
+
 def _label_trials(ax: Any, front: list[_Row], x: str) -> None:
     """Writes each front member's trial id beside its point (figure `x` against accuracy).
 
@@ -443,12 +453,7 @@ def _plot_front(plt: Any, report: _Report, path: Path) -> None:
         if low > 0:
             ax.set_xscale("log")
             ax.set_xlim(low, high)
-        ax.legend(
-            loc="best",
-            fontsize=8,
-            title="Pareto front: no trial is better in every objective",
-            title_fontsize=7,
-        )
+        _front_legend(ax)
     ax.grid(alpha=0.3)
     _save(plt, fig, path)
 
@@ -486,12 +491,7 @@ def _plot_robustness(plt: Any, report: _Report, path: Path) -> None:
             zorder=3,
         )
         _label_trials(ax, front, "robustness")
-        ax.legend(
-            loc="best",
-            fontsize=8,
-            title="Pareto front: no trial is better in every objective",
-            title_fontsize=7,
-        )
+        _front_legend(ax)
     ax.grid(alpha=0.3)
     _save(plt, fig, path)
 
