@@ -371,3 +371,104 @@ def test_defocus_kernel_matches_reference_disk():
             response[16 - half : 17 + half, 16 - half : 17 + half], kernel, atol=1e-12
         )
         assert response.sum() == pytest.approx(1)
+
+
+# ------------------------------------------ make_cifar_c.py, literally ---
+# The severity tables as they stand in make_cifar_c.py (hendrycks/robustness,
+# ImageNet-C/create_c/make_cifar_c.py), copied by hand, not from the module:
+# a changed parameter in corruptions.py fails here.
+IMSIZE = 32
+MAKE_CIFAR_C = {
+    "gaussian_noise": [0.04, 0.06, 0.08, 0.09, 0.10],
+    "shot_noise": [500, 250, 100, 75, 50],
+    "impulse_noise": [0.01, 0.02, 0.03, 0.05, 0.07],
+    "speckle_noise": [0.06, 0.1, 0.12, 0.16, 0.2],
+    "gaussian_blur": [0.4, 0.6, 0.7, 0.8, 1],
+    "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
+    "defocus_blur": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
+    "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+    "zoom_blur": [
+        np.arange(1, 1.06, 0.01),
+        np.arange(1, 1.11, 0.01),
+        np.arange(1, 1.16, 0.01),
+        np.arange(1, 1.21, 0.01),
+        np.arange(1, 1.26, 0.01),
+    ],
+    "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
+    "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+    "snow": [
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ],
+    "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],
+    "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],
+    "saturate": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
+    "jpeg_compression": [80, 65, 58, 50, 40],
+    "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
+    # The script's absolute pixels; the module keeps them as fractions of the size.
+    "elastic_transform": [
+        (IMSIZE * 0, IMSIZE * 0, IMSIZE * 0.08),
+        (IMSIZE * 0.05, IMSIZE * 0.2, IMSIZE * 0.07),
+        (IMSIZE * 0.08, IMSIZE * 0.06, IMSIZE * 0.06),
+        (IMSIZE * 0.1, IMSIZE * 0.04, IMSIZE * 0.05),
+        (IMSIZE * 0.1, IMSIZE * 0.03, IMSIZE * 0.03),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAKE_CIFAR_C))
+def test_severity_table_is_make_cifar_c_s(name):
+    ours = corruptions._PARAMS[name]
+    scale = IMSIZE if name == "elastic_transform" else 1
+    assert len(ours) == 5
+    for severity, (mine, script) in enumerate(zip(ours, MAKE_CIFAR_C[name], strict=True), 1):
+        mine, script = np.asarray(mine, np.float64) * scale, np.asarray(script, np.float64)
+        assert mine.shape == script.shape, (name, severity)
+        np.testing.assert_allclose(mine, script, rtol=1e-12, err_msg=f"{name} {severity}")
+
+
+def test_the_pinned_table_covers_every_corruption_the_module_has():
+    assert set(MAKE_CIFAR_C) == set(corruptions._PARAMS)
+
+
+# The noise corruptions on a flat grey image: the spread (and the share of
+# salt and pepper) of our output against make_cifar_c.py's formula simulated
+# with NumPy's generator, both truncated to uint8 as the script does. About
+# 98k values a side: the standard error of a standard deviation is 0.3 %.
+GREY = 128
+
+
+def _script_noise(name, c, shape, rng):
+    x = np.full(shape, GREY / 255.0)
+    if name == "gaussian_noise":
+        y = x + rng.normal(size=shape, scale=c)
+    elif name == "shot_noise":
+        y = rng.poisson(x * c) / c
+    elif name == "speckle_noise":
+        y = x + x * rng.normal(size=shape, scale=c)
+    else:  # impulse_noise: skimage's random_noise(mode="s&p", amount=c)
+        flipped = rng.random(shape) < c
+        y = np.where(flipped, (rng.random(shape) < 0.5).astype(float), x)
+    return np.uint8(np.clip(y, 0, 1) * 255)
+
+
+@pytest.mark.parametrize("severity", range(1, 6))
+@pytest.mark.parametrize("name", ["gaussian_noise", "shot_noise", "speckle_noise", "impulse_noise"])
+def test_noise_spread_on_a_flat_grey_image_matches_the_script(name, severity):
+    shape = (32, 32, 32, 3)
+    ours = corrupt(np.full(shape, GREY, np.uint8), name, severity, seed=3).numpy().astype(float)
+    c = MAKE_CIFAR_C[name][severity - 1]
+    script = _script_noise(name, c, shape, np.random.default_rng(severity)).astype(float)
+    if name == "impulse_noise":
+        for level in (0, 255):
+            share, expected = np.mean(ours == level), np.mean(script == level)
+            assert share == pytest.approx(c / 2, abs=6 * np.sqrt(c / 2 / ours.size))
+            assert share == pytest.approx(expected, abs=8 * np.sqrt(c / 2 / ours.size))
+        assert np.mean(ours == GREY) == pytest.approx(1 - c, abs=6 * np.sqrt(c / ours.size))
+    else:
+        assert ours.std() == pytest.approx(script.std(), rel=0.02)  # about 6 standard errors
+        standard_error = np.sqrt(2 / ours.size) * script.std()
+        assert ours.mean() == pytest.approx(script.mean(), abs=5 * standard_error)

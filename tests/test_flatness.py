@@ -143,7 +143,9 @@ def test_works_on_a_model_built_under_mirrored_strategy(two_replicas):
     x, y = _data()
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
     result = fn.weight_robustness(model, (x, y), sigma=0.2, samples=2)
-    assert result.R >= 0 and np.isfinite(result.loss_gap)
+    (accuracy, loss), perturbed = _reference_robustness(model, (x, y), 0.2, 2, 0, "multiplicative")
+    assert result.clean_accuracy == pytest.approx(accuracy, abs=1e-7)
+    np.testing.assert_allclose(result.perturbed_losses, [lo for _, lo in perturbed], rtol=1e-5)
     for variable in model.trainable_variables:
         copies = [c.numpy() for c in variable.value.values]
         assert copies[0].tobytes() == copies[1].tobytes()
@@ -186,7 +188,11 @@ def test_uncompiled_or_accuracy_free_models_are_rejected():
 
 def test_named_accuracy_metrics_are_recognised():
     model = _model(metrics=[keras.metrics.SparseCategoricalAccuracy()])
-    assert fn.weight_robustness(model, _data(), samples=1).clean_accuracy >= 0.0
+    x, y = _data()
+    _, accuracy = model.evaluate(x, y, verbose=0)
+    assert fn.weight_robustness(model, (x, y), samples=1).clean_accuracy == pytest.approx(
+        accuracy, abs=1e-7
+    )
 
 
 def test_evaluator_reuses_one_compiled_function(trained):
@@ -202,6 +208,78 @@ def test_evaluator_reuses_one_compiled_function(trained):
 def test_result_serialises_to_plain_json(trained):
     import json
 
-    summary = fn.weight_robustness(trained, _data(), samples=2).to_dict()
+    summary = fn.weight_robustness(trained, _data(), sigma=0.3, samples=2).to_dict()
     assert json.loads(json.dumps(summary)) == summary
-    assert summary["R"] >= 0 and summary["samples"] == 2
+    deltas = np.abs(summary["clean_accuracy"] - np.array(summary["perturbed_accuracies"]))
+    assert summary["R"] == pytest.approx(100 * deltas.mean()) and summary["R"] > 0
+    assert summary["samples"] == len(summary["perturbed_losses"]) == 2
+
+
+# ------------------------------------------------------ NumPy reference ---
+# R rebuilt from its definition: the same stateless draws (one philox normal
+# stream per (seed, m), split over the trainable variables in their order),
+# each perturbation computed in NumPy, loaded into a copy of the model and
+# evaluated with Keras' own `evaluate`.
+
+
+def _reference_robustness(model, data, sigma, samples, seed, mode, skip=None):
+    """Clean and perturbed (accuracies, losses), perturbing every trainable variable but `skip`."""
+    x, y = data
+    copy = keras.models.clone_model(model)
+    copy.compile(loss=model.loss, metrics=["accuracy"])
+    trainable = [v.path for v in model.trainable_variables]
+    originals = {v.path: v.numpy() for v in model.variables}
+    sizes = [originals[path].size for path in trainable]
+
+    def evaluate(values):
+        for variable, source in zip(copy.variables, model.variables, strict=True):
+            variable.assign(values[source.path])
+        loss, accuracy = copy.evaluate(x, y, batch_size=128, verbose=0)
+        return accuracy, loss
+
+    clean = evaluate(originals)
+    perturbed = []
+    for m in range(1, samples + 1):
+        draw = tf.random.stateless_normal([sum(sizes)], seed=[seed, m], alg="philox").numpy()
+        pieces = np.split(draw, np.cumsum(sizes)[:-1])
+        values = dict(originals)
+        for index, (path, r) in enumerate(zip(trainable, pieces, strict=True)):
+            if index == skip:
+                continue
+            w = originals[path]
+            r = r.reshape(w.shape).astype(np.float32)
+            s = np.float32(sigma)
+            values[path] = w * (np.float32(1) + s * r) if mode == "multiplicative" else w + s * r
+        perturbed.append(evaluate(values))
+    return clean, perturbed
+
+
+@pytest.mark.parametrize("mode", ["multiplicative", "additive"])
+def test_r_equals_a_numpy_rebuild_of_every_perturbation(trained, mode):
+    data, sigma, samples, seed = _data(200, seed=3), 0.3, 4, 11
+    result = fn.weight_robustness(trained, data, sigma=sigma, samples=samples, seed=seed, mode=mode)
+    (accuracy, loss), perturbed = _reference_robustness(trained, data, sigma, samples, seed, mode)
+    assert result.clean_accuracy == pytest.approx(accuracy, abs=1e-7)
+    assert result.clean_loss == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(result.perturbed_accuracies, [a for a, _ in perturbed], atol=1e-7)
+    np.testing.assert_allclose(result.perturbed_losses, [lo for _, lo in perturbed], rtol=1e-5)
+    reference_r = 100 * np.mean([abs(accuracy - a) for a, _ in perturbed])
+    assert result.R == pytest.approx(reference_r, abs=1e-5)
+    reference_gap = np.mean([lo for _, lo in perturbed]) - loss
+    assert result.loss_gap == pytest.approx(reference_gap, rel=1e-4, abs=1e-6)
+    assert result.R > 1.0  # sigma 0.3 moves predictions: the comparison is not vacuous
+
+
+def test_the_numpy_rebuild_tells_a_missing_variable_apart(trained):
+    # The comparison above would fail for a measure that left out any one
+    # variable (or scaled the noise otherwise): each omission changes the losses.
+    data, sigma, samples, seed = _data(200, seed=3), 0.3, 2, 11
+    result = fn.weight_robustness(trained, data, sigma=sigma, samples=samples, seed=seed)
+    for skip in range(len(trained.trainable_variables)):
+        _, perturbed = _reference_robustness(
+            trained, data, sigma, samples, seed, "multiplicative", skip=skip
+        )
+        losses = [lo for _, lo in perturbed]
+        assert not np.allclose(result.perturbed_losses, losses, rtol=1e-5), skip
+    _, squared = _reference_robustness(trained, data, sigma**2, samples, seed, "multiplicative")
+    assert not np.allclose(result.perturbed_losses, [lo for _, lo in squared], rtol=1e-5)
