@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from flatnas_tf import __version__, storage
+from flatnas_tf import __version__, load_dataset, storage
 from flatnas_tf.cli import main as cli_main
 from flatnas_tf.cli import runs
 from flatnas_tf.cli.main import main
@@ -41,6 +41,16 @@ TINY = [
 
 def _run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _test_accuracy(model, manifest):
+    """A model's accuracy on the test split its manifest names, counted here with NumPy."""
+    data = load_dataset(
+        manifest["data"], manifest["data_dir"], manifest["validation_fraction"], manifest["seed"]
+    )
+    x, y = zip(*data.test.as_numpy_iterator(), strict=True)
+    predicted = np.argmax(model.predict(np.stack(x).astype("float32"), verbose=0), axis=-1)
+    return float(np.mean(predicted == np.array(y)))
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +180,10 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     )
     assert evaluated.exit_code == 0, evaluated.output
     summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
-    assert 0 <= summary["test_accuracy"] <= 1
+    # The trial's model, as exported, counted on the split the manifest names.
+    assert summary["test_accuracy"] == pytest.approx(
+        _test_accuracy(keras_model, manifest), abs=1e-6
+    )
     assert summary["ood"]["examples_per_cell"] == 20
     # An export's manifest names the data set and its split: no --data or --seed needed,
     # and the results go to the export directory, not into saved_model/.
@@ -211,7 +224,9 @@ def test_train_a_trial_of_the_search(search_dir, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "trained" / "manifest.json").read_text())
-    assert 0 <= manifest["test_accuracy"] <= 1 and (tmp_path / "trained" / "model.keras").exists()
+    # model.evaluate's figure, recorded by train, against a count of the saved model's answers.
+    trained = keras.models.load_model(tmp_path / "trained" / "model.keras")
+    assert manifest["test_accuracy"] == pytest.approx(_test_accuracy(trained, manifest), abs=1e-6)
     # The search's training, as run.json recorded it, with the option given overriding it.
     searched = runs.Training.from_settings(json.loads((out / "run.json").read_text()))
     assert manifest["training"] == {**searched.to_settings(), "rho": 0.2}

@@ -12,7 +12,6 @@ import itertools
 import math
 from fractions import Fraction
 
-import moocore
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -317,17 +316,6 @@ def test_fronts_partition_points_in_rank_order(problem):
         assert len(front) > 0
         np.testing.assert_array_equal(front, np.flatnonzero(ranks == k))
     assert sorted(np.concatenate(result).tolist() if result else []) == list(range(len(points)))
-
-
-@FAST
-@given(problems(missing=False, constrained=False))
-def test_feasible_ranks_agree_with_moocore_maximise(problem):
-    points, directions, _ = problem
-    if points.shape[1] == 1 or len(points) == 0:
-        return  # moocore's 1-objective path takes a single bool; covered above
-    maximise = [d == "max" for d in directions]
-    expected = moocore.pareto_rank(points, maximise=maximise)
-    np.testing.assert_array_equal(non_dominated_ranks(points, directions), expected)
 
 
 def test_duplicates_share_a_rank_and_do_not_dominate_each_other():

@@ -3,9 +3,11 @@
 The Python blocks continue one another (the README says so), so they run in
 order in one namespace, in an empty working directory, and the test then
 checks what each one promises. The command lines of the shell blocks are
-parsed by the real CLI, so that a renamed command or option fails here.
+parsed by the real CLI, so that a renamed command or option, or a value it no
+longer takes, fails here; the example's files and directories are made empty.
 """
 
+import ast
 import math
 import pathlib
 import re
@@ -108,17 +110,97 @@ def _command_lines() -> list[list[str]]:
     return lines
 
 
-def test_every_command_line_names_real_commands_and_options():
-    with pytest.raises(click.NoSuchOption):  # what a stale option in the README gives
-        main.commands["search"].make_context("search", ["--no-such-option"])
+#: How a `click.Path(exists=True)` parameter reports a missing path (click.BadParameter).
+_MISSING_PATH = re.compile(r"(File|Directory|Path) ('.*'|\".*\") does not exist\.")
+
+
+def _missing_path(error: click.UsageError) -> pathlib.Path | None:
+    """The path that `error` reports missing, or None for any other usage error.
+
+    Only a `click.BadParameter` of a `click.Path(exists=True)` parameter
+    whose message is Click's "... does not exist." for a path that indeed
+    does not exist qualifies (not its subclasses: `MissingParameter` is one).
+    """
+    parameter = getattr(error, "param", None)
+    if type(error) is not click.BadParameter or parameter is None:
+        return None
+    kind = parameter.type
+    found = _MISSING_PATH.fullmatch(error.message)
+    if not (isinstance(kind, click.Path) and kind.exists and found):
+        return None
+    path = pathlib.Path(ast.literal_eval(found.group(2)))
+    if found.group(1) != kind.name.title() or path.exists():
+        return None
+    return path
+
+
+def _check_command_line(arguments: list[str]) -> None:
+    """Parses a command line with the real CLI; fails on any usage error but a missing path.
+
+    A file or directory of the example that is not here (relative, as in the
+    README) is created in the working directory and the line parsed again,
+    so that the parameters after it are checked too.
+    """
+    line = f"README: flatnas-tf {shlex.join(arguments)}"
+    command = main.commands.get(arguments[0])
+    if command is None:
+        pytest.fail(f"{line}: no such command")
+    for _ in range(len(arguments)):
+        try:
+            command.make_context(arguments[0], arguments[1:])
+            return
+        except click.UsageError as error:
+            path = _missing_path(error)
+            if path is None or path.is_absolute():
+                pytest.fail(f"{line}: {error.format_message()}")
+            if error.param.type.file_okay:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            else:
+                path.mkdir(parents=True)
+    pytest.fail(f"{line}: still a missing path after creating {len(arguments) - 1}")
+
+
+def test_every_command_line_names_real_commands_and_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the example's files and directories are made
     lines = _command_lines()
     assert len(lines) >= 5
     for arguments in lines:
-        command = main.commands.get(arguments[0])
-        assert command is not None, f"README: flatnas-tf {shlex.join(arguments)}: no such command"
-        try:
-            command.make_context(arguments[0], arguments[1:])
-        except (click.NoSuchOption, click.BadOptionUsage) as error:
-            pytest.fail(f"README: flatnas-tf {shlex.join(arguments)}: {error.format_message()}")
-        except click.UsageError:  # a file or directory of the example that is not here
-            pass
+        _check_command_line(arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["no-such-command"], "no such command"),
+        (["search", "--no-such-option"], "No such option.*--no-such-option"),
+        # After a missing path, which is made, so that the options after it are checked.
+        (
+            ["evaluate", "model.keras", "--ood", "no-such-set"],
+            "'no-such-set' is not one of 'none', ",
+        ),
+        (
+            ["train", "--search", "runs/x", "--out", "m", "--epochs", "ten"],
+            "'ten' is not a valid integer",
+        ),
+        (["evaluate", "model.keras", "--max-examples", "0"], "0 is not in the range x>=1\\."),
+        # click.MissingParameter is a click.BadParameter too.
+        (["train", "--search", "runs/x"], "Missing option '--out'"),
+    ],
+    ids=["command", "option", "choice", "integer", "range", "required"],
+)
+def test_the_command_line_check_fails_on_other_usage_errors(
+    arguments, message, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pytest.fail.Exception, match=message):
+        _check_command_line(arguments)
+
+
+def test_the_command_line_check_makes_the_missing_paths_and_passes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _check_command_line(["evaluate", "runs/x/models/trial_006", "--ood", "builtin"])
+    train = ["train", "--search", "runs/y", "--trial", "6", "--epochs", "30", "--out", "m"]
+    _check_command_line(train)
+    assert (tmp_path / "runs" / "x" / "models" / "trial_006").is_file()  # a file or a directory
+    assert (tmp_path / "runs" / "y").is_dir()  # a directory only

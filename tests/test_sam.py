@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import SAMModel
+from flatnas_tf import sam as sam_module
 from flatnas_tf.sam import FunctionalSAMModel, sam_perturbation
 
 # ---------------------------------------------------------------------------
@@ -211,15 +212,28 @@ def test_mixed_precision_scales_the_loss_and_steps_like_float32():
     np.testing.assert_allclose(deltas[1], deltas[0], rtol=0.05, atol=1e-4)
 
 
-def test_overflowing_first_gradient_does_not_poison_the_weights():
+def test_overflowing_first_gradient_gives_a_zero_perturbation_in_the_step(monkeypatch):
+    # The weights are restored from a copy after pass 2 and the loss scale
+    # optimizer skips a non-finite step anyway, so only the perturbation that
+    # train_step computes shows whether pass 2 ran at finite weights.
+    calls = []
+
+    def recording_perturbation(gradients, *args, **kwargs):
+        epsilons = sam_perturbation(gradients, *args, **kwargs)  # the original
+        calls.append(([g.numpy() for g in gradients], [e.numpy() for e in epsilons]))
+        return epsilons
+
     keras.config.set_dtype_policy("mixed_float16")
     model = _cnn(SAMModel, rho=0.05, dropout=0.0)
     optimizer = keras.optimizers.LossScaleOptimizer(
         keras.optimizers.SGD(0.1), initial_scale=2.0**60
     )
     model.compile(
-        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,  # the recorded tensors have values
     )
+    monkeypatch.setattr(sam_module, "sam_perturbation", recording_perturbation)
     before = [v.numpy() for v in model.trainable_variables]
     x, y = _cnn_batch()
     model.train_on_batch(x, y)
@@ -228,6 +242,10 @@ def test_overflowing_first_gradient_does_not_poison_the_weights():
         assert np.all(np.isfinite(b))
         np.testing.assert_array_equal(a, b)  # the step was skipped
     assert float(optimizer.dynamic_scale) < 2.0**60
+    [(gradients, epsilons)] = calls  # one step, one perturbation
+    assert not all(np.all(np.isfinite(g)) for g in gradients)  # the overflow happened
+    for epsilon in epsilons:
+        np.testing.assert_array_equal(epsilon, np.zeros_like(epsilon))  # finite, and zero
 
 
 # ---------------------------------------------------------------------------

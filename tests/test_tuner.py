@@ -8,7 +8,14 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, TrainingSettings, load_dataset
+from flatnas_tf import (
+    FlatNASHyperModel,
+    ResNetHyperModel,
+    TrainingSettings,
+    load_dataset,
+    weight_robustness,
+)
+from flatnas_tf.chance import chance_p_value
 from flatnas_tf.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto, tensorboard
 from flatnas_tf.tuners.display import objectives_line
@@ -114,6 +121,9 @@ def test_search_end_to_end(tmp_path, digits, mode, capsys):
                 objectives[j], objectives[i], directions, violations[j], violations[i]
             )
 
+    _, validation = digits
+    labels = np.concatenate([y for _, y in validation.as_numpy_iterator()])
+    majority_rate = np.bincount(labels).max() / len(labels)
     for trial in trials:
         figures = tuner.figures(trial)
         assert set(figures) == set(FIGURES)
@@ -122,8 +132,18 @@ def test_search_end_to_end(tmp_path, digits, mode, capsys):
             assert math.isnan(figures["val_accuracy"]) and not os.path.exists(checkpoint)
             assert figures[CHANCE_METRIC] == 1.0
         else:
-            assert 0 <= figures["val_accuracy"] <= 1 and figures["robustness"] >= 0
-            assert 0 <= figures[CHANCE_METRIC] <= 1
+            # The checkpointed model, measured again: accuracy counted with NumPy, R with
+            # the search's noise, the p-value from that accuracy and the labels' majority rate.
+            model = tuner.load_model(trial)
+            predicted = np.argmax(model.predict(validation, verbose=0), axis=-1)
+            accuracy = float(np.mean(predicted == labels))
+            assert figures["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+            robustness = weight_robustness(
+                model, validation, sigma=tuner.sigma, samples=tuner.samples, seed=tuner.seed
+            )
+            assert figures["robustness"] == pytest.approx(robustness.R, abs=1e-6)
+            p_value = chance_p_value(accuracy, len(labels), majority_rate)
+            assert figures[CHANCE_METRIC] == pytest.approx(p_value, rel=1e-9, abs=1e-300)
             assert figures["train_time_s"] > 0 and figures["measure_time_s"] > 0
             assert os.path.exists(checkpoint)
 
@@ -190,7 +210,7 @@ def test_diverging_trials_fail_and_the_search_goes_on(tmp_path, digits):
     assert statuses.get(False) == "COMPLETED"
 
 
-def test_default_space_and_resnet_example_work_with_the_tuner(tmp_path, digits):
+def test_the_resnet_example_space_searches_with_the_tuner(tmp_path, digits):
     train, validation = digits
     space = ResNetHyperModel((8, 8, 1), 10, width_multipliers=[0.05])
     tuner = _small_tuner(space, tmp_path, "resnet")
