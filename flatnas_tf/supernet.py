@@ -26,7 +26,7 @@ variables, the train, evaluate and flatness functions traced for the supernet
 serve every candidate: one trace per input resolution (the resolution
 changes the graph's shapes, and its strides). The price is arithmetic: masks
 do not skip work, so every sub-network costs what the largest one costs
-(measured in `benchmarks/supernet_cost.py`).
+(measured by `benchmarks/weight_sharing.py`: `epoch_time_masked_vs_static`).
 
 `SubNetworkModel` is the supernet seen at one resolution as an ordinary
 compiled Keras model (a `SAMModel` when the space trains with SAM): `fit`,
