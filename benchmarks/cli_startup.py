@@ -12,8 +12,9 @@ earlier version), side by side.
 
 Usage:
     python benchmarks/cli_startup.py [--repeats 10] [--before-python PATH]
+        [--out docs/benchmarks/cli_startup.json]
 
-Prints one JSON object.
+Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import print_json
+from common import add_out_argument, report
 
 from flatnas_tf.figures import FIGURES
 
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--before-python", default=None, help="another environment's python")
     parser.add_argument("--trials", type=int, default=200, help="trials of the reported search")
+    add_out_argument(parser, "cli_startup")
     args = parser.parse_args()
     search = Path(tempfile.mkdtemp(prefix="cli-startup-search-"))
     _make_search(search, args.trials)
@@ -143,7 +145,7 @@ def main() -> None:
             result[key] = round(
                 result["after"][name]["median_s"] / result["before"][name]["median_s"], 3
             )
-    print_json("cli_startup", result)
+    report("cli_startup", result, args)
 
 
 if __name__ == "__main__":

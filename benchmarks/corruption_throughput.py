@@ -1,32 +1,63 @@
-"""Throughput of the batched TensorFlow corruptions against per-image NumPy/SciPy.
+"""Throughput of the batched TensorFlow corruptions against per-image NumPy/SciPy, timed alike.
 
-The whole built-in suite (every corruption in `CORRUPTIONS` at severities
-1..5) is applied to the same 1,000 32x32 images (the shared CIFAR-10 subset's
-x_test, or random images without it) twice, in one run:
+What is measured: the seconds each implementation takes to pass the same N
+images (`--images`, default 300: the shared CIFAR-10 subset's x_test, or random
+images without it) through the whole built-in suite, every corruption in
+`CORRUPTIONS` at severities 1..5 (85 corruption-severity pairs):
 
-- TensorFlow: `corrupt` on the whole batch, one `tf.function` per corruption
-  and severity, traced once before timing (graph-mode cost, as in `tf.data`).
-- NumPy/SciPy/PIL: the same formulas one image at a time, written in the
+- TensorFlow: `corrupt` on the batch of all N images, one `tf.function` per
+  pair (seed 0), traced before timing (graph-mode cost, as in `tf.data`); a
+  call's time includes copying its result to NumPy.
+- NumPy/SciPy/PIL: `reference`, the same formulas one image at a time in the
   style of make_cifar_c.py (ImageMagick's motion blur and OpenCV's filters
-  rewritten in NumPy/SciPy, since neither ships here). It is timed on the
-  first `--reference-images` images and scaled to 1,000 per image.
+  rewritten in NumPy/SciPy, since neither ships here), called on each of the
+  same N images and stacked into one array. Like `corrupt`, it truncates to
+  uint8 with a guard of 1/1000 grey level (without it, float64 results that
+  land on k - 1e-13 truncate to k - 1: up to 10 % of the values of a pair).
 
-TensorFlow's time per pair is the fastest of `--repeats` runs (the machine's
-other load only ever adds time); the NumPy time is one pass over the subset,
-itself a sum of thousands of per-image calls.
+Both sides are timed the same way. Per pair, each side makes `--repeats`
+passes, alternating (TensorFlow first in even repeats, NumPy first in odd
+ones, so that the machine's drift hits both alike), and the MEDIAN of its
+repeats is its time for the pair; the pair times are summed over the 85 pairs.
+Throughput = N / that sum, in images per second through the whole suite
+(each image passes through all 85 pairs); speedup = NumPy's sum /
+TensorFlow's. TensorFlow's per-call overhead weighs more on a smaller batch,
+so its images per second grow with N: compare figures measured at the same N.
+
+Before timing, one untimed pass of each side over the same N images (it also
+traces and warms up) checks that the two compute the same thing; the run
+stops with an error naming the pairs that disagree:
+
+- exactly, the deterministic corruptions (`EXACT`: Gaussian, defocus and zoom
+  blur, brightness, contrast, saturate, pixelate, JPEG): per severity, the
+  largest difference in grey levels and the share of values that differ stay
+  within the tolerances of tests/test_corruptions.py's
+  test_matches_numpy_pil_reference (float64 against float32: +-1 level on at
+  most 1 % of the values; pixelate +-1 on 0.1 %; JPEG +-2 with a mean
+  difference of at most 0.05). Gaussian and zoom blur, which that test does
+  not compare, get the float tolerance.
+- statistically, the random ones (the noises, glass and motion blur, fog,
+  elastic, snow): NumPy's global generator and TensorFlow's stateless one
+  draw different noise, so the figure compared is each image's mean absolute
+  change |corrupted - clean| in grey levels: the means over the N images of
+  the two sides must agree within `Z_LIMIT` (4) two-sample standard errors
+  plus `SLACK` (0.5) grey levels.
+
+The whole comparison runs `--runs` times (default 3) one after the other,
+after one check; the machine's speed drifts, and the NumPy side (mostly glass
+blur's per-pixel Python loop, as in the original) moves with the
+interpreter's speed more than TensorFlow's vectorised side does, so one run
+is not a figure. At the defaults (300 images, 3 repeats, 3 runs) NumPy makes
+10 passes of 300 images: about 6-7 minutes on a 2-core VM at its ~8 images/s.
 
 Usage:
-    python benchmarks/corruption_throughput.py [--images 1000] [--reference-images 50]
+    python benchmarks/corruption_throughput.py [--images 300] [--repeats 3] [--runs 3]
+        [--out docs/benchmarks/corruption_throughput.json]
 
-The whole comparison runs `--runs` times (default 3) one after the other;
-the machine's speed drifts, and the NumPy side (mostly glass blur's per-pixel
-Python loop, as in the original) moves with the interpreter's speed more than
-TensorFlow's vectorised side does, so one run is not a figure.
-
-Prints one JSON object: per run, both throughputs in images per second over
-the whole suite (each image passes through all 85 corruption-severity pairs)
-and their ratio; the median ratio; and the median run's per-corruption seconds
-for both.
+Prints one JSON object: what was timed ("timed"), the checks and their largest
+differences ("checks"), per run both throughputs and their ratio, the median
+ratio, the median run's per-corruption seconds for both sides, wall times,
+and the run's settings, machine, commit and date (`common.report`).
 """
 
 from __future__ import annotations
@@ -34,17 +65,23 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import statistics
 import time
 
 import numpy as np
 import tensorflow as tf
-from common import cifar_or_random, print_json
+from common import add_out_argument, cifar_or_random, report
 from PIL import Image
 from scipy import ndimage
 
 from flatnas_tf.corruptions import _PARAMS, CORRUPTIONS, corrupt
 
 # ------------------------------------------- per-image NumPy reference ---
+
+
+def _to_uint8(x):
+    """clip(x, 0, 1) * 255 truncated to uint8, with `corrupt`'s guard of 1/1000 grey level."""
+    return np.floor(np.clip(x, 0, 1) * 255 + 1e-3).astype(np.uint8)
 
 
 def _gauss(x, sigma, mode="nearest", truncate=4.0):
@@ -156,7 +193,7 @@ def reference(x: np.ndarray, name: str, severity: int) -> np.ndarray:
         kernel = _disk(*c)
         x = np.stack([ndimage.correlate(x[..., d], kernel, mode="mirror") for d in range(3)], -1)
     elif name == "glass_blur":
-        x = np.uint8(_gauss(x, c[0]) * 255)
+        x = _to_uint8(_gauss(x, c[0]))
         for _ in range(c[2]):
             for h in range(32 - c[1], c[1], -1):
                 for w in range(32 - c[1], c[1], -1):
@@ -234,83 +271,258 @@ def reference(x: np.ndarray, name: str, severity: int) -> np.ndarray:
         x = x + layer + np.rot90(layer, k=2)
     else:
         raise ValueError(name)
-    return np.uint8(np.clip(x, 0, 1) * 255)
+    return _to_uint8(x)
 
 
-# ------------------------------------------------------------------ main ---
+# ----------------------------------------------------------------- checks ---
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+#: Deterministic corruptions, compared value by value: (largest difference in grey
+#: levels, largest share of values that differ; for JPEG the largest mean
+#: difference), as tests/test_corruptions.py's test_matches_numpy_pil_reference
+#: allows. Gaussian and zoom blur, not in that test, get the float tolerance.
+EXACT: dict[str, tuple[int, float]] = {
+    "gaussian_blur": (1, 0.01),
+    "defocus_blur": (1, 0.01),
+    "zoom_blur": (1, 0.01),
+    "brightness": (1, 0.01),
+    "contrast": (1, 0.01),
+    "saturate": (1, 0.01),
+    "pixelate": (1, 0.001),
+    "jpeg_compression": (2, 0.05),
+}
+#: Random corruptions: the two sides draw different noise, so they are compared
+#: by the mean over the images of each image's mean absolute change.
+STATISTICAL: tuple[str, ...] = tuple(name for name in CORRUPTIONS if name not in EXACT)
+Z_LIMIT = 4.0  # two-sample standard errors
+SLACK = 0.5  # grey levels
 
 
-def _one_run(images: np.ndarray, reference_images: int, repeats: int) -> dict:
-    """Seconds per corruption (summed over severities 1..5) for TensorFlow and NumPy."""
-    batch = tf.constant(images)
+def _mean_change(corrupted: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Each image's mean absolute change |corrupted - clean| in grey levels."""
+    return np.abs(corrupted.astype(np.float64) - clean.astype(np.float64)).mean(axis=(1, 2, 3))
+
+
+def compare(
+    name: str, clean: np.ndarray, ours: np.ndarray, theirs: np.ndarray
+) -> tuple[dict, bool]:
+    """TensorFlow's output (`ours`) against the NumPy reference's (`theirs`) for one pair.
+
+    Returns:
+        The figures of the comparison, and whether they are within tolerance.
+    """
+    if name in EXACT:
+        max_diff, limit = EXACT[name]
+        diff = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
+        figures = {
+            "max_abs_diff": int(diff.max()),
+            "fraction_differing": float(np.mean(diff > 0)),
+            "mean_abs_diff": float(diff.mean()),
+        }
+        spread = figures["mean_abs_diff" if name == "jpeg_compression" else "fraction_differing"]
+        return figures, figures["max_abs_diff"] <= max_diff and spread <= limit
+    a, b = _mean_change(ours, clean), _mean_change(theirs, clean)
+    error = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    difference = float(a.mean() - b.mean())
+    figures = {
+        "tensorflow_mean_change": float(a.mean()),
+        "numpy_mean_change": float(b.mean()),
+        "difference": difference,
+        "standard_error": error,
+    }
+    return figures, abs(difference) <= Z_LIMIT * error + SLACK
+
+
+def _tolerance(name: str) -> str:
+    """The rule `compare` applies to `name`, in words."""
+    if name in EXACT:
+        max_diff, limit = EXACT[name]
+        spread = "mean difference" if name == "jpeg_compression" else "share differing"
+        return f"allowed: max difference {max_diff}, {spread} {limit:g}"
+    return f"allowed: |difference| <= {Z_LIMIT:g} standard errors + {SLACK:g}"
+
+
+def _numpy_pass(images: np.ndarray, name: str, severity: int) -> np.ndarray:
+    return np.stack([reference(image, name, severity) for image in images])
+
+
+def check(images: np.ndarray, batch: tf.Tensor, functions: dict) -> dict:
+    """One untimed pass of both sides per pair (tracing, warm-up), compared.
+
+    Raises:
+        SystemExit: naming every pair whose outputs disagree beyond tolerance.
+    """
     np.random.seed(0)
-    tf_seconds: dict[str, float] = {}
-    np_seconds: dict[str, float] = {}
-    subset = images[:reference_images]
+    exact: dict[str, dict] = {}
+    statistical: dict[str, dict] = {}
+    failures = []
     for name in CORRUPTIONS:
-        tf_seconds[name] = np_seconds[name] = 0.0
-        for severity in range(1, 6):
-            fn = tf.function(lambda x, n=name, s=severity: corrupt(x, n, s, seed=0))
-            fn(batch).numpy()  # trace and warm up
-            runs = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn(batch).numpy()
-                runs.append(time.perf_counter() - start)
-            tf_seconds[name] += min(runs)
-            start = time.perf_counter()
-            for image in subset:
-                reference(image, name, severity)
-            np_seconds[name] += (time.perf_counter() - start) * len(images) / len(subset)
-    tf_total, np_total = sum(tf_seconds.values()), sum(np_seconds.values())
+        rows = []
+        for severity in SEVERITIES:
+            ours = functions[(name, severity)](batch).numpy()
+            theirs = _numpy_pass(images, name, severity)
+            figures, ok = compare(name, images, ours, theirs)
+            rows.append(figures)
+            if not ok:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
+                failures.append(f"{name} severity {severity}: {shown} ({_tolerance(name)})")
+        if name in EXACT:
+            max_diff, limit = EXACT[name]
+            spread = "mean_abs_diff" if name == "jpeg_compression" else "fraction_differing"
+            exact[name] = {
+                "max_abs_diff": max(r["max_abs_diff"] for r in rows),
+                "max_fraction_differing": round(max(r["fraction_differing"] for r in rows), 6),
+                "max_mean_abs_diff": round(max(r["mean_abs_diff"] for r in rows), 6),
+                "tolerance": {"max_abs_diff": max_diff, f"max_{spread}": limit},
+            }
+        else:
+            statistical[name] = {
+                "max_abs_difference": round(max(abs(r["difference"]) for r in rows), 4),
+                "max_abs_z": round(
+                    max(abs(r["difference"]) / max(r["standard_error"], 1e-12) for r in rows), 2
+                ),
+                "mean_change_per_severity": {
+                    "tensorflow": [round(r["tensorflow_mean_change"], 3) for r in rows],
+                    "numpy": [round(r["numpy_mean_change"], 3) for r in rows],
+                },
+            }
+    if failures:
+        raise SystemExit(
+            "corruption_throughput: the NumPy reference does not compute what `corrupt` "
+            f"computes on the {len(images)} images; nothing was timed:\n  " + "\n  ".join(failures)
+        )
+    return {
+        "images": len(images),
+        "passed": True,
+        "exact": exact,
+        "statistical": statistical,
+        "exact_method": "per severity, |TensorFlow - NumPy| in grey levels over all values: "
+        "largest difference and share of values that differ (JPEG: mean difference), "
+        "tolerances of tests/test_corruptions.py::test_matches_numpy_pil_reference",
+        "statistical_method": "per severity, each image's mean |corrupted - clean| in grey "
+        "levels; the means over the images must agree within "
+        f"{Z_LIMIT:g} two-sample standard errors + {SLACK:g} grey levels",
+    }
+
+
+# ----------------------------------------------------------------- timing ---
+
+
+def timed_run(images: np.ndarray, batch: tf.Tensor, functions: dict, repeats: int) -> dict:
+    """Seconds per corruption (summed over severities) of both sides, timed alike."""
+    np.random.seed(0)
+    seconds: dict[str, dict[str, float]] = {"tensorflow": {}, "numpy": {}}
+    passes = {
+        "tensorflow": lambda name, severity: functions[(name, severity)](batch).numpy(),
+        "numpy": lambda name, severity: _numpy_pass(images, name, severity),
+    }
+    for name in CORRUPTIONS:
+        for side in seconds:
+            seconds[side][name] = 0.0
+        for severity in SEVERITIES:
+            times: dict[str, list[float]] = {side: [] for side in seconds}
+            for repeat in range(repeats):
+                for side in ("tensorflow", "numpy") if repeat % 2 == 0 else ("numpy", "tensorflow"):
+                    start = time.perf_counter()
+                    passes[side](name, severity)
+                    times[side].append(time.perf_counter() - start)
+            for side in seconds:
+                seconds[side][name] += statistics.median(times[side])
+    tf_total, np_total = sum(seconds["tensorflow"].values()), sum(seconds["numpy"].values())
     return {
         "tensorflow_images_per_s": round(len(images) / tf_total, 1),
         "numpy_images_per_s": round(len(images) / np_total, 1),
         "speedup_tf_over_numpy": round(np_total / tf_total, 1),
-        "tensorflow_s": {k: round(v, 4) for k, v in tf_seconds.items()},
-        "numpy_s": {k: round(v, 3) for k, v in np_seconds.items()},
+        "tensorflow_s": {k: round(v, 4) for k, v in seconds["tensorflow"].items()},
+        "numpy_s": {k: round(v, 4) for k, v in seconds["numpy"].items()},
     }
 
 
-def main() -> None:
+# ------------------------------------------------------------------- main ---
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--reference-images", type=int, default=50, help="timed NumPy subset")
+    parser.add_argument("--images", type=int, default=300, help="N: images both sides process")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="TF runs per pair; the fastest counts"
+        "--repeats", type=int, default=3, help="timed passes per side and pair; the median counts"
     )
     parser.add_argument(
         "--runs", type=int, default=3, help="whole-suite runs, one after the other; the median"
     )
-    args = parser.parse_args()
+    add_out_argument(parser, "corruption_throughput")
+    args = parser.parse_args(argv)
+    for flag, least in (("images", 2), ("repeats", 1), ("runs", 1)):
+        if getattr(args, flag) < least:
+            parser.error(f"--{flag} must be >= {least}; received {getattr(args, flag)}")
+    return args
 
+
+def main(argv: list[str] | None = None) -> dict:
+    """Checks, then times both sides `--runs` times; prints and returns the JSON object."""
+    args = parse_args(argv)
+    started = time.perf_counter()
     images, _, source = cifar_or_random(args.images)
-    runs = [_one_run(images, args.reference_images, args.repeats) for _ in range(args.runs)]
+    if len(images) < args.images:
+        raise SystemExit(f"--images {args.images}: only {len(images)} images in {source}")
+    batch = tf.constant(images)
+    functions = {
+        (name, severity): tf.function(lambda x, n=name, s=severity: corrupt(x, n, s, seed=0))
+        for name in CORRUPTIONS
+        for severity in SEVERITIES
+    }
+    checks = check(images, batch, functions)
+    check_s = time.perf_counter() - started
+    runs, run_s = [], []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        runs.append(timed_run(images, batch, functions, args.repeats))
+        run_s.append(round(time.perf_counter() - start, 1))
     ratios = [run["speedup_tf_over_numpy"] for run in runs]
     middle = runs[int(np.argsort(ratios)[len(runs) // 2])]  # the median run's figures
-    print_json(
-        "corruption_throughput",
-        {
-            "data": source,
-            "images": len(images),
-            "corruptions": len(CORRUPTIONS),
-            "severities": 5,
-            "runs": args.runs,
-            "speedup_per_run": ratios,
-            "speedup_median": float(np.median(ratios)),
-            "tensorflow_images_per_s_per_run": [r["tensorflow_images_per_s"] for r in runs],
-            "numpy_images_per_s_per_run": [r["numpy_images_per_s"] for r in runs],
-            "numpy_timed_on_images": args.reference_images,
-            "tensorflow_timing": f"fastest of {args.repeats} runs per corruption and severity",
-            "numpy_note": f"timed on {args.reference_images} images, scaled per image to "
-            f"{len(images)}",
-            "threads": {
-                "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-            },
-            "median_run": middle,
+    pairs = len(CORRUPTIONS) * len(SEVERITIES)
+    timed = {
+        "images": len(images),
+        "same_images_both_sides": True,
+        "repeats": args.repeats,
+        "statistic": f"median of the {args.repeats} repeats per corruption-severity pair, "
+        f"for both sides; pair times summed over the {pairs} pairs",
+        "tensorflow": f"one call of a traced tf.function of corrupt(batch of {len(images)} "
+        "images, name, severity, seed=0), result copied to NumPy",
+        "numpy": f"reference(image, name, severity) for each of the same {len(images)} "
+        "images, stacked into one array",
+        "order": "per pair the repeats alternate sides: TensorFlow first in even repeats, "
+        "NumPy first in odd ones",
+        "untimed": "one pass of each side per pair before the runs (traces the tf.functions, "
+        "warms both up): the checks",
+        "throughput": f"images / summed seconds: each image passes through all {pairs} pairs",
+    }
+    figures = {
+        "data": source,
+        "images": len(images),
+        "corruptions": len(CORRUPTIONS),
+        "severities": len(SEVERITIES),
+        "timed": timed,
+        "checks": checks,
+        "runs": args.runs,
+        "speedup_per_run": ratios,
+        "speedup_median": float(np.median(ratios)),
+        "tensorflow_images_per_s_per_run": [r["tensorflow_images_per_s"] for r in runs],
+        "numpy_images_per_s_per_run": [r["numpy_images_per_s"] for r in runs],
+        "threads": {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         },
-    )
+        "median_run": middle,
+        "wall_s": {
+            "check": round(check_s, 1),
+            "runs": run_s,
+            "total": round(time.perf_counter() - started, 1),
+        },
+    }
+    return report("corruption_throughput", figures, args)
 
 
 if __name__ == "__main__":

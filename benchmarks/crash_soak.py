@@ -29,8 +29,10 @@ uninterrupted run of the same seed in another directory:
 
 Usage:
     python benchmarks/crash_soak.py [--rounds 50] [--trials 40] [--write-delay 0.1]
+        [--out docs/benchmarks/crash_soak.json]
 
-Prints one JSON object; the target is 0 unreadable, lost, duplicated and
+Prints one JSON object (with the run's settings, machine, commit and date:
+`common.report`); the target is 0 unreadable, lost, duplicated and
 mismatched, and equal archive and front.
 """
 
@@ -45,6 +47,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import add_out_argument, report
 
 from flatnas_tf.storage import PARTIAL
 
@@ -324,13 +328,13 @@ def main() -> None:
     parser.add_argument("--write-delay", type=float, default=0.1, help="Seconds per fsync.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kill times.")
     parser.add_argument("--keep", default=None, help="Work in this new directory and keep it.")
+    add_out_argument(parser, "crash_soak")
     args = parser.parse_args()
-    from common import print_json
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.keep or temporary)
         figures = soak(args.rounds, args.trials, args.write_delay, args.seed, work)
-    print_json("crash_soak", figures)
+    report("crash_soak", figures, args)
 
 
 if __name__ == "__main__":

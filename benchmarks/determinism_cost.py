@@ -11,8 +11,9 @@ runs of a setting are bit-identical.
 
 Usage:
     python benchmarks/determinism_cost.py [--rounds 2] [--epochs 8]
+        [--out docs/benchmarks/determinism_cost.json]
 
-Prints one JSON object.
+Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from common import print_json
+from common import add_out_argument, report
 
 
 def child(deterministic: bool, epochs: int) -> None:
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)
+    add_out_argument(parser, "determinism_cost")
     args = parser.parse_args()
     if args.child:
         child(args.child == "on", args.epochs)
@@ -79,7 +81,7 @@ def main() -> None:
     summary["ratio_on_over_off"] = round(
         summary["determinism_on"]["median_wall_s"] / summary["determinism_off"]["median_wall_s"], 3
     )
-    print_json("determinism_cost", summary)
+    report("determinism_cost", summary, args)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ uniform noise images without it):
 
 Usage:
     python benchmarks/export_fidelity.py [--resolution 28] [--images 32]
+        [--out docs/benchmarks/export_fidelity.json]
 
-Prints one JSON object.
+Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
-from common import SHARED_DATA, print_json
+from common import SHARED_DATA, add_out_argument, report
 
 import flatnas_tf.hypermodel as hypermodel_module
 from flatnas_tf import FlatNASHyperModel, export_model, tflite_predict
@@ -84,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=28)
     parser.add_argument("--images", type=int, default=32)
+    add_out_argument(parser, "export_fidelity")
     args = parser.parse_args()
     images, source = _images(args.images)
     result = {"resolution": args.resolution, "images": source}
@@ -93,7 +95,7 @@ def main() -> None:
             result[label] = _measure(_candidate(args.resolution), images)
         finally:
             hypermodel_module.Resizing = Resizing
-    print_json("export_fidelity", result)
+    report("export_fidelity", result, args)
 
 
 if __name__ == "__main__":

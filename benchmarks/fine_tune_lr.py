@@ -10,10 +10,11 @@ the inherited weights with recalibrated statistics only.
 Usage:
     python benchmarks/fine_tune_lr.py --supernet-dir DIR --data SPEC [--max-train N]
         [--archs 6] [--rates 0.1,0.02,0.005] [--epochs 0,1]
+        [--out docs/benchmarks/fine_tune_lr.json]
 
 The supernet directory is one `train_supernet` (or `flatnas-tf supernet`, or
 `benchmarks/weight_sharing.py --supernet-dir`) wrote for the same data.
-Prints one JSON object.
+Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import statistics
 import tempfile
 import time
 
-from common import print_json
+from common import add_out_argument, report
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
 from flatnas_tf.sandwich import load_supernet
@@ -41,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", default="0,1")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=10)
+    add_out_argument(parser, "fine_tune_lr")
     return parser.parse_args(argv)
 
 
@@ -84,8 +86,8 @@ def main(argv=None) -> dict:
             )
             print(rows[-1], flush=True)
     result = {"supernet_dir": args.supernet_dir, "supernet_epochs": state["epochs_done"]}
-    result.update(vars(args), rows=rows)
-    print_json("fine_tune_lr", result)
+    result["rows"] = rows  # the arguments are under "settings"
+    report("fine_tune_lr", result, args)
     return result
 
 

@@ -14,9 +14,11 @@ On one small CNN and one data set, in one run:
 
 Usage:
     python benchmarks/flatness_cost.py [--samples 20] [--examples 2000] [--rounds 2]
+        [--out docs/benchmarks/flatness_cost.json]
 
 Rounds alternate (a), (b), (c); medians over rounds are compared. Prints one
-JSON object with the three times and the ratios a/b and a/c.
+JSON object with the three times and the ratios a/b and a/c (and the run's settings,
+machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from common import cifar_or_random, compile_classifier, print_json, small_cnn
+from common import add_out_argument, cifar_or_random, compile_classifier, report, small_cnn
 
 from flatnas_tf import PerturbedEvaluator, weight_robustness
 
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sigma", type=float, default=0.05)
+    add_out_argument(parser, "flatness_cost")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -89,7 +92,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print_json(
+    report(
         "flatness_cost",
         {
             "data": source,
@@ -106,6 +109,7 @@ def main() -> None:
             "ratio_a_warm_over_b": round(medians["a_warm"] / medians["b"], 4),
             "ratio_a_warm_over_c": round(medians["a_warm"] / medians["c"], 4),
         },
+        args,
     )
 
 

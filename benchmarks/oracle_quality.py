@@ -44,9 +44,11 @@ same curves run there first, and the ratios after / before are printed.
 Usage:
     python benchmarks/oracle_quality.py [--seeds 10] [--budget 300]
         [--overhead-trials 1000] [--curve-trials 10000]
-        [--before-python PATH] [--curve-only]
+        [--before-python PATH] [--curve-only] [--out docs/benchmarks/oracle_quality.json]
 
-Prints one JSON object.
+Prints one JSON object (with the run's settings, machine, commit and date:
+`common.report`); with --curve-only it is named oracle_bookkeeping and holds
+the curves only.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ import time
 import keras_tuner as kt
 import numpy as np
 import optuna
-from common import print_json
+from common import add_out_argument, report
 
 from flatnas_tf.tuners import pareto
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
@@ -354,10 +356,11 @@ def main() -> None:
     parser.add_argument("--curve-only", action="store_true", help="only the bookkeeping curves")
     parser.add_argument("--before-python", default=None, help="another checkout's python")
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    add_out_argument(parser, "oracle_quality")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.curve_only:
-        print_json("oracle_bookkeeping", {"curves": curves_side_by_side(args)})
+        report("oracle_bookkeeping", {"curves": curves_side_by_side(args)}, args)
         return
 
     started = time.perf_counter()
@@ -388,7 +391,7 @@ def main() -> None:
     costs_display = overhead(args.overhead_trials, args.population_size, display=True)
     medians = [p["median_hypervolume"] for p in problems.values()]
     nsga_ms = costs["nsga2_oracle"]["nsga2_code_ms_per_trial_last_100"]
-    print_json(
+    report(
         "oracle_quality",
         {
             "budget": args.budget,
@@ -417,6 +420,7 @@ def main() -> None:
             },
             "quality_wall_s": round(quality_s, 1),
         },
+        args,
     )
 
 

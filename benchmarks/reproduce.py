@@ -37,7 +37,9 @@ arguments skips what is recorded and picks up where an interrupted run stopped.
    `--retrain-epochs` epochs and measured as in the study.
 
 3. Report: report.md, study.csv, search.csv, results.json, correlation.png and
-   search.png in `--out`, with the exact command and the wall time.
+   search.png in `--out`, with the exact command and the wall time. results.json
+   also holds the run record of the other benchmarks (`common.run_record`: the
+   settings, the machine, the git commit and a dirty flag, the date in UTC).
 
 Example (the committed run, docs/results/cifar10_subset):
     python benchmarks/reproduce.py --archs 10 --epochs 2 --search-trials 8 \
@@ -68,6 +70,7 @@ if __package__ in (None, ""):  # run as a script: make `rank_stats` importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import rank_stats  # noqa: E402
+from common import run_record, write_atomic  # noqa: E402
 
 from flatnas_tf import (  # noqa: E402
     DatasetUnavailableError,
@@ -810,13 +813,13 @@ def write_report(args, study: list[dict], searches: list[dict], runs: list[dict]
         _plot_search(plt, search_rows, out / "search.png")
     (out / "report.md").write_text("\n".join(lines))
     results = {
-        "settings": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()},
+        **run_record("reproduce", args, exclude=()),  # benchmark, date, git, machine, settings
         "study": study,
         "correlations": correlations,
         "searches": searches,
         "runs": runs,
     }
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1))
+    write_atomic(out / "results.json", json.dumps(_jsonable(results), indent=1))
     return out / "report.md"
 
 

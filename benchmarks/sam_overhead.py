@@ -8,8 +8,10 @@ compared. SAM does two forward/backward passes, so 2.0 is the floor.
 
 Usage:
     python benchmarks/sam_overhead.py [--steps 40] [--batch-size 128] [--jit]
+        [--out docs/benchmarks/sam_overhead.json]
 
-Prints one JSON object with both median step times (seconds) and their ratio.
+Prints one JSON object with both median step times (seconds) and their ratio (and the
+run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from common import compile_classifier, print_json, small_cnn
+from common import add_out_argument, compile_classifier, report, small_cnn
 
 from flatnas_tf import SAMModel
 
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per model")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
+    add_out_argument(parser, "sam_overhead")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -58,7 +61,7 @@ def main() -> None:
 
     plain_median = statistics.median(times["plain"])
     sam_median = statistics.median(times["sam"])
-    print_json(
+    report(
         "sam_overhead",
         {
             "jit_compile": args.jit,
@@ -69,6 +72,7 @@ def main() -> None:
             "sam_step_median_s": round(sam_median, 6),
             "ratio_sam_over_plain": round(sam_median / plain_median, 4),
         },
+        args,
     )
 
 

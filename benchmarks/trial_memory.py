@@ -10,10 +10,11 @@ the release switched off. After every trial it collects garbage and reads
 resident memory (/proc/self/statm) and the number of live Python objects.
 
 Usage:
-    python benchmarks/trial_memory.py [--trials 20]
+    python benchmarks/trial_memory.py [--trials 20] [--out docs/benchmarks/trial_memory.json]
 
 Prints one JSON object: per-trial resident MB and object counts for both
-runs, the growth after trial 3 and the ratio of the growths.
+runs, the growth after trial 3 and the ratio of the growths (and the run's
+settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import print_json
+from common import add_out_argument, report
 
 
 def _resident_mb() -> float:
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
+    add_out_argument(parser, "trial_memory")
     args = parser.parse_args()
     if args.child:
         child(args.trials, release=not args.keep)
@@ -112,7 +114,7 @@ def main() -> None:
         / max(1, figures["kept"]["mb_growth_after_trial_3"]),
         3,
     )
-    print_json("trial_memory", figures)
+    report("trial_memory", figures, args)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ costs alone.
 
 Usage:
     python benchmarks/trial_overhead.py [--trials 4] [--epochs E]
+        [--out docs/benchmarks/trial_overhead.json]
 
 Prints one JSON object: per-phase medians per variant, the overhead fraction
-of each, and the after/before ratios of trial wall time and steady step time.
+of each, and the after/before ratios of trial wall time and steady step time
+(and the run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import time
 from unittest import mock
 
 import keras
-from common import print_json
+from common import add_out_argument, report
 from keras_tuner.engine.trial import Trial
 
 from flatnas_tf import (
@@ -211,6 +213,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--rho", type=float, default=0.5)
+    add_out_argument(parser, "trial_overhead")
     args = parser.parse_args()
 
     data = load_dataset("digits")
@@ -244,7 +247,7 @@ def main() -> None:
         return out
 
     after, before = medians(timed["after"]), medians(timed["before"])
-    print_json(
+    report(
         "trial_overhead",
         {
             "data": "digits",
@@ -260,6 +263,7 @@ def main() -> None:
             ),
             "ratio_overhead_after_over_before": round(after["overhead"] / before["overhead"], 3),
         },
+        args,
     )
 
 

@@ -33,8 +33,9 @@ Usage:
     python benchmarks/weight_sharing.py --data npz:../shared/data/cifar10_subset_dev.npz
         --max-train 2500 [--archs 12] [--width 0.25] [--supernet-epochs 15]
         [--fine-tune-epochs 1] [--scratch-epochs 12] [--records FILE] [--supernet-dir DIR]
+        [--out docs/benchmarks/weight_sharing.json]
 
-Prints one JSON object.
+Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import tempfile
 import time
 
 import keras
-from common import print_json
+from common import add_out_argument, report
 from rank_stats import bootstrap, kendall, spearman
 
 from flatnas_tf import FlatNASHyperModel, load_dataset
@@ -77,6 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="then run a search of N trials through the supernet")  # fmt: skip
     parser.add_argument("--records", default=None, help="JSONL file of measured candidates")
     parser.add_argument("--supernet-dir", default=None, help="supernet run directory")
+    add_out_argument(parser, "weight_sharing")
     return parser.parse_args(argv)
 
 
@@ -216,8 +218,7 @@ def main(argv=None) -> dict:
         for way in ("supernet", "inherited")
     }
     first_supernet = records.items[("supernet", 0)]
-    result = {
-        "settings": settings,
+    result = {  # the arguments (a superset of DEFINING) are under "settings"
         "records": str(records.path),
         "supernet_training_s": round(supernet_s, 1),
         "supernet_parameters": int(supernet.count_params()),
@@ -271,7 +272,7 @@ def main(argv=None) -> dict:
     }
     if args.search_trials:
         result["search"] = _search(args, supernet, supernet_s, train, validation, work)
-    print_json("weight_sharing", result)
+    report("weight_sharing", result, args)
     return result
 
 
