@@ -56,10 +56,41 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class OODSource(click.ParamType):
+    """--ood: one of `OOD_CHOICES`, or the directory of a corrupted set (read when used)."""
+
+    name = "ood source"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(OOD_CHOICES) + "|DIR]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        if value in OOD_CHOICES or os.path.isdir(value):
+            return value
+        self.fail(
+            f"{value!r} is none of {', '.join(OOD_CHOICES)} and no directory: pass one of them, "
+            "or a directory written by `flatnas-tf prepare corrupted`.",
+            param,
+            ctx,
+        )
+
+
+def _ood_source(choice: str, data):
+    """What `evaluate_ood` reads for --ood (not "none"): CIFAR-10-C, a corrupted set or `data`."""
+    if choice == "builtin":
+        return data
+    if choice == "cifar10_corrupted":
+        return choice
+    from flatnas_tf.corrupted_set import load_corrupted_set
+
+    return load_corrupted_set(choice)  # CorruptedSetError: a one-line exit 2
+
+
 #: (module, class) of the library's errors that are bad input, and of those that are
 #: failures to report in one line; looked up only in modules already imported (an
 #: error of a module never imported was not raised), so `report` stays TensorFlow-free.
 _USAGE_ERRORS = (
+    ("flatnas_tf.corrupted_set", "CorruptedSetError"),
     ("flatnas_tf.sandwich", "SupernetStateError"),
     ("flatnas_tf.tuners.records", "SearchFilesError"),
 )
@@ -474,9 +505,10 @@ def main() -> None:
 )
 @click.option(
     "--ood",
-    type=click.Choice(OOD_CHOICES),
+    type=OODSource(),
     default="none",
-    help="After the search, evaluate the front under corruptions.",
+    help="After the search, evaluate the front under corruptions: built-in ones of --data, "
+    "TFDS CIFAR-10-C, or a corrupted set's directory (`flatnas-tf prepare corrupted`).",
 )
 @click.option(
     "--ood-examples",
@@ -549,6 +581,8 @@ def search(**options: Any) -> None:
         _enable_determinism()
     if options["ood"] == "builtin":
         _check_frost_dir(options["frost_dir"])
+    elif options["ood"] not in OOD_CHOICES:
+        _ood_source(options["ood"], None)  # a damaged or unfinished set fails before any work
     if options["tensorboard_dir"] and find_spec("tensorboard") is None:
         raise click.BadParameter(
             'needs the tensorboard package: pip install "flatnas-tf[tensorboard]".',
@@ -777,10 +811,9 @@ def _finish(
 
             click.echo(f"Evaluating trial {trial.trial_id} under corruptions ...")
             model = result.load_model(trial)
-            source = "cifar10_corrupted" if options["ood"] == "cifar10_corrupted" else data
             ood = evaluate_ood(
                 model,
-                source,
+                _ood_source(options["ood"], data),
                 max_examples=options["ood_examples"],
                 clean=data,
                 data_dir=options["data_dir"],
@@ -1201,9 +1234,10 @@ def train(**options: Any) -> None:
 @_DATA_DIR
 @click.option(
     "--ood",
-    type=click.Choice(OOD_CHOICES),
+    type=OODSource(),
     default="builtin",
-    help="Corruption benchmark: built-in corruptions of --data, TFDS CIFAR-10-C, or none.",
+    help="Corruption benchmark: built-in corruptions of --data, TFDS CIFAR-10-C, a corrupted "
+    "set's directory (`flatnas-tf prepare corrupted`: read, not computed), or none.",
 )
 @_FROST_DIR
 @click.option(
@@ -1282,10 +1316,9 @@ def evaluate(**options: Any) -> None:
         "test_accuracy": accuracy,
     }
     if options["ood"] != "none":
-        source = "cifar10_corrupted" if options["ood"] == "cifar10_corrupted" else data
         result = evaluate_ood(
             model,
-            source,
+            _ood_source(options["ood"], data),
             max_examples=options["max_examples"],
             clean=data,
             data_dir=options["data_dir"],
@@ -1301,40 +1334,93 @@ def evaluate(**options: Any) -> None:
 # -- prepare --------------------------------------------------------------------
 
 
+def _severities(value: str) -> tuple[int, ...]:
+    try:
+        severities = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        severities = ()
+    if not severities or any(not 1 <= v <= 5 for v in severities):
+        raise click.BadParameter(
+            f"{value!r}: pass severities 1..5 separated by commas, e.g. 1,2,3,4,5.",
+            param_hint="--severities",
+        )
+    return severities
+
+
 @main.command()
-@click.argument("dataset", type=click.Choice(["cifar10_corrupted"]))
+@click.argument("dataset", type=click.Choice(["cifar10_corrupted", "corrupted"]))
 @click.option(
     "--from",
     "archive",
-    required=True,
     type=click.Path(dir_okay=False),
-    help="The archive downloaded by hand: CIFAR-10-C.tar (2.9 GB, from Zenodo).",
-)
-@click.option(
-    "--data-dir",
     default=None,
-    help="TFDS data directory to prepare into (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).",
+    help="cifar10_corrupted: the archive downloaded by hand, CIFAR-10-C.tar (2.9 GB, Zenodo).",
 )
+@_data_options
+@_seed_option("corrupted: seed of the data split (use the search's).")
 @click.option(
     "--corruptions",
-    type=click.Choice(["benchmark", "all"]),
-    default="benchmark",
-    help="The 15 benchmark corruptions (what --ood cifar10_corrupted evaluates) or all 19.",
+    default=None,
+    help="cifar10_corrupted: benchmark (the 15; default) or all (19). corrupted: builtin (all "
+    "17 built-in and frost with --frost-dir; default), benchmark, all, or a comma list.",
 )
+@click.option(
+    "--severities",
+    default="1,2,3,4,5",
+    callback=lambda ctx, param, value: _severities(value),
+    help="corrupted: the severities to write.",
+)
+@click.option(
+    "--max-examples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="corrupted: the first N test images only (default: all).",
+)
+@_FROST_DIR
+@click.option("--out", default=None, help="corrupted: the directory to write the set to.")
 @_fail_cleanly
 @_quiet_tensorflow
-def prepare(dataset: str, archive: str, data_dir: str | None, corruptions: str) -> None:
-    """Prepare a TFDS data set from its archive downloaded by hand, offline.
+def prepare(dataset: str, **options: Any) -> None:
+    """Prepare corrupted test images once, for every later evaluation.
 
-    For machines that cannot download: fetch CIFAR-10-C.tar elsewhere, copy it
-    here, and prepare it once; `evaluate --ood cifar10_corrupted` then reads it
-    from the TFDS data directory. TFDS verifies the archive's sha256 for each of
-    the 75 (or 95) configs; an interrupted run resumes where it stopped.
+    cifar10_corrupted: TFDS's CIFAR-10-C from its archive downloaded by hand, offline
+    (--from CIFAR-10-C.tar); `evaluate --ood cifar10_corrupted` then reads it from the TFDS
+    data directory. TFDS verifies the archive's sha256 for each of the 75 (or 95) configs.
+
+    corrupted: the test images of --data under the built-in corruptions, written to --out
+    with their settings and checksums; `evaluate --ood DIR` and `search --ood DIR` read
+    them instead of computing them (the same images: corruption seed 0, batches of 256).
+
+    An interrupted run resumes where it stopped.
     """
+    if dataset == "cifar10_corrupted":
+        _prepare_cifar10_corrupted(options)
+    else:
+        _prepare_corrupted(options)
+
+
+def _unused(options: dict[str, Any], names: tuple[str, ...], dataset: str) -> None:
+    for name in names:
+        if options[name] is not None:
+            flag = "--" + ("from" if name == "archive" else name.replace("_", "-"))
+            raise click.UsageError(f"{flag} is not an option of `prepare {dataset}`.")
+
+
+def _prepare_cifar10_corrupted(options: dict[str, Any]) -> None:
     from flatnas_tf import cifar10_corrupted
     from flatnas_tf.data import import_tfds
     from flatnas_tf.tuners.progress import clock
 
+    dataset = "cifar10_corrupted"
+    _unused(options, ("out", "max_examples", "frost_dir"), dataset)
+    if options["archive"] is None:
+        raise click.UsageError("prepare cifar10_corrupted needs --from CIFAR-10-C.tar.")
+    corruptions = options["corruptions"] or "benchmark"
+    if corruptions not in ("benchmark", "all"):
+        raise click.BadParameter(
+            f"{corruptions!r}: cifar10_corrupted has benchmark or all.", param_hint="--corruptions"
+        )
+    data_dir = options["data_dir"]
     import_tfds().disable_progress_bar()  # one line per config instead
     names, _ = cifar10_corrupted.corruption_set(corruptions)
     total = len(names) * len(cifar10_corrupted.SEVERITIES)
@@ -1348,7 +1434,7 @@ def prepare(dataset: str, archive: str, data_dir: str | None, corruptions: str) 
         click.echo(f"[{len(done)}/{total}] {dataset}/{config} {state} ({elapsed})")
 
     try:
-        cifar10_corrupted.prepare(archive, data_dir, corruptions, on_config=on_config)
+        cifar10_corrupted.prepare(options["archive"], data_dir, corruptions, on_config=on_config)
     except ValueError as error:  # the archive is not CIFAR-10-C.tar: says what is wrong
         raise click.BadParameter(str(error), param_hint="--from") from None
     root = cifar10_corrupted.data_root(data_dir)
@@ -1356,4 +1442,56 @@ def prepare(dataset: str, archive: str, data_dir: str | None, corruptions: str) 
     click.echo(
         f"{dataset}: {total} configs ready in {root}. "
         f"Evaluate with: flatnas-tf evaluate TARGET --ood {dataset}{option}"
+    )
+
+
+def _prepare_corrupted(options: dict[str, Any]) -> None:
+    from flatnas_tf.corrupted_set import write_corrupted_set
+    from flatnas_tf.tuners.progress import clock
+
+    _unused(options, ("archive",), "corrupted")
+    if options["out"] is None:
+        raise click.UsageError("prepare corrupted needs --out DIR: where to write the set.")
+    _check_frost_dir(options["frost_dir"])
+    corruptions = options["corruptions"] or "builtin"
+    if corruptions not in ("builtin", "benchmark", "all"):
+        corruptions = [c.strip() for c in corruptions.split(",") if c.strip()]
+    data = _load_data(
+        options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
+    )
+    description = {
+        "data": options["data"],
+        "data_dir": options["data_dir"],
+        "validation_fraction": options["validation_fraction"],
+        "seed": options["seed"],
+    }
+    start = time.monotonic()
+    done: list[str] = []
+
+    def on_corruption(name: str, written_now: bool) -> None:
+        done.append(name)
+        state = "written" if written_now else "already written"
+        click.echo(f"[{len(done)}] {name} {state} ({clock(time.monotonic() - start)})")
+
+    try:
+        corrupted = write_corrupted_set(
+            data,
+            options["out"],
+            corruptions,
+            options["severities"],
+            max_examples=options["max_examples"],
+            frost_dir=options["frost_dir"],
+            description=description,
+            on_corruption=on_corruption,
+        )
+    except ValueError as error:  # CorruptedSetError is a usage error of its own
+        if type(error) is not ValueError:
+            raise
+        raise click.BadParameter(str(error), param_hint="--corruptions") from None
+    for name, why in corrupted.skipped.items():
+        click.echo(f"{name} left out: {why}")
+    click.echo(
+        f"{len(corrupted.corruptions)} corruptions x {len(corrupted.severities)} severities of "
+        f"{corrupted.examples} test images ready in {corrupted.directory}. "
+        f"Evaluate with: flatnas-tf evaluate TARGET --ood {corrupted.directory}"
     )

@@ -17,7 +17,9 @@ The public API is re-exported here:
 - `load_dataset`: data sets by name (bundled `digits`, `npz:`, `folder:`,
   TFDS) with their tf.data pipelines.
 - `evaluate_ood`, `corrupt`: accuracy under corruptions (TFDS CIFAR-10-C or
-  17 built-in TensorFlow corruptions), mCE.
+  17 built-in TensorFlow corruptions), mCE; `write_corrupted_set` /
+  `load_corrupted_set` compute a data set's corrupted test images once and
+  read them back for every later evaluation.
 - `load_model`, `export_model`, `tflite_predict`: export directories
   (SavedModel, `.keras`, TFLite, manifest), loading and running them.
 
@@ -41,6 +43,9 @@ _EXPORTS = {
     "BENCHMARK_CORRUPTIONS": "corruptions",
     "CORRUPTIONS": "corruptions",
     "corrupt": "corruptions",
+    "CorruptedSet": "corrupted_set",
+    "load_corrupted_set": "corrupted_set",
+    "write_corrupted_set": "corrupted_set",
     "DatasetUnavailableError": "data",
     "ImageDataset": "data",
     "from_arrays": "data",
@@ -72,6 +77,7 @@ _EXPORTS = {
 __all__ = [
     "BENCHMARK_CORRUPTIONS",
     "CORRUPTIONS",
+    "CorruptedSet",
     "DatasetUnavailableError",
     "FlatNASHyperModel",
     "FlatnessCallback",
@@ -93,6 +99,7 @@ __all__ = [
     "evaluate_ood",
     "export_model",
     "from_arrays",
+    "load_corrupted_set",
     "load_dataset",
     "load_model",
     "load_supernet",
@@ -100,6 +107,7 @@ __all__ = [
     "tflite_predict",
     "train_supernet",
     "weight_robustness",
+    "write_corrupted_set",
 ]
 
 
@@ -110,6 +118,7 @@ _registration.register_when_keras_is_imported()
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from flatnas_tf.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
+    from flatnas_tf.corrupted_set import CorruptedSet, load_corrupted_set, write_corrupted_set
     from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
     from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
     from flatnas_tf.export import export_model, load_model, tflite_predict

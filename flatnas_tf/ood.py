@@ -20,6 +20,9 @@ Two sources of corrupted images:
   corruptions, and frost when its photographs are given: `frost_dir` or
   `$FLATNAS_FROST_DIR`; otherwise the result lists it as skipped), batch-wise
   seeded.
+- a corrupted set written once by `flatnas_tf.corrupted_set` (a directory or
+  a `CorruptedSet`): the same images as on the fly, read instead of computed,
+  for studies that evaluate many models.
 
 Every result states how many corruptions were averaged, and which.
 """
@@ -30,24 +33,25 @@ import csv
 import dataclasses
 import io
 import json
+import os
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import cifar10_corrupted, frost
-from flatnas_tf import corruptions as builtin
-from flatnas_tf.data import (
-    DatasetUnavailableError,
-    ImageDataset,
-    import_tfds,
-    tfds_unavailable_reason,
+from flatnas_tf import cifar10_corrupted
+from flatnas_tf.corrupted_set import (
+    SEVERITIES,
+    CorruptedSet,
+    builtin_plan,
+    check_severities,
+    corrupted_batches,
+    is_corrupted_set,
+    load_corrupted_set,
+    test_split_arrays,
 )
-
-SEVERITIES = (1, 2, 3, 4, 5)
-#: Test images on which a built-in corruption is checked to change anything.
-PROBE_IMAGES = 256
+from flatnas_tf.data import DatasetUnavailableError, import_tfds, tfds_unavailable_reason
 
 #: TFDS cifar10_corrupted's 15 benchmark corruptions (its names) and 4 extras.
 TFDS_BENCHMARK, TFDS_EXTRA = cifar10_corrupted.BENCHMARK, cifar10_corrupted.EXTRA
@@ -197,113 +201,58 @@ def _images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(lambda x, y: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
 
 
-def _test_arrays(data, max_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(data, ImageDataset):
-        dataset = data.test if max_examples is None else data.test.take(max_examples)
-        images, labels = [], []
-        for image, label in dataset.as_numpy_iterator():
-            images.append(image)
-            labels.append(label)
-        if not images:
-            raise ValueError(f"Data set {data.name!r} has an empty test split.")
-        return np.stack(images), np.asarray(labels)
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = (np.asarray(a) for a in data)
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.dtype != np.uint8 or x.ndim != 4 or len(x) != len(y) or len(x) == 0:
-            raise ValueError(
-                "`data` arrays must be uint8 images (N, H, W[, C]) and N labels; received "
-                f"{x.dtype} images of shape {x.shape} and {len(y)} labels."
-            )
-        return (x, y) if max_examples is None else (x[:max_examples], y[:max_examples])
-    raise TypeError(
-        "`data` must be 'cifar10_corrupted', an ImageDataset or a tuple (x, y) of uint8 "
-        f"images and labels; received {type(data).__name__}."
-    )
-
-
-def _check_severities(severities: Sequence[int]) -> tuple[int, ...]:
-    severities = tuple(severities)
-    if not severities or any(s not in SEVERITIES for s in severities):
-        raise ValueError(f"`severities` must be values in 1..5; received {severities!r}.")
-    return severities
-
-
-def _builtin_set(corruptions, frost_dir) -> tuple[tuple[str, ...], str, dict[str, str]]:
-    """The built-in corruptions a choice names, the set's name, and what was skipped why."""
-    frost_here = frost.load_frost(frost_dir) is not None
-    with_frost = (builtin.FROST,) if frost_here else ()
-    skipped = {} if frost_here else {builtin.FROST: frost.unavailable_reason()}
-    if corruptions in (None, "builtin", "all"):
-        names = builtin.CORRUPTIONS + with_frost
-        return names, f"all {len(names)} built-in", skipped
-    if corruptions == "benchmark":
-        names = builtin.BENCHMARK_CORRUPTIONS + with_frost
-        return names, f"{len(names)} of the 15 CIFAR-10-C benchmark corruptions", skipped
-    names = (corruptions,) if isinstance(corruptions, str) else tuple(corruptions)
-    known = builtin.CORRUPTIONS + (builtin.FROST,)
-    unknown = [c for c in names if c not in known]
-    if unknown or not names:
-        raise ValueError(f"Unknown corruptions {unknown}; built-in ones are {', '.join(known)}.")
-    if builtin.FROST in names and not frost_here:
-        raise ValueError(f"frost is chosen but has {frost.unavailable_reason()}.")
-    return names, "chosen", {}
-
-
-def _not_applicable(x: np.ndarray, names, severities, seed: int, frost_dir) -> dict[str, str]:
-    """The corruptions that leave these images as they are, with the reason.
-
-    A corruption is not applicable when, on up to `PROBE_IMAGES` of the test
-    images, no severity moves any pixel by more than one grey level: saturate
-    on grey images (a grey pixel has no saturation), blurs whose kernel is
-    below a pixel at this resolution (defocus and Gaussian blur on 8 x 8
-    digits). Its cells would equal the clean accuracy and inflate the means.
-    """
-    probe = x[:PROBE_IMAGES].astype(np.int64)
-
-    def largest_change(name: str, severity: int) -> int:
-        corrupted = builtin.corrupt(x[:PROBE_IMAGES], name, severity, seed, frost_dir)
-        return int(np.abs(corrupted.numpy().astype(np.int64) - probe).max())
-
-    found = {}
-    for name in names:
-        if max(largest_change(name, s) for s in severities) <= 1:
-            found[name] = (
-                f"not applicable: moves no pixel of these {x.shape[1]}x{x.shape[2]}x"
-                f"{x.shape[3]} images by more than one grey level at any severity"
-            )
-    return found
-
-
 def _evaluate_builtin(
     model, data, corruptions, severities, max_examples, batch_size, seed, frost_dir
 ) -> OODResult:
-    names, set_name, skipped = _builtin_set(corruptions, frost_dir)
-    x, y = _test_arrays(data, max_examples)
-    identity = _not_applicable(x, names, severities, seed, frost_dir)
-    names = tuple(name for name in names if name not in identity)
-    if not names:
-        raise ValueError(
-            f"None of the chosen corruptions changes these images: {', '.join(identity)}."
-        )
-    skipped = {**skipped, **identity}
-    clean = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-    clean_accuracy = _accuracy(model, _images_only(clean), y)
+    plan = builtin_plan(data, corruptions, severities, max_examples, seed, frost_dir)
+    clean = tf.data.Dataset.from_tensor_slices((plan.x, plan.y)).batch(batch_size)
+    clean_accuracy = _accuracy(model, _images_only(clean), plan.y)
     table = {}
-    for name in names:
-        row = []
-        for severity in severities:
+    for name in plan.names:
+        table[name] = tuple(
+            _accuracy(
+                model,
+                _images_only(corrupted_batches(clean, name, severity, seed, frost_dir)),
+                plan.y,
+            )
+            for severity in severities
+        )
+    return OODResult(
+        "builtin", table, severities, len(plan.x), clean_accuracy, plan.set_name, plan.skipped
+    )
 
-            def corrupted(index, batch, name=name, severity=severity):
-                images, labels = batch
-                pair = tf.stack([tf.constant(seed, tf.int64), index])
-                return builtin.corrupt(images, name, severity, pair, frost_dir), labels
 
-            batches = clean.enumerate().map(corrupted)
-            row.append(_accuracy(model, _images_only(batches), y))
-        table[name] = tuple(row)
-    return OODResult("builtin", table, severities, len(x), clean_accuracy, set_name, skipped)
+def _evaluate_corrupted_set(
+    model, corrupted: CorruptedSet, corruptions, severities, max_examples, batch_size
+) -> OODResult:
+    if corruptions not in (None, "builtin", "all"):
+        raise ValueError(
+            f"{corrupted.directory} holds the corruptions it was written with "
+            f"({', '.join(corrupted.corruptions)}); leave `corruptions` unset."
+        )
+    missing = sorted(set(severities) - set(corrupted.severities))
+    if missing:
+        raise ValueError(
+            f"{corrupted.directory} holds severities {list(corrupted.severities)}; "
+            f"{missing} are not in it."
+        )
+    x, y = corrupted.clean()
+    n = len(y) if max_examples is None else min(max_examples, len(y))
+    clean_accuracy = _array_accuracy(model, x[:n], y[:n], batch_size)
+    cells: dict[str, dict[int, float]] = {}
+    for name, severity, images in corrupted.cells():
+        if severity in severities:
+            accuracy = _array_accuracy(model, images[:n], y[:n], batch_size)
+            cells.setdefault(name, {})[severity] = accuracy
+    return OODResult(
+        f"corrupted set {corrupted.directory}",
+        {name: tuple(row[s] for s in severities) for name, row in cells.items()},
+        severities,
+        n,
+        clean_accuracy,
+        corrupted.set_name,
+        corrupted.skipped,
+    )
 
 
 def _evaluate_tfds(
@@ -345,7 +294,7 @@ def _evaluate_tfds(
         table[name] = tuple(row)
     clean_accuracy = None
     if clean is not None:
-        clean_accuracy = _array_accuracy(model, *_test_arrays(clean, max_examples), batch_size)
+        clean_accuracy = _array_accuracy(model, *test_split_arrays(clean, max_examples), batch_size)
     return OODResult("cifar10_corrupted", table, severities, examples, clean_accuracy, set_name)
 
 
@@ -353,7 +302,7 @@ def evaluate_ood(
     model: keras.Model,
     data,
     corruptions: str | Sequence[str] | None = None,
-    severities: Sequence[int] = SEVERITIES,
+    severities: Sequence[int] | None = None,
     max_examples: int | None = None,
     batch_size: int = 256,
     seed: int = 0,
@@ -367,13 +316,16 @@ def evaluate_ood(
     Args:
         model: A classifier taking pixels in [0, 255] and returning logits or
             probabilities (as `FlatNASHyperModel` builds them).
-        data: "cifar10_corrupted" (TFDS CIFAR-10-C), or an `ImageDataset` or
+        data: "cifar10_corrupted" (TFDS CIFAR-10-C); the directory of a
+            corrupted set (`flatnas_tf.corrupted_set`) or a `CorruptedSet`,
+            whose images are read, not computed; or an `ImageDataset` or
             arrays `(x, y)` whose test images get the built-in corruptions.
         corruptions: For CIFAR-10-C: "benchmark" (default, 15) or "all" (19)
             or a list of TFDS names. For built-in: "builtin"/"all" (default,
             the 17 of `CORRUPTIONS` and frost when its photographs are
             given), "benchmark" (15 with frost, else 14) or a list.
-        severities: Severities to evaluate (default 1..5).
+        severities: Severities to evaluate (default 1..5; for a corrupted set,
+            the ones it holds).
         max_examples: Use only the first `max_examples` test images per cell.
         batch_size: Prediction batch size.
         seed: Seed of the built-in corruptions' randomness.
@@ -393,16 +345,25 @@ def evaluate_ood(
     result = evaluate_ood(model, load_dataset("digits"))
     print(result.to_markdown())
     result = evaluate_ood(model, "cifar10_corrupted", clean=load_dataset("cifar10"))
+    result = evaluate_ood(model, "digits-c")  # written once by write_corrupted_set
     ```
     """
-    severities = _check_severities(severities)
     if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
         raise ValueError(f"`max_examples` must be an integer >= 1; received {max_examples!r}.")
-    if isinstance(data, str):
+    if isinstance(data, (str, os.PathLike)) and is_corrupted_set(data):
+        data = load_corrupted_set(data)
+    if isinstance(data, CorruptedSet):
+        severities = check_severities(data.severities if severities is None else severities)
+        return _evaluate_corrupted_set(
+            model, data, corruptions, severities, max_examples, batch_size
+        )
+    severities = check_severities(SEVERITIES if severities is None else severities)
+    if isinstance(data, (str, os.PathLike)):
         if data != "cifar10_corrupted":
             raise ValueError(
-                f"Unknown OOD source {data!r}: pass 'cifar10_corrupted' or the data set whose "
-                "test images should be corrupted with the built-in corruptions."
+                f"Unknown OOD source {str(data)!r}: pass 'cifar10_corrupted', the directory of "
+                "a corrupted set (flatnas-tf prepare corrupted), or the data set whose test "
+                "images should be corrupted with the built-in corruptions."
             )
         return _evaluate_tfds(
             model, corruptions, severities, max_examples, batch_size, clean, data_dir, download
