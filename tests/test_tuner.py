@@ -7,6 +7,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from flatnas_tf import (
     FlatNASHyperModel,
@@ -463,3 +464,72 @@ def test_trial_seed_depends_on_seed_and_configuration():
     assert trial_seed(0, {"a": 1}) != trial_seed(1, {"a": 1})
     assert trial_seed(0, {"a": 1}) != trial_seed(0, {"a": 2})
     assert 0 <= trial_seed(7, {"a": 1}) < 2**31
+
+
+# ------------------------------------------- KerasTuner's call forms ---
+
+
+def _tutorial_model(hp):
+    """KerasTuner's getting-started build function, on 8x8 digits."""
+    model = keras.Sequential(
+        [
+            keras.layers.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hp.Int("units", 16, 48, step=16), activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class _EpochCount(keras.callbacks.Callback):
+    ends: list = []  # shared by the tuner's copies of the callback
+
+    def on_epoch_end(self, epoch, logs=None):
+        _EpochCount.ends.append(epoch)
+
+
+@pytest.fixture(scope="module")
+def digit_arrays():
+    data = load_dataset("digits")
+    return [tuple(map(np.stack, zip(*split.as_numpy_iterator(), strict=True)))
+            for split in (data.train, data.validation)]  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["x, y", "x=, y=", "x, y, batch_size, epochs", "dataset"])
+def test_keras_tuner_tutorial_call_forms_train_every_trial(tmp_path, digit_arrays, form):
+    (x, y), validation = digit_arrays
+    tuner = FlatNASTuner(
+        _tutorial_model, max_trials=2, samples=2, seed=0, directory=tmp_path, project_name="t"
+    )
+    _EpochCount.ends = []
+    common = {"validation_data": validation, "verbose": 0, "callbacks": [_EpochCount()]}
+    if form == "x, y":
+        tuner.search(x, y, epochs=2, **common)
+    elif form == "x=, y=":
+        tuner.search(x=x, y=y, epochs=2, **common)
+    elif form == "x, y, batch_size, epochs":
+        tuner.search(x, y, 32, 2, **common)
+    else:
+        train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+        val = tf.data.Dataset.from_tensor_slices(validation).batch(64)
+        tuner.search(train, epochs=2, **{**common, "validation_data": val})
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED", "COMPLETED"], [t.message for t in trials]
+    assert _EpochCount.ends == [0, 1, 0, 1]  # two epochs per trial, however they were given
+    for trial in trials:
+        assert tuner.figures(trial)["val_accuracy"] > 0.5  # trained: chance is about 0.1
+
+
+def test_fit_arguments_given_twice_or_missing_validation_are_refused(tmp_path, digit_arrays):
+    (x, y), validation = digit_arrays
+    tuner = FlatNASTuner(_tutorial_model, max_trials=1, directory=tmp_path, project_name="t")
+    with pytest.raises(kt.errors.FatalValueError, match="both positionally and by keyword"):
+        tuner.search(x, y, x=x, validation_data=validation, verbose=0)
+    with pytest.raises(kt.errors.FatalValueError, match="validation_data"):
+        tuner.search(x, y, epochs=1, verbose=0)

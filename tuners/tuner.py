@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -602,8 +603,8 @@ class FlatNASTuner(keras_tuner.Tuner):
 
         Args:
             hp: The candidate's hyperparameters.
-            *args: Passed to `hypermodel.fit` (the training data).
-            **kwargs: Passed to `hypermodel.fit`; `validation_data` is
+            *args: What `keras.Model.fit` takes positionally (x, y, ...).
+            **kwargs: `fit`'s keyword arguments; `validation_data` is
                 required and is measured after training, not per epoch.
 
         Returns:
@@ -618,10 +619,10 @@ class FlatNASTuner(keras_tuner.Tuner):
         model, figures = tuner.train_and_measure(hp, train_ds, validation_data=val_ds, epochs=10)
         ```
         """
-        validation, train = _split_fit_arguments(args, kwargs)
+        validation, train, fit_kwargs = split_fit_arguments(args, kwargs)
         with self.regime.scope():
             model = self._try_build(hp)
-            figures = self.fit_and_measure(hp, model, train, validation, *args, **kwargs)
+            figures = self.fit_and_measure(hp, model, train, validation, **fit_kwargs)
         return model, figures
 
     def fit_and_measure(
@@ -630,7 +631,6 @@ class FlatNASTuner(keras_tuner.Tuner):
         model: keras.Model,
         train,
         validation,
-        *args,
         **kwargs,
     ) -> dict[str, float]:
         """Trains a compiled model as a trial does (no training at 0 epochs), then measures it.
@@ -640,8 +640,8 @@ class FlatNASTuner(keras_tuner.Tuner):
             model: The compiled model.
             train: The training data (for the schedule and recalibration).
             validation: The validation data.
-            *args: Passed to `hypermodel.fit`.
-            **kwargs: Passed to `hypermodel.fit` (epochs, callbacks, ...).
+            **kwargs: `fit`'s arguments, as keywords (x, y, epochs, callbacks,
+                ...; see `split_fit_arguments`), passed to `hypermodel.fit`.
 
         Returns:
             The figures (`FIGURES` but params; accuracy and loss NaN when not
@@ -651,7 +651,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             keras_tuner.errors.FailedTrialError: Training diverged, or R is not finite.
         """
         epochs = kwargs.get("epochs", 1)
-        callbacks = [*kwargs.pop("callbacks", []), keras.callbacks.TerminateOnNaN()]
+        callbacks = [*(kwargs.pop("callbacks", None) or []), keras.callbacks.TerminateOnNaN()]
         figures: dict[str, float] = {"train_time_s": 0.0}
         if epochs:
             callbacks += self.regime.prepare(
@@ -665,7 +665,7 @@ class FlatNASTuner(keras_tuner.Tuner):
                 # A dataset shuffles itself; Keras' default shuffle=True only warns.
                 kwargs.setdefault("shuffle", False)
             start = time.perf_counter()
-            history = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+            history = self.hypermodel.fit(hp, model, callbacks=callbacks, **kwargs)
             figures["train_time_s"] = time.perf_counter() - start
             logs = {name: values[-1] for name, values in history.history.items() if values}
             if not math.isfinite(logs.get("loss", math.nan)):
@@ -852,17 +852,43 @@ def _mark_for_reload(kwargs: Mapping[str, Any]) -> None:
         storage.write_json(tuner_file, {})
 
 
-def _split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """(validation data, training data) of a `search` call; pops `validation_data`."""
-    validation = kwargs.pop("validation_data", None)
+#: `keras.Model.fit`'s parameters in order, for arguments given positionally.
+_FIT_PARAMETERS = tuple(inspect.signature(keras.Model.fit).parameters)[1:]
+
+
+def split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any, dict[str, Any]]:
+    """(validation data, training data, fit's arguments as keywords) of a `search` call.
+
+    `search` takes what `keras.Model.fit` takes, positionally or by keyword
+    (`search(x, y, validation_data=...)` as KerasTuner's tutorials call it, or
+    `search(x=x, y=y, ...)`, or a dataset); positional arguments are named as
+    `fit` names them. `validation_data` is required and is not passed on.
+
+    Raises:
+        keras_tuner.errors.FatalValueError: No `validation_data`, or more
+            positional arguments than `fit` takes, or one given twice.
+    """
+    if len(args) > len(_FIT_PARAMETERS):
+        raise keras_tuner.errors.FatalValueError(
+            f"search got {len(args)} positional arguments; keras.Model.fit takes at most "
+            f"{len(_FIT_PARAMETERS)}."
+        )
+    named = dict(zip(_FIT_PARAMETERS, args, strict=False))
+    twice = sorted(set(named) & set(kwargs))
+    if twice:
+        raise keras_tuner.errors.FatalValueError(
+            f"search got {', '.join(twice)} both positionally and by keyword; pass it once."
+        )
+    fit_kwargs = {**named, **kwargs}
+    validation = fit_kwargs.pop("validation_data", None)
     if validation is None:
         raise keras_tuner.errors.FatalValueError(
             "FlatNASTuner.search needs validation_data=...: every figure is measured on it."
         )
-    train = args[0] if args else kwargs.get("x")
-    if kwargs.get("y") is not None:
-        train = (train, kwargs["y"])
-    return validation, train
+    train = fit_kwargs.get("x")
+    if fit_kwargs.get("y") is not None:
+        train = (train, fit_kwargs["y"])
+    return validation, train, fit_kwargs
 
 
 def _failure_summary(ended: Sequence[Trial], how: str) -> str:

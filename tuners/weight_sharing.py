@@ -34,7 +34,7 @@ import keras_tuner
 from flatnas_tf.flatness import PerturbedEvaluator
 from flatnas_tf.supernet import Supernet
 from flatnas_tf.tracing import graph_optimizer
-from flatnas_tf.tuners.tuner import FlatNASTuner, _split_fit_arguments
+from flatnas_tf.tuners.tuner import FlatNASTuner, split_fit_arguments
 
 __all__ = ["SupernetTuner"]
 
@@ -99,9 +99,9 @@ class SupernetTuner(FlatNASTuner):
         model, figures = tuner.train_and_measure(hp, train_ds, validation_data=val_ds, epochs=1)
         ```
         """
-        validation, train = _split_fit_arguments(args, kwargs)
+        validation, train, fit_kwargs = split_fit_arguments(args, kwargs)
         with graph_optimizer(self.regime.uses_grappler()), self.supernet.candidate(hp) as model:
-            figures = self.fit_and_measure(hp, model, train, validation, *args, **kwargs)
+            figures = self.fit_and_measure(hp, model, train, validation, **fit_kwargs)
             return self.supernet.extract(hp), figures
 
     def perturbed_evaluator(self, model: keras.Model, validation) -> PerturbedEvaluator:
