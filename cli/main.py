@@ -56,34 +56,50 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
-class OODSource(click.ParamType):
-    """--ood: one of `OOD_CHOICES`, or the directory of a corrupted set (read when used)."""
+class OODSource(click.Path):
+    """--ood: one of `OOD_CHOICES`, or an existing directory: a corrupted set (read when used)."""
 
-    name = "ood source"
+    def __init__(self) -> None:
+        super().__init__(exists=True, file_okay=False)
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "[" + "|".join(OOD_CHOICES) + "|DIR]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
-        if value in OOD_CHOICES or os.path.isdir(value):
+        if value in OOD_CHOICES:
             return value
-        self.fail(
-            f"{value!r} is none of {', '.join(OOD_CHOICES)} and no directory: pass one of them, "
-            "or a directory written by `flatnas-tf prepare corrupted`.",
-            param,
-            ctx,
-        )
+        return super().convert(value, param, ctx)
 
 
-def _ood_source(choice: str, data):
-    """What `evaluate_ood` reads for --ood (not "none"): CIFAR-10-C, a corrupted set or `data`."""
+def _ood_source(choice: str, data, split: dict[str, Any]):
+    """What `evaluate_ood` reads for --ood (not "none"): CIFAR-10-C, a corrupted set or `data`.
+
+    A corrupted set written by `prepare corrupted` records its data set and
+    split; one of another data set or split is refused, since its test images
+    may be this model's training images.
+    """
     if choice == "builtin":
         return data
     if choice == "cifar10_corrupted":
         return choice
     from flatnas_tf.corrupted_set import load_corrupted_set
 
-    return load_corrupted_set(choice)  # CorruptedSetError: a one-line exit 2
+    corrupted = load_corrupted_set(choice)  # CorruptedSetError: a one-line exit 2
+    recorded = {key: corrupted.manifest["description"].get(key) for key in split}
+    if None not in recorded.values() and recorded != split:
+        written = ", ".join(f"{key} {value}" for key, value in recorded.items())
+        asked = ", ".join(f"{key} {value}" for key, value in split.items())
+        raise click.BadParameter(
+            f"{choice} was written from {written}; this run uses {asked}: its test images may "
+            "be training images here. Write a set for this data (`flatnas-tf prepare corrupted`).",
+            param_hint="--ood",
+        )
+    return corrupted
+
+
+def _split(spec: str, seed: int, validation_fraction: float) -> dict[str, Any]:
+    """The data set and split a corrupted set must have been written from."""
+    return {"data": spec, "seed": seed, "validation_fraction": validation_fraction}
 
 
 #: (module, class) of the library's errors that are bad input, and of those that are
@@ -582,7 +598,8 @@ def search(**options: Any) -> None:
     if options["ood"] == "builtin":
         _check_frost_dir(options["frost_dir"])
     elif options["ood"] not in OOD_CHOICES:
-        _ood_source(options["ood"], None)  # a damaged or unfinished set fails before any work
+        split = _split(options["data"], options["seed"], options["validation_fraction"])
+        _ood_source(options["ood"], None, split)  # a wrong or unfinished set fails at once
     if options["tensorboard_dir"] and find_spec("tensorboard") is None:
         raise click.BadParameter(
             'needs the tensorboard package: pip install "flatnas-tf[tensorboard]".',
@@ -813,7 +830,11 @@ def _finish(
             model = result.load_model(trial)
             ood = evaluate_ood(
                 model,
-                _ood_source(options["ood"], data),
+                _ood_source(
+                    options["ood"],
+                    data,
+                    _split(options["data"], options["seed"], options["validation_fraction"]),
+                ),
                 max_examples=options["ood_examples"],
                 clean=data,
                 data_dir=options["data_dir"],
@@ -1294,12 +1315,12 @@ def evaluate(**options: Any) -> None:
     seed = options["seed"] if options["seed"] is not None else settings.get("seed", 0)
     if not from_search and options["data"] is None:
         click.echo(f"Data set from {manifest_dir / 'manifest.json'}: {spec}, split seed {seed}")
-    data = _load_data(
-        spec,
-        options["data_dir"] or settings.get("data_dir"),
-        settings.get("validation_fraction", 0.1),
-        seed,
-    )
+    validation_fraction = settings.get("validation_fraction", 0.1)
+    data_dir = options["data_dir"] or settings.get("data_dir")
+    data = _load_data(spec, data_dir, validation_fraction, seed)
+    ood_source = None
+    if options["ood"] != "none":
+        ood_source = _ood_source(options["ood"], data, _split(spec, seed, validation_fraction))
     if not from_search:
         try:
             model = load_model(target, data.input_shape)
@@ -1315,10 +1336,10 @@ def evaluate(**options: Any) -> None:
         "data": spec,
         "test_accuracy": accuracy,
     }
-    if options["ood"] != "none":
+    if ood_source is not None:
         result = evaluate_ood(
             model,
-            _ood_source(options["ood"], data),
+            ood_source,
             max_examples=options["max_examples"],
             clean=data,
             data_dir=options["data_dir"],

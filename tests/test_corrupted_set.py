@@ -235,6 +235,8 @@ def test_evaluate_reads_the_set_and_gives_the_on_the_fly_table(cli_case, tmp_pat
         (["prepare", "corrupted", "--out", "SET", "--seed", "4"], "other settings"),
         (["evaluate", "MODEL", "--data", "SPEC", "--ood", "nowhere"], "--ood"),
         (["evaluate", "MODEL", "--data", "SPEC", "--ood", "EMPTY"], "holds no corrupted.json"),
+        # Another split: the set's test images may be the model's training images.
+        (["evaluate", "MODEL", "--data", "SPEC", "--seed", "5", "--ood", "SET"], "seed 0"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(cli_case, tmp_path, args, option):
