@@ -28,9 +28,6 @@ PENDING = {
     "fine_tune_lr",
     "oracle_quality",
     "reproduce",
-    "trial_memory",
-    "trial_noise",
-    "trial_overhead",
     "weight_sharing",
 }
 
