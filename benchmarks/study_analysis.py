@@ -1,0 +1,383 @@
+"""The pre-registered analysis of the flatness/OOD study, from its records alone.
+
+`docs/results/flatness_ood/preregistration.md` fixes the analysis; this module
+is that analysis, written before the first record. It reads the study's
+`records.jsonl` files (one JSON object per finished model) and nothing else:
+
+    study record   {"stage": "study", "data", "arch", "train_seed", "params",
+                    "val_accuracy", "test_accuracy", "corruption_accuracy",
+                    "chance_p_value", "R": {sigma: R}, "loss_gap": {sigma: gap}}
+    pick record    {"stage": "pick", "data", "arm" ("A" FlatNAS, "B" accuracy
+                    only, "C" SGD), "search_seed", "pick" ("tradeoff" or
+                    "most_accurate"), "retrain_seed", "params", "test_accuracy",
+                    "corruption_accuracy", "chance_p_value", "R": {sigma: R}}
+
+Accuracies are fractions; R is in percentage points; sigma keys are strings
+("0.05"). Other keys (wall time, machine, commit, hyperparameters) are carried
+along and ignored here.
+
+    excluded      a model not clearly above chance (chance_p_value > 0.001) or
+                  with a non-finite figure: counted, left out
+    sigma*        the smallest sigma at which fewer than 10 % of the study's
+                  models have R = 0 (the largest sigma if none): read from R only
+    architecture  the mean over its training seeds of R(sigma*), the loss gap at
+                  sigma*, the area under R(sigma) (trapezoid), clean test and
+                  mean corruption accuracy
+    H1            partial Spearman of R(sigma*) with corruption accuracy given
+                  clean accuracy, over architectures; 95 % percentile bootstrap
+                  over architectures (10,000 resamples, seed 0)
+                  support: interval < 0; contrary: interval > 0; otherwise no
+                  support ("no effect of a useful size" when inside (-0.3, 0.3))
+    b             least-squares slope of corruption on clean accuracy over the
+                  architectures of the same data set
+    H2            per search seed, a pick's figures are the means over its
+                  retraining seeds; delta_adj = (corr_A - corr_B) - b (clean_A -
+                  clean_B), averaged over search seeds; 95 % interval from a
+                  two-level bootstrap (search seeds, then retraining seeds
+                  within each pick), 10,000 resamples, seed 0; also the
+                  t-interval over search seeds
+                  support: interval > 0 and A at most 1 point less accurate on
+                  clean images than B on average; contrary: interval < 0;
+                  otherwise no support
+
+Usage:
+    python benchmarks/study_analysis.py [--study docs/results/flatness_ood]
+        [--resamples 10000]
+
+Writes `report.md` and `analysis.json` into the study directory (atomically)
+and prints the verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from scipy import stats
+
+if __package__ in (None, ""):  # run as a script: make the sibling modules importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import rank_stats  # noqa: E402
+from common import ROOT, write_atomic  # noqa: E402
+
+SIGNIFICANCE = 1e-3  # the chance test's level (flatnas_tf.chance.DEFAULT_SIGNIFICANCE)
+ZERO_SHARE = 0.10  # sigma*: fewer than this share of models with R = 0
+USEFUL = 0.3  # |partial rho| below this is no effect of a useful size
+CLEAN_TOLERANCE = 0.01  # H2: A may be at most 1 point less accurate than B
+RESAMPLES = 10_000
+STUDY = ROOT / "docs" / "results" / "flatness_ood"
+
+
+def read_records(path: str | pathlib.Path) -> list[dict]:
+    """The records of a records.jsonl file, in order (blank lines skipped)."""
+    lines = pathlib.Path(path).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _finite(record: dict) -> bool:
+    values = [record["test_accuracy"], record["corruption_accuracy"], *record["R"].values()]
+    values += list(record.get("loss_gap", {}).values())
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def kept_and_excluded(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """The records the analysis uses, and those it leaves out (not above chance, not finite)."""
+    kept, excluded = [], []
+    for record in records:
+        usable = record.get("chance_p_value", 0.0) <= SIGNIFICANCE and _finite(record)
+        (kept if usable else excluded).append(record)
+    return kept, excluded
+
+
+def _sigmas(records: Sequence[dict]) -> list[str]:
+    keys = {key for record in records for key in record["R"]}
+    return sorted(keys, key=float)
+
+
+def sigma_star(records: Sequence[dict]) -> str:
+    """The smallest sigma at which fewer than 10 % of the models have R = 0."""
+    sigmas = _sigmas(records)
+    for sigma in sigmas:
+        zeros = np.mean([record["R"][sigma] == 0 for record in records])
+        if zeros < ZERO_SHARE:
+            return sigma
+    return sigmas[-1]
+
+
+def _area(record: dict, sigmas: Sequence[str]) -> float:
+    """The area under R(sigma), by the trapezoid rule."""
+    r = np.array([record["R"][s] for s in sigmas])
+    x = np.array([float(s) for s in sigmas])
+    return float(np.sum((r[1:] + r[:-1]) / 2 * np.diff(x)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Architectures:
+    """Per-architecture means over training seeds (one row per architecture)."""
+
+    arch: np.ndarray
+    R: np.ndarray  # noqa: N815 - the paper's name
+    loss_gap: np.ndarray
+    area: np.ndarray
+    clean: np.ndarray
+    corruption: np.ndarray
+
+    @property
+    def relative(self) -> np.ndarray:
+        """Corruption accuracy over clean accuracy."""
+        return self.corruption / self.clean
+
+
+def architectures(records: Sequence[dict], sigma: str) -> Architectures:
+    """The study's per-architecture means at `sigma` (see the module docstring)."""
+    sigmas = _sigmas(records)
+    rows: dict[int, list[list[float]]] = {}
+    for record in records:
+        rows.setdefault(record["arch"], []).append(
+            [
+                record["R"][sigma],
+                record["loss_gap"][sigma],
+                _area(record, sigmas),
+                record["test_accuracy"],
+                record["corruption_accuracy"],
+            ]
+        )
+    ids = sorted(rows)
+    means = np.array([np.mean(rows[i], axis=0) for i in ids]).reshape(len(ids), 5)
+    return Architectures(np.array(ids), *means.T)
+
+
+def slope(table: Architectures) -> float:
+    """Least-squares slope of corruption accuracy on clean accuracy."""
+    return float(np.polyfit(table.clean, table.corruption, 1)[0])
+
+
+def h1_verdict(correlation: rank_stats.Correlation) -> str:
+    """support, contrary evidence or no support (and which kind), from the interval."""
+    if math.isnan(correlation.low):
+        return "no support (no interval: too few architectures)"
+    if correlation.high < 0:
+        return "support"
+    if correlation.low > 0:
+        return "contrary evidence"
+    if -USEFUL < correlation.low and correlation.high < USEFUL:
+        return "no support (no effect of a useful size)"
+    return "no support (the study could not tell)"
+
+
+def h1(table: Architectures, resamples: int = RESAMPLES) -> dict:
+    """H1's primary outcome and secondary figures, with their intervals and the verdict."""
+
+    def partial(x, y, z):
+        return rank_stats.bootstrap(rank_stats.partial_spearman, [x, y, z], resamples)
+
+    primary = partial(table.R, table.corruption, table.clean)
+    return {
+        "architectures": len(table.arch),
+        "primary": primary,
+        "verdict": h1_verdict(primary),
+        "loss_gap": partial(table.loss_gap, table.corruption, table.clean),
+        "area": partial(table.area, table.corruption, table.clean),
+        "relative": partial(table.R, table.relative, table.clean),
+        "raw_spearman": rank_stats.bootstrap(
+            rank_stats.spearman, [table.R, table.corruption], resamples
+        ),
+        "raw_kendall": rank_stats.bootstrap(
+            rank_stats.kendall, [table.R, table.corruption], resamples
+        ),
+    }
+
+
+def _pick_cells(records: Sequence[dict], arms: tuple[str, str], pick: str) -> dict:
+    """{search seed: {arm: [(clean, corruption) per retraining seed]}} of seeds both arms have."""
+    cells: dict[int, dict[str, list[tuple[float, float]]]] = {}
+    for record in records:
+        if record["pick"] == pick and record["arm"] in arms:
+            arm_cells = cells.setdefault(record["search_seed"], {})
+            arm_cells.setdefault(record["arm"], []).append(
+                (record["test_accuracy"], record["corruption_accuracy"])
+            )
+    return {seed: arms_ for seed, arms_ in sorted(cells.items()) if set(arms) <= set(arms_)}
+
+
+def _delta(cells: dict, arms: tuple[str, str], b: float) -> tuple[float, float]:
+    """(delta_adj, clean difference) averaged over the search seeds of `cells`."""
+    first, second = arms
+    deltas, cleans = [], []
+    for per_arm in cells.values():
+        clean_a, corr_a = np.mean(per_arm[first], axis=0)
+        clean_b, corr_b = np.mean(per_arm[second], axis=0)
+        deltas.append((corr_a - corr_b) - b * (clean_a - clean_b))
+        cleans.append(clean_a - clean_b)
+    return float(np.mean(deltas)), float(np.mean(cleans))
+
+
+def h2(
+    records: Sequence[dict],
+    b: float,
+    arms: tuple[str, str] = ("A", "B"),
+    pick: str = "tradeoff",
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> dict:
+    """The clean-adjusted paired difference of two arms' picks, its intervals and the verdict."""
+    cells = _pick_cells(records, arms, pick)
+    if not cells:
+        return {"search_seeds": 0, "verdict": "no support (no paired picks)"}
+    value, clean_difference = _delta(cells, arms, b)
+    per_seed = {s: _delta({s: c}, arms, b)[0] for s, c in cells.items()}
+    rng = np.random.default_rng(seed)
+    seeds = list(cells)
+    draws = []
+    for _ in range(resamples):
+        chosen = rng.choice(len(seeds), size=len(seeds))
+        resampled = {
+            i: {
+                arm: [rows[k] for k in rng.integers(0, len(rows), size=len(rows))]
+                for arm, rows in cells[seeds[c]].items()
+            }
+            for i, c in enumerate(chosen)
+        }
+        draws.append(_delta(resampled, arms, b)[0])
+    low, high = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
+    t_low = t_high = math.nan
+    if len(seeds) >= 2:
+        spread = np.std(list(per_seed.values()), ddof=1) / math.sqrt(len(seeds))
+        half = float(stats.t.ppf(0.975, len(seeds) - 1) * spread)
+        t_low, t_high = value - half, value + half
+    if low > 0 and clean_difference >= -CLEAN_TOLERANCE:
+        verdict = "support"
+    elif high < 0:
+        verdict = "contrary evidence"
+    elif low > 0:
+        verdict = "no support (the gain comes with a clean-accuracy loss above 1 point)"
+    else:
+        verdict = "no support (the interval contains 0)"
+    return {
+        "arms": list(arms),
+        "pick": pick,
+        "search_seeds": len(seeds),
+        "slope_b": b,
+        "delta_adj": value,
+        "interval": [low, high],
+        "t_interval": [t_low, t_high],
+        "clean_difference": clean_difference,
+        "per_seed": per_seed,
+        "verdict": verdict,
+    }
+
+
+def analyse(records: Sequence[dict], resamples: int = RESAMPLES) -> dict:
+    """The whole analysis of one data set's records (see the module docstring)."""
+    kept, excluded = kept_and_excluded(records)
+    study = [r for r in kept if r["stage"] == "study"]
+    picks = [r for r in kept if r["stage"] == "pick"]
+    result: dict = {"models": len(records), "excluded": len(excluded)}
+    if not study:
+        return {**result, "verdict_h1": "no records yet"}
+    sigma = sigma_star(study)
+    table = architectures(study, sigma)
+    b = slope(table)
+    result.update(sigma_star=sigma, slope_b=b, h1=h1(table, resamples))
+    result["verdict_h1"] = result["h1"]["verdict"]
+    if picks:
+        result["h2"] = h2(picks, b, ("A", "B"), "tradeoff", resamples)
+        result["h2_paper_contrast"] = h2(picks, b, ("A", "C"), "tradeoff", resamples)
+        result["h2_most_accurate"] = h2(picks, b, ("A", "B"), "most_accurate", resamples)
+    return result
+
+
+def _plain(value):
+    """JSON-ready: Correlations as dicts, NaN as None."""
+    if isinstance(value, rank_stats.Correlation):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _h2_line(name: str, outcome: dict | None) -> str:
+    if not outcome or not outcome.get("search_seeds"):
+        return f"| {name} | - | - | - | no paired picks yet |"
+    low, high = outcome["interval"]
+    return (
+        f"| {name} | {outcome['search_seeds']} | {100 * outcome['delta_adj']:+.2f} "
+        f"[{100 * low:+.2f}, {100 * high:+.2f}] | {100 * outcome['clean_difference']:+.2f} | "
+        f"{outcome['verdict']} |"
+    )
+
+
+def markdown(results: dict[str, dict]) -> str:
+    """report.md: for each data set, what was measured, the outcomes and the verdicts."""
+    lines = [
+        "# Does flatness-aware search buy OOD robustness? Report",
+        "",
+        "Rebuilt by `python benchmarks/study_analysis.py` from `<data>/records.jsonl` alone, by",
+        "the analysis pre-registered in [preregistration.md](preregistration.md).",
+        "",
+    ]
+    for data, result in results.items():
+        lines += [f"## {data}", ""]
+        lines.append(f"- models recorded: {result['models']}, excluded: {result['excluded']}")
+        if "h1" not in result:
+            lines += ["- no study records yet", ""]
+            continue
+        h1_result = result["h1"]
+        lines += [
+            f"- sigma* = {result['sigma_star']} (the smallest sigma with fewer than 10 % of "
+            "the models at R = 0)",
+            f"- architectures: {h1_result['architectures']}; slope b of corruption on clean "
+            f"accuracy: {result['slope_b']:.3f}",
+            "",
+            "| H1: partial Spearman given clean accuracy | value [95 % bootstrap] |",
+            "|---|---|",
+            f"| **R(sigma\\*) vs corruption accuracy (primary)** | **{h1_result['primary']}** |",
+            f"| loss gap vs corruption accuracy | {h1_result['loss_gap']} |",
+            f"| area under R(sigma) vs corruption accuracy | {h1_result['area']} |",
+            f"| R vs relative robustness (corruption / clean) | {h1_result['relative']} |",
+            f"| raw Spearman, R vs corruption accuracy | {h1_result['raw_spearman']} |",
+            f"| raw Kendall, R vs corruption accuracy | {h1_result['raw_kendall']} |",
+            "",
+            f"**Verdict on H1: {result['verdict_h1']}.**",
+            "",
+            "| H2 contrast | search seeds | delta_adj, points [95 %] | clean A - B, points "
+            "| verdict |",
+            "|---|---|---|---|---|",
+            _h2_line("**A - B, trade-off picks (primary)**", result.get("h2")),
+            _h2_line("A - C, trade-off picks", result.get("h2_paper_contrast")),
+            _h2_line("A - B, most accurate picks", result.get("h2_most_accurate")),
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    """Reads every `<data>/records.jsonl` of the study, writes report.md and analysis.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", type=pathlib.Path, default=STUDY)
+    parser.add_argument("--resamples", type=int, default=RESAMPLES)
+    args = parser.parse_args(argv)
+    results = {
+        path.parent.name: analyse(read_records(path), args.resamples)
+        for path in sorted(args.study.glob("*/records.jsonl"))
+    }
+    write_atomic(args.study / "analysis.json", json.dumps(_plain(results), indent=2) + "\n")
+    write_atomic(args.study / "report.md", markdown(results))
+    for data, result in results.items():
+        print(f"{data}: H1 {result['verdict_h1']}; H2 {result.get('h2', {}).get('verdict', '-')}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
