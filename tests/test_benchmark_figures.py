@@ -24,7 +24,6 @@ RUNS = ROOT / "docs" / "benchmarks"
 #: --out and linked, then leaves this list (issue 29). Nothing else may cite figures.
 PENDING = {
     "cli_startup",
-    "crash_soak",
     "fine_tune_lr",
     "oracle_quality",
     "reproduce",
