@@ -1,0 +1,232 @@
+"""The flatness/OOD study's correlation stage: every model a record, in chunks that resume.
+
+What `docs/results/flatness_ood/preregistration.md` fixes for H1, run as it says:
+
+    architectures   K draws from the default space (`--widths`), seeded by the
+                    study seed: architecture i is `random_hyperparameters(seed=i)`
+    each model      architecture i, training seed s: trained exactly as a
+                    search trial (`FlatNASTuner.train_and_measure`, the one
+                    trainer: seeded build, the regime's schedule, BatchNorm
+                    recalibration, validation figures and the chance test)
+    measured        R and the loss gap at every sigma of `--sigmas` (M =
+                    `--samples` perturbations, seed 0, common random numbers)
+                    on the validation split; clean test accuracy and mean
+                    corruption accuracy on the test split, read from a
+                    corrupted set written once (`flatnas_tf.corrupted_set`)
+    record          one JSON line appended to `<records>` (atomic rewrite), in
+                    the schema `study_analysis.py` reads, with the settings,
+                    the corrupted set's manifest digest, the commit and the
+                    wall time
+
+A run skips the models already recorded and stops starting new ones after
+`--max-minutes`, so the study goes on in chunks of about an hour from the
+records committed in the repository. `--smoke` runs a tiny version (two
+models, two epochs, a few images) into a temporary directory, for CI.
+
+Usage:
+    python benchmarks/flatness_ood_study.py --data digits --archs 40 --train-seeds 0,1,2
+        [--max-minutes 55] [--records docs/results/flatness_ood/digits/records.jsonl]
+    python benchmarks/flatness_ood_study.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import pathlib
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # run as a script: make the sibling modules importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from common import ROOT, git_state, utc_now, write_atomic  # noqa: E402
+
+from flatnas_tf.figures import CHANCE_METRIC  # noqa: E402
+
+SIGMAS = (0.025, 0.05, 0.1, 0.2, 0.4)
+STUDY = ROOT / "docs" / "results" / "flatness_ood"
+
+
+def _numbers(kind):
+    def parse(text: str) -> list:
+        return [kind(v) for v in text.split(",") if v.strip()]
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--data", default="digits", help="Data set spec (flatnas_tf.load_dataset).")
+    add("--split-seed", type=int, default=0, help="Seed of the data split.")
+    add("--archs", type=int, default=40, help="K: architectures.")
+    add("--train-seeds", type=_numbers(int), default=[0, 1, 2])
+    add("--epochs", type=int, default=8)
+    add("--batch-size", type=int, default=64)
+    add("--widths", type=_numbers(float), default=[0.25, 0.5])
+    add("--sigmas", type=_numbers(float), default=list(SIGMAS))
+    add("--samples", type=int, default=50, help="M: perturbations per sigma.")
+    add("--corruptions", default="builtin", help="builtin (digits) or benchmark (CIFAR-10).")
+    add("--max-test", type=int, default=None, help="Only the first N test images.")
+    add("--max-minutes", type=float, default=55.0, help="Start no model after this.")
+    add("--records", type=pathlib.Path, default=None, help="Default: the study's <data> file.")
+    add("--work", type=pathlib.Path, default=None, help="Default: runs/flatness_ood.")
+    add("--smoke", action="store_true", help="A tiny run, in a temporary directory (CI).")
+    args = parser.parse_args(argv)
+    if args.smoke:  # two models of two epochs, two corruptions on 48 test images
+        temporary = pathlib.Path(tempfile.mkdtemp(prefix="flatness-ood-smoke-"))
+        args.archs, args.train_seeds, args.epochs, args.samples = 2, [0], 2, 2
+        args.sigmas, args.max_test, args.widths = [0.05, 0.4], 48, [0.25]
+        args.corruptions = "gaussian_noise,contrast"
+        args.work = args.work or temporary / "work"
+        args.records = args.records or temporary / "smoke" / "records.jsonl"
+    if args.corruptions not in ("builtin", "benchmark", "all"):
+        args.corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()]
+    name = args.data.replace(":", "_").replace("/", "_")
+    args.records = args.records or STUDY / name / "records.jsonl"
+    args.work = args.work or ROOT / "runs" / "flatness_ood"
+    for flag in ("archs", "epochs", "batch_size", "samples"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    if not args.train_seeds or not args.sigmas:
+        parser.error("--train-seeds and --sigmas need at least one value")
+    return args
+
+
+def read_records(path: pathlib.Path) -> list[dict]:
+    """The records written so far (none when the file does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_record(path: pathlib.Path, record: dict) -> None:
+    """Appends one record as a JSON line, rewriting the file atomically."""
+    lines = [json.dumps(r, sort_keys=True) for r in read_records(path)]
+    lines.append(json.dumps(record, sort_keys=True))
+    write_atomic(path, "\n".join(lines) + "\n")
+
+
+def corrupted_test_set(args, data):
+    """The study's corrupted test set, written once into --work (resumes if interrupted)."""
+    from flatnas_tf import write_corrupted_set
+
+    description = {"data": args.data, "seed": args.split_seed, "validation_fraction": 0.1}
+    name = hashlib.sha256(
+        json.dumps([description, args.corruptions, args.max_test]).encode()
+    ).hexdigest()[:12]
+    return write_corrupted_set(
+        data,
+        args.work / f"corrupted-{name}",
+        args.corruptions,
+        max_examples=args.max_test,
+        description=description,
+    )
+
+
+def measure_model(args, data, hypermodel, corrupted, arch: int, train_seed: int, git: dict) -> dict:
+    """Trains architecture `arch` with `train_seed` as a trial and measures every figure."""
+    import keras
+    import numpy as np
+
+    from flatnas_tf import evaluate_ood, weight_robustness
+    from flatnas_tf.tuners import FlatNASTuner
+
+    start = time.perf_counter()
+    hp = hypermodel.random_hyperparameters(seed=arch)
+    tuner = FlatNASTuner(
+        hypermodel,
+        seed=train_seed,
+        samples=2,  # the tuner's own R is not used: the curve below is
+        max_params=None,
+        directory=str(args.work / "tuner"),
+        project_name=f"arch{arch:03d}-seed{train_seed}",
+        overwrite=True,
+    )
+    train = data.batches("train", args.batch_size, training=True, seed=train_seed)
+    validation = data.batches("validation", 256)
+    model, figures = tuner.train_and_measure(
+        hp, train, validation_data=validation, epochs=args.epochs, verbose=0
+    )
+    curve = weight_robustness(model, validation, sigma=args.sigmas, samples=args.samples, seed=0)
+    ood = evaluate_ood(model, corrupted, max_examples=args.max_test)
+    x, y = zip(*data.test.as_numpy_iterator(), strict=True)
+    predicted = np.argmax(model.predict(np.stack(x).astype("float32"), verbose=0), axis=-1)
+    record = {
+        "stage": "study",
+        "data": args.data,
+        "arch": arch,
+        "train_seed": train_seed,
+        "hyperparameters": dict(hp.values),
+        "params": int(model.count_params()),
+        "epochs": args.epochs,
+        "val_accuracy": figures["val_accuracy"],
+        "chance_p_value": figures[CHANCE_METRIC],
+        "R": {f"{r.sigma:g}": r.R for r in curve},
+        "loss_gap": {f"{r.sigma:g}": r.loss_gap for r in curve},
+        "samples": args.samples,
+        "test_accuracy": float(np.mean(predicted == np.array(y))),
+        "ood_clean_accuracy": ood.clean_accuracy,
+        "corruption_accuracy": ood.mean_corruption_accuracy,
+        "ood_set": ood.averaged_over,
+        "corrupted_set_sha256": hashlib.sha256(
+            (corrupted.directory / "corrupted.json").read_bytes()
+        ).hexdigest(),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "git": git,
+        "date": utc_now(),
+    }
+    keras.backend.clear_session()
+    if not all(math.isfinite(v) for v in (*record["R"].values(), record["test_accuracy"])):
+        record["note"] = "non-finite figure: excluded by the analysis"
+    return record
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Records every (architecture, training seed) not yet recorded, until the time is up."""
+    from flatnas_tf import FlatNASHyperModel, load_dataset
+
+    data = load_dataset(args.data, validation_fraction=0.1, seed=args.split_seed)
+    hypermodel = FlatNASHyperModel(
+        data.input_shape, data.num_classes, width_multipliers=args.widths
+    )
+    corrupted = corrupted_test_set(args, data)
+    done = {(r["arch"], r["train_seed"]) for r in read_records(args.records)}
+    git = git_state()  # the code this run trains with
+    started = time.monotonic()
+    written = []
+    for arch in range(args.archs):
+        for train_seed in args.train_seeds:
+            if (arch, train_seed) in done:
+                continue
+            if time.monotonic() - started > 60 * args.max_minutes:
+                print(f"time is up: {len(written)} models recorded in this run", flush=True)
+                return written
+            record = measure_model(args, data, hypermodel, corrupted, arch, train_seed, git)
+            append_record(args.records, record)
+            written.append(record)
+            print(
+                f"arch {arch} seed {train_seed}: val {100 * record['val_accuracy']:.1f}%, "
+                f"test {100 * record['test_accuracy']:.1f}%, corrupted "
+                f"{100 * record['corruption_accuracy']:.1f}%, R "
+                + " ".join(f"{s}:{v:.2f}" for s, v in record["R"].items())
+                + f", {record['wall_s']:.0f} s",
+                flush=True,
+            )
+    return written
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Runs the study's correlation stage (see the module docstring)."""
+    args = parse_args(argv)
+    print(f"records: {args.records}", flush=True)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()

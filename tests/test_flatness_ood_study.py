@@ -1,0 +1,44 @@
+"""The study command's smoke mode: records in the analysis' schema, resumed, analysed."""
+
+import json
+
+import flatness_ood_study as study
+import pytest
+import study_analysis
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    arguments = ["--smoke", "--work", str(root / "work"), "--records", str(root / "r.jsonl")]
+    return root, arguments, study.main(arguments)
+
+
+def test_the_smoke_run_records_each_model_in_the_analysis_schema(smoke):
+    root, _, written = smoke
+    records = [json.loads(line) for line in (root / "r.jsonl").read_text().splitlines()]
+    assert records == json.loads(json.dumps(written))  # every model, once, as returned
+    assert [(r["arch"], r["train_seed"]) for r in records] == [(0, 0), (1, 0)]
+    for record in records:
+        assert record["stage"] == "study" and record["data"] == "digits"
+        assert set(record["R"]) == set(record["loss_gap"]) == {"0.05", "0.4"}
+        assert record["R"]["0.4"] > record["R"]["0.05"]  # stronger noise moves accuracy more
+        assert record["chance_p_value"] < 1e-3 and record["epochs"] == 2  # above chance
+        assert record["git"]["commit"] and len(record["corrupted_set_sha256"]) == 64
+        assert "2 corruptions" in record["ood_set"] and "48 images per cell" in record["ood_set"]
+    assert records[0]["hyperparameters"] != records[1]["hyperparameters"]
+
+
+def test_a_second_run_resumes_and_records_nothing_again(smoke):
+    root, arguments, _ = smoke
+    before = (root / "r.jsonl").read_bytes()
+    assert study.main(arguments) == []
+    assert (root / "r.jsonl").read_bytes() == before
+
+
+def test_the_analysis_reads_the_records(smoke):
+    root, _, _ = smoke
+    result = study_analysis.analyse(study_analysis.read_records(root / "r.jsonl"), resamples=50)
+    assert result["models"] == 2
+    assert result["sigma_star"] in ("0.05", "0.4")
+    assert result["h1"]["architectures"] == 2 - result["excluded"]
