@@ -44,6 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import ROOT, git_state, utc_now, write_atomic  # noqa: E402
+from study_analysis import read_records  # noqa: E402
 
 from flatnas_tf.figures import CHANCE_METRIC  # noqa: E402
 
@@ -98,16 +99,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def read_records(path: pathlib.Path) -> list[dict]:
-    """The records written so far (none when the file does not exist)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _records_so_far(path: pathlib.Path) -> list[dict]:
+    return read_records(path) if path.exists() else []
 
 
 def append_record(path: pathlib.Path, record: dict) -> None:
     """Appends one record as a JSON line, rewriting the file atomically."""
-    lines = [json.dumps(r, sort_keys=True) for r in read_records(path)]
+    lines = [json.dumps(r, sort_keys=True) for r in _records_so_far(path)]
     lines.append(json.dumps(record, sort_keys=True))
     write_atomic(path, "\n".join(lines) + "\n")
 
@@ -196,7 +194,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         data.input_shape, data.num_classes, width_multipliers=args.widths
     )
     corrupted = corrupted_test_set(args, data)
-    done = {(r["arch"], r["train_seed"]) for r in read_records(args.records)}
+    done = {(r["arch"], r["train_seed"]) for r in _records_so_far(args.records)}
     git = git_state()  # the code this run trains with
     started = time.monotonic()
     written = []
