@@ -13,6 +13,9 @@
   ranks with, as the oracle does.
 - `SupernetTuner`: the same trials through a trained supernet (inherited
   weights, short fine-tuning), FlatNAS's weight-sharing regime.
+- `AdaptivePredictor`: a figure of a configuration predicted from trained
+  ones (RBF, GP, trees, MLP chosen by cross-validated Kendall tau), over
+  configurations encoded by `SpaceEncoding`: the surrogate of a search.
 
 Import this package only as `flatnas_tf.tuners`. The namespace is lazy:
 each name imports its module (and with it KerasTuner and TensorFlow) on
@@ -28,6 +31,8 @@ from flatnas_tf import _lazy
 
 #: Each public name and the module that defines it, imported on first use.
 _EXPORTS = {
+    "AdaptivePredictor": "predictors",
+    "SpaceEncoding": "encoding",
     "NSGA2Oracle": "nsga2",
     "Ranking": "ranking",
     "constrained_dominates": "pareto",
@@ -50,6 +55,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AdaptivePredictor",
     "DiskFullError",
     "FlatNASOracle",
     "FlatNASTuner",
@@ -58,6 +64,7 @@ __all__ = [
     "Ranking",
     "SearchFailedError",
     "SearchResult",
+    "SpaceEncoding",
     "SupernetTuner",
     "TrialRecord",
     "constrained_dominates",
@@ -76,6 +83,7 @@ __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from flatnas_tf.tuners.encoding import SpaceEncoding
     from flatnas_tf.tuners.nsga2 import NSGA2Oracle
     from flatnas_tf.tuners.pareto import (
         constrained_dominates,
@@ -88,6 +96,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
         to_minimisation,
         total_violation,
     )
+    from flatnas_tf.tuners.predictors import AdaptivePredictor
     from flatnas_tf.tuners.ranking import Ranking
     from flatnas_tf.tuners.records import TrialRecord
     from flatnas_tf.tuners.result import HypervolumeHistory, SearchResult
