@@ -20,6 +20,7 @@ from flatnas_tf.chance import chance_p_value
 from flatnas_tf.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto, tensorboard
 from flatnas_tf.tuners.display import objectives_line
+from flatnas_tf.tuners.surrogate import SurrogateSettings
 from flatnas_tf.tuners.tuner import (
     CHANCE_METRIC,
     FIGURES,
@@ -533,3 +534,28 @@ def test_fit_arguments_given_twice_or_missing_validation_are_refused(tmp_path, d
         tuner.search(x, y, x=x, validation_data=validation, verbose=0)
     with pytest.raises(kt.errors.FatalValueError, match="validation_data"):
         tuner.search(x, y, epochs=1, verbose=0)
+
+
+def test_a_surrogate_search_trains_the_proposed_candidates(tmp_path, digits):
+    surrogate = SurrogateSettings(
+        initial_trials=4, candidates=2, population=6, generations=2, folds=2, pool=("rbf",),
+        min_score=-1.0,  # trust any fit: this test is about the path, not the predictor
+    )  # fmt: skip
+    tuner = _search(tmp_path, digits, max_trials=8, max_params=None, surrogate=surrogate)
+    proposer = tuner.oracle.surrogate
+    assert [entry["trial"] for entry in proposer.log] == [4, 6]
+    for entry in proposer.log:  # params is counted, only accuracy and R are predicted
+        assert set(entry["predictors"]) == {"val_accuracy", "robustness"}
+        assert entry["trusted"] and entry["proposed"] == 2
+    assert proposer.handed_out == [4, 5, 6, 7]
+    trials = [tuner.oracle.trials[i] for i in tuner.oracle.start_order]
+    for trial in trials[4:]:
+        assert tuner.figures(trial)["params"] == tuner.count_params(trial.hyperparameters)
+        assert tuner.oracle.parents_of(trial.trial_id) == []  # proposed, not bred
+    # Resumed from its directory, the search keeps its surrogate state.
+    resumed = FlatNASTuner(_tiny_space(), directory=str(tmp_path), project_name="search")
+    assert resumed.oracle.surrogate.log == proposer.log
+    assert (
+        resumed.oracle.exact_metrics["params"](trials[5].hyperparameters.values)
+        == (tuner.figures(trials[5])["params"])
+    )

@@ -110,6 +110,7 @@ from flatnas_tf.tuners.archive import CompletedTrials, last_value
 from flatnas_tf.tuners.display import ParetoDisplay
 from flatnas_tf.tuners.durable import DurableOracle
 from flatnas_tf.tuners.ranking import Ranking, rank_trials
+from flatnas_tf.tuners.surrogate import Archive, SurrogateProposer, SurrogateSettings
 
 __all__ = ["NSGA2Oracle", "ParetoObjective", "Ranking", "keras_tuner_objective"]
 
@@ -168,6 +169,10 @@ class NSGA2Oracle(DurableOracle):
         max_retries_per_trial: Retries of a trial that ended INVALID.
         max_consecutive_failed_trials: Consecutive FAILED trials that stop the
             search with an error.
+        surrogate: `SurrogateSettings` for a surrogate-assisted search: after
+            an initial design, trials take the candidates an NSGA-II search
+            on predicted objectives chooses (`flatnas_tf.tuners.surrogate`);
+            None for plain NSGA-II.
 
     On resume (`overwrite=False`) the saved seed, population size,
     probabilities and constraints win over the constructor's, as KerasTuner
@@ -204,6 +209,7 @@ class NSGA2Oracle(DurableOracle):
         tune_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        surrogate: SurrogateSettings | None = None,
     ):
         objectives = _objectives(objective)
         check_integer(population_size, "population_size", 2)
@@ -245,6 +251,14 @@ class NSGA2Oracle(DurableOracle):
         self._incremental_ranks = pareto.IncrementalRanks(self.objective_directions())
         self._numbers: dict[str, int] = {}  # trial_id -> position in start_order
         self._ranked: tuple[tuple, np.ndarray, np.ndarray] | None = None  # cache key, F, v
+        if surrogate is not None and not isinstance(surrogate, SurrogateSettings):
+            raise TypeError(
+                "`surrogate` must be a SurrogateSettings or None; received "
+                f"{type(surrogate).__name__}."
+            )
+        self.surrogate = None if surrogate is None else SurrogateProposer(surrogate)
+        #: Metrics computed from a configuration (not predicted) in surrogate mode.
+        self.exact_metrics: dict[str, Callable[[Mapping[str, Any]], float]] = {}
 
     # -- objectives -----------------------------------------------------------------
 
@@ -454,7 +468,9 @@ class NSGA2Oracle(DurableOracle):
         rng = self._trial_rng(number)
         generation = number // self.population_size
         values, parents = None, []
-        if generation > 0:
+        if self.surrogate is not None and number >= self.surrogate.starts_at(self.population_size):
+            values = self.surrogate.next_configuration(self, number)
+        if values is None and generation > 0:
             values, parents = self._breed(generation, rng)
         if values is None:
             values = self._random_unseen(rng)
@@ -488,8 +504,8 @@ class NSGA2Oracle(DurableOracle):
 
         hps = self.hyperparameters.space
         for _ in range(_BREED_ATTEMPTS):
-            first = binary_tournament(ranks, crowding, rng)
-            second = binary_tournament(ranks, crowding, rng, exclude=first)
+            first = pareto.binary_tournament(ranks, crowding, rng)
+            second = pareto.binary_tournament(ranks, crowding, rng, exclude=first)
             parent1, parent2 = pool[first], pool[second]
             values1 = parent1.hyperparameters.values
             values2 = parent2.hyperparameters.values
@@ -520,6 +536,57 @@ class NSGA2Oracle(DurableOracle):
         # hypermodel may have added hyperparameters); every version is kept as seen.
         super()._record_values(trial)
         self._seen.add(self._compute_values_hash(trial.hyperparameters.values))
+
+    # -- surrogate mode (flatnas_tf.tuners.surrogate) --------------------------------
+
+    def surrogate_metrics(self) -> list[str]:
+        """The metrics a surrogate predicts: the objectives' (but `exact_metrics`).
+
+        Override with the raw figures when objectives are computed from them.
+        """
+        return [name for name in self.objective_names if name not in self.exact_metrics]
+
+    def surrogate_archive(self) -> Archive:
+        """The completed trials as the surrogate learns from them."""
+        archive, objectives, violations = self._rank_archive()
+        trials = archive.trials
+        return Archive(
+            configurations=[dict(trial.hyperparameters.values) for trial in trials],
+            metrics={
+                name: self.metric_values(trials, [name])[:, 0] for name in self.surrogate_metrics()
+            },
+            objectives=pareto.to_minimisation(objectives, self.objective_directions()),
+            violations=violations,
+        )
+
+    def predicted_objectives(
+        self, figures: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates' predicted and exact metrics -> (minimised objectives, violations).
+
+        A constraint whose metric is neither predicted nor exact counts as met.
+
+        Args:
+            figures: Metric name -> one value per candidate.
+
+        Returns:
+            The objectives (minimised, (n, m)) and total violations (n,).
+        """
+        objectives = np.stack([figures[name] for name in self.objective_names], axis=1)
+        minimised = pareto.to_minimisation(objectives, self.objective_directions())
+        return minimised, self.predicted_violations(figures, len(minimised))
+
+    def predicted_violations(self, figures: Mapping[str, np.ndarray], count: int) -> np.ndarray:
+        """Total violation of the constraints whose metrics `figures` holds (others met)."""
+        names = [name for name in self.constraints if name in figures]
+        if not names:
+            return np.zeros(count)
+        values = np.stack([figures[name] for name in names], axis=1)
+        return pareto.total_violation(values, [self.constraints[name] for name in names])
+
+    def is_new(self, values: Mapping[str, Any]) -> bool:
+        """Whether a configuration was never handed out nor ended."""
+        return self._compute_values_hash(values) not in self._seen
 
     # -- reporting ------------------------------------------------------------------
 
@@ -671,6 +738,8 @@ class NSGA2Oracle(DurableOracle):
             # (it forgets a trial's first hash when the hypermodel adds entries).
             "seen_beyond_tried_so_far": sorted(self._seen - self._tried_so_far),
         }
+        if self.surrogate is not None:
+            state["nsga2"]["surrogate"] = self.surrogate.get_state()
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -686,6 +755,8 @@ class NSGA2Oracle(DurableOracle):
         self._pool_generation = int(ours["pool_generation"])
         self._lineage = {str(k): [str(i) for i in v] for k, v in ours["lineage"].items()}
         self._seen = set(self._tried_so_far) | set(ours["seen_beyond_tried_so_far"])
+        if "surrogate" in ours:  # the saved queue and log win, as the other settings do
+            self.surrogate = SurrogateProposer.from_state(ours["surrogate"])
         self._archive = None  # the trials are new objects
         self._numbers = {}
         self._ranked = None
@@ -766,30 +837,3 @@ def _constraints(constraints: Mapping[str, float] | None) -> dict[str, float]:
             )
         result[name] = float(bound)
     return result
-
-
-def binary_tournament(
-    ranks: np.ndarray, crowding: np.ndarray, rng: random.Random, exclude: int | None = None
-) -> int:
-    """NSGA-II's binary tournament: the better of two random pool members.
-
-    Better: lower rank, then larger crowding distance, then a coin flip.
-
-    Args:
-        ranks: Rank of each pool member.
-        crowding: Crowding distance of each pool member (within its front).
-        rng: The random stream.
-        exclude: A member that may not be drawn (the first parent).
-
-    Returns:
-        The index of the winner.
-    """
-    candidates = [i for i in range(len(ranks)) if i != exclude]
-    if len(candidates) == 1:
-        return candidates[0]
-    a, b = rng.sample(candidates, 2)
-    if ranks[a] != ranks[b]:
-        return a if ranks[a] < ranks[b] else b
-    if crowding[a] != crowding[b]:
-        return a if crowding[a] > crowding[b] else b
-    return a if rng.random() < 0.5 else b

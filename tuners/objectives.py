@@ -32,9 +32,11 @@ __all__ = [
     "MODES",
     "alpha_norm",
     "check_mode_and_alpha",
+    "robust_error",
     "constraints",
     "mode_objectives",
     "objective_values",
+    "raw_figures",
 ]
 
 MODES = ("flatnas", "pareto")
@@ -78,6 +80,18 @@ def mode_objectives(mode: str) -> list[tuple[str, str]]:
     return list(_MODE_OBJECTIVES[mode])
 
 
+def raw_figures(mode: str) -> list[str]:
+    """The raw figures a mode's objectives are computed from.
+
+    Example:
+    >>> raw_figures("flatnas")
+    ['val_accuracy', 'robustness', 'params']
+    """
+    if mode == "flatnas":
+        return list(_FLATNAS_FIGURES)
+    return [name for name, _ in mode_objectives(mode)]
+
+
 def alpha_norm(accuracy: np.ndarray, robustness: np.ndarray, population_size: int) -> float:
     """mean(err) / mean(R) over the trials that have both; 1 until a generation has.
 
@@ -102,7 +116,11 @@ def alpha_norm(accuracy: np.ndarray, robustness: np.ndarray, population_size: in
 
 
 def objective_values(
-    read: Callable[[Sequence[str]], np.ndarray], mode: str, alpha: float, population_size: int
+    read: Callable[[Sequence[str]], np.ndarray],
+    mode: str,
+    alpha: float,
+    population_size: int,
+    norm: float | None = None,
 ) -> np.ndarray:
     """The objective matrix of a list of trials (module docstring).
 
@@ -113,6 +131,9 @@ def objective_values(
         mode: "flatnas" or "pareto".
         alpha: The error/flatness trade-off of mode "flatnas".
         population_size: Trials per generation (see `alpha_norm`).
+        norm: The scale of R in objective 1; None: `alpha_norm` of the trials
+            read (a surrogate passes the archive's, as its candidates are
+            not trials).
 
     Returns:
         A float64 array (n_trials, number of objectives of the mode).
@@ -126,10 +147,31 @@ def objective_values(
     if mode == "pareto":
         return np.asarray(read([name for name, _ in _MODE_OBJECTIVES[mode]]), dtype=np.float64)
     accuracy, robustness, params = np.asarray(read(_FLATNAS_FIGURES), dtype=np.float64).T
-    errors = 100.0 * (1.0 - accuracy)
-    norm = alpha_norm(accuracy, robustness, population_size)
-    robust = alpha * errors + norm * (1.0 - alpha) * robustness
-    return np.stack([robust, params], axis=1)
+    if norm is None:
+        norm = alpha_norm(accuracy, robustness, population_size)
+    return np.stack([robust_error(accuracy, robustness, alpha, norm), params], axis=1)
+
+
+def robust_error(
+    accuracy: np.ndarray, robustness: np.ndarray, alpha: float, norm: float
+) -> np.ndarray:
+    """Objective 1 of mode "flatnas": alpha * err + norm * (1 - alpha) * R.
+
+    Args:
+        accuracy: Validation accuracy per trial (a fraction).
+        robustness: R per trial (percentage points).
+        alpha: The error/flatness trade-off, in [0, 1].
+        norm: The scale of R against the error (`alpha_norm`).
+
+    Returns:
+        Objective 1 per trial (minimised), float64.
+
+    Example:
+    >>> robust_error(np.array([0.75]), np.array([4.0]), 0.5, 2.0).tolist()
+    [16.5]
+    """
+    errors = 100.0 * (1.0 - np.asarray(accuracy, dtype=np.float64))
+    return alpha * errors + norm * (1.0 - alpha) * np.asarray(robustness, dtype=np.float64)
 
 
 def constraints(max_params: float | None, chance_significance: float | None) -> dict[str, float]:

@@ -63,6 +63,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Sequence
 
 import moocore
@@ -72,6 +73,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "DIRECTIONS",
     "IncrementalRanks",
+    "binary_tournament",
     "Survival",
     "constrained_dominates",
     "crowding_distance",
@@ -746,3 +748,30 @@ def hypervolume(
     if not counted.any():
         return 0.0
     return float(moocore.hypervolume(minimised[counted], ref=ref))
+
+
+def binary_tournament(
+    ranks: np.ndarray, crowding: np.ndarray, rng: random.Random, exclude: int | None = None
+) -> int:
+    """NSGA-II's binary tournament: the better of two random pool members.
+
+    Better: lower rank, then larger crowding distance, then a coin flip.
+
+    Args:
+        ranks: Rank of each pool member.
+        crowding: Crowding distance of each pool member (within its front).
+        rng: The random stream.
+        exclude: A member that may not be drawn (the first parent).
+
+    Returns:
+        The index of the winner.
+    """
+    candidates = [i for i in range(len(ranks)) if i != exclude]
+    if len(candidates) == 1:
+        return candidates[0]
+    a, b = rng.sample(candidates, 2)
+    if ranks[a] != ranks[b]:
+        return a if ranks[a] < ranks[b] else b
+    if crowding[a] != crowding[b]:
+        return a if crowding[a] > crowding[b] else b
+    return a if rng.random() < 0.5 else b

@@ -68,11 +68,12 @@ from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners import distributed, objectives, progress, tensorboard
+from flatnas_tf.tuners import distributed, objectives, pareto, progress, tensorboard
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle, keras_tuner_objective
+from flatnas_tf.tuners.surrogate import SurrogateSettings
 
 if TYPE_CHECKING:
     from flatnas_tf.tuners.result import SearchResult
@@ -232,6 +233,29 @@ class FlatNASOracle(NSGA2Oracle):
     def _ranking_settings(self) -> tuple:
         return (*super()._ranking_settings(), self.mode, self.alpha, self.population_size)
 
+    def surrogate_metrics(self) -> list[str]:
+        """The raw figures the objectives come from (not one objective), but exact ones."""
+        names = objectives.raw_figures(self.mode)
+        return [name for name in names if name not in self.exact_metrics]
+
+    def predicted_objectives(
+        self, figures: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates' figures -> objectives with the archive's alpha_norm, and violations.
+
+        The chance constraint is not predicted (met); params is exact when the
+        tuner gives `exact_metrics["params"]`.
+        """
+        values = objectives.objective_values(
+            lambda names: np.stack([figures[name] for name in names], axis=1),
+            self.mode,
+            self.alpha,
+            self.population_size,
+            norm=self.alpha_norm(self._completed()),
+        )
+        minimised = pareto.to_minimisation(values, self.objective_directions())
+        return minimised, self.predicted_violations(figures, len(minimised))
+
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         state["flatnas"] = {"mode": self.mode, "alpha": self.alpha, "max_params": self.max_params}
@@ -292,6 +316,10 @@ class FlatNASTuner(keras_tuner.Tuner):
             beyond `hyperparameters` (KerasTuner semantics).
         tune_new_entries: Whether such added hyperparameters are tuned (else
             they keep their defaults).
+        surrogate: `SurrogateSettings` for a surrogate-assisted search (after
+            an initial design, only the candidates an NSGA-II search on
+            predicted accuracy and R chooses are trained; params counted
+            exactly); None for plain NSGA-II.
         **kwargs: Passed to `keras_tuner.Tuner` (directory, project_name,
             overwrite, ...). `executions_per_trial` must be 1. Subclasses may
             override KerasTuner's `on_epoch_*` / `on_batch_*` hooks (called
@@ -331,6 +359,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         trial_lease_s: float | None = None,
         allow_new_entries: bool = True,
         tune_new_entries: bool = True,
+        surrogate: SurrogateSettings | None = None,
         **kwargs,
     ):
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -352,6 +381,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             allow_new_entries=allow_new_entries,
             tune_new_entries=tune_new_entries,
+            surrogate=surrogate,
         )
         (sigma,) = check_sigmas([sigma])  # fail before any trial runs
         samples = check_samples(samples)
@@ -375,6 +405,9 @@ class FlatNASTuner(keras_tuner.Tuner):
         self.seed = 0 if seed is None else int(seed)
         self.flatness_batches = flatness_batches
         self.regime = regime or TrainingRegime()
+        self._counting_space: tuple[keras_tuner.HyperParameters, dict] | None = None
+        if getattr(self.oracle, "surrogate", None) is not None:  # params: counted, not predicted
+            self.oracle.exact_metrics["params"] = self._count_values
         self._validation_labels: tuple[Any, np.ndarray] | None = None
         self._lines: progress.TrialLines | None = None
         self._fit_epochs = 1
@@ -515,6 +548,15 @@ class FlatNASTuner(keras_tuner.Tuner):
         if callable(counter):
             return int(counter(hp))
         return int(self._try_build(hp).count_params())
+
+    def _count_values(self, values: Mapping[str, Any]) -> float:
+        """The parameter count of a configuration given as values (surrogate mode)."""
+        if self._counting_space is None:  # one copy of the space, its defaults kept
+            space = self.oracle.get_space()
+            self._counting_space = (space, dict(space.values))
+        hp, defaults = self._counting_space
+        hp.values = {**defaults, **values}
+        return float(self.count_params(hp))
 
     def _build_hypermodel(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         # Runs right after KerasTuner's clear_session, which drops Keras' seed.

@@ -1,0 +1,442 @@
+"""Surrogate-assisted proposals: which untrained candidates are worth training.
+
+NSGANetV2 and CNAS (FlatNAS's code) train an initial design of candidates,
+then at every iteration fit predictors on the archive, run NSGA-II over the
+space on the *predicted* objectives, and train only a few of the candidates
+that search finds. `propose` is one such iteration, independent of any
+oracle (an oracle calls it with its archive and its predictors):
+
+    inputs    the space; the archive: trained configurations and their
+              objective values (minimised) and constraint violations;
+              `evaluate(configurations) -> (objectives, violations)`, the
+              prediction (exact where a figure is known, e.g. params);
+              `is_new(configuration)`, false for configurations already
+              trained or queued; how many to propose; a seeded rng
+    search    NSGA-II over the space with the oracle's operators
+              (`flatnas_tf.tuners.space`, `pareto.binary_tournament`): the
+              first population is the archive's best `population`
+              configurations in survival order, topped up with random ones;
+              each generation breeds `population` children (binary
+              tournaments, uniform crossover with probability 0.9, mutation)
+              that are predicted, and keeps the best `population` of parents
+              and children (constrained survival); `generations` times
+    choose    from every configuration the search predicted that is new,
+              `count` one at a time: the one whose predicted point adds the
+              most hypervolume to the archive's front and the points already
+              chosen (objectives scaled to [0, 1] over the archive and the
+              candidates, reference 1.1 in each, infeasible points adding
+              nothing); once none adds any, the next in survival order
+
+Choosing by hypervolume contribution, rather than CNAS's even spread over
+the second objective, spends the few trainings where the predicted front
+moves most.
+
+The oracle mode (`SurrogateProposer`, held by `NSGA2Oracle(surrogate=...)`):
+once `initial_trials` trials exist, each new trial takes the next queued
+proposal; an empty queue is refilled by one iteration:
+
+    fit       one `AdaptivePredictor` per metric the objectives are computed
+              from (the oracle's `surrogate_metrics()`), on every completed
+              trial with a finite value; metrics the oracle computes exactly
+              (`exact_metrics`, e.g. params from the configuration) are not
+              predicted
+    trust     a predictor whose cross-validated score (mean - s.d. of Kendall
+              tau) is below `min_score` is not trusted: the iteration
+              proposes nothing and the oracle breeds as plain NSGA-II until
+              the next refit (after `candidates` more trials)
+    propose   `propose` above, `candidates` configurations, queued
+    log       every iteration (trial number, points, each predictor's winner
+              and cross-validated taus, trusted or not, seconds) is kept
+              with the queue in the oracle's state, so a resumed search
+              continues with the same queue
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.tuners import pareto, space
+from flatnas_tf.tuners.predictors import POOL, POOR_TAU, AdaptivePredictor
+
+#: Scaled reference point of the hypervolume contributions (each objective in [0, 1]).
+REFERENCE = 1.1
+#: Probability of uniform crossover in the inner search (the oracle's default).
+CROSSOVER_PROBABILITY = 0.9
+
+Configuration = Mapping[str, Any]
+Evaluate = Callable[[Sequence[Configuration]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """What one iteration proposes to train.
+
+    Attributes:
+        configurations: The chosen configurations, best first.
+        objectives: Their predicted objective values (minimised), (count, m).
+        violations: Their predicted constraint violations, (count,).
+        gains: The scaled hypervolume each added when it was chosen (0 for
+            those chosen by survival order).
+        predicted: How many configurations the inner search predicted.
+    """
+
+    configurations: list[dict[str, Any]]
+    objectives: np.ndarray
+    violations: np.ndarray
+    gains: list[float]
+    predicted: int
+
+
+def _key(values: Configuration) -> str:
+    return json.dumps(dict(values), sort_keys=True, default=str)
+
+
+def propose(
+    hyperparameters: Sequence[Any],
+    archive: Sequence[Configuration],
+    archive_objectives: np.ndarray,
+    archive_violations: np.ndarray,
+    evaluate: Evaluate,
+    is_new: Callable[[Configuration], bool],
+    count: int,
+    rng: random.Random,
+    population: int = 40,
+    generations: int = 20,
+    mutation_probability: float | None = None,
+) -> Proposal:
+    """One surrogate iteration: search the predicted objectives, choose what to train.
+
+    Args:
+        hyperparameters: The space (`HyperParameters.space`, parents first).
+        archive: The trained configurations.
+        archive_objectives: Their objective values, minimised, (n, m).
+        archive_violations: Their total constraint violations, (n,).
+        evaluate: Predicted (objectives, violations) of configurations, in the
+            archive's units and directions.
+        is_new: Whether a configuration may be proposed (not trained or queued).
+        count: How many to propose (fewer if the search finds fewer new ones).
+        rng: The random stream (the only source of randomness).
+        population: The inner NSGA-II's population.
+        generations: Its generations.
+        mutation_probability: Per active hyperparameter; None: 1 / active.
+
+    Returns:
+        A `Proposal`.
+
+    Example:
+    ```python
+    proposal = propose(hp.space, values, objectives, violations, evaluate,
+                       is_new=lambda v: key(v) not in seen, count=8, rng=random.Random(0))
+    ```
+    """
+    archive_objectives = np.asarray(archive_objectives, dtype=np.float64)
+    archive_violations = np.asarray(archive_violations, dtype=np.float64)
+    best = pareto.survival(archive_objectives, "min", archive_violations, count=population)
+    members = [dict(archive[i]) for i in best.order]
+    for _ in range(10 * population):
+        if len(members) >= population:
+            break
+        members.append(space.random_configuration(hyperparameters, rng))
+    predicted: dict[str, tuple[dict, np.ndarray, float]] = {}
+
+    def predict(configurations: list[dict]) -> None:
+        fresh = [c for c in configurations if _key(c) not in predicted]
+        fresh = list({_key(c): c for c in fresh}.values())
+        if fresh:
+            objectives, violations = evaluate(fresh)
+            for c, f, v in zip(fresh, objectives, violations, strict=True):
+                predicted[_key(c)] = (c, np.asarray(f, dtype=np.float64), float(v))
+
+    predict(members)
+    for _ in range(generations):
+        objectives = np.array([predicted[_key(m)][1] for m in members])
+        violations = np.array([predicted[_key(m)][2] for m in members])
+        ranks, crowding = pareto.rank_and_crowd(objectives, "min", violations)
+        children = []
+        for _ in range(population):
+            first = pareto.binary_tournament(ranks, crowding, rng)
+            second = pareto.binary_tournament(ranks, crowding, rng, exclude=first)
+            one, two = members[first], members[second]
+            if rng.random() < CROSSOVER_PROBABILITY:
+                child = space.uniform_crossover(hyperparameters, one, two, rng)
+            else:
+                child = space.copy_configuration(hyperparameters, one, rng)
+            child = space.mutate(hyperparameters, child, one, two, mutation_probability, rng)
+            children.append(child)
+        predict(children)
+        union = list({_key(c): c for c in members + children}.values())
+        objectives = np.array([predicted[_key(c)][1] for c in union])
+        violations = np.array([predicted[_key(c)][2] for c in union])
+        kept = pareto.survival(objectives, "min", violations, count=population).order
+        members = [union[i] for i in kept]
+    return _choose(predicted, archive_objectives, archive_violations, is_new, count)
+
+
+def _choose(predicted, archive_objectives, archive_violations, is_new, count) -> Proposal:
+    """Greedy hypervolume contributions, then survival order (module docstring)."""
+    candidates = [entry for entry in predicted.values() if is_new(entry[0])]
+    chosen: list[int] = []
+    gains: list[float] = []
+    if candidates:
+        objectives = np.array([entry[1] for entry in candidates])
+        violations = np.array([entry[2] for entry in candidates])
+        feasible = archive_violations <= 0
+        known = archive_objectives[feasible & np.all(np.isfinite(archive_objectives), axis=1)]
+        both = np.vstack([known, objectives[np.all(np.isfinite(objectives), axis=1)]])
+        if not len(both):  # nothing finite to scale by
+            both = np.zeros((1, objectives.shape[1]))
+        low, high = both.min(axis=0), both.max(axis=0)
+        span = np.where(high > low, high - low, 1.0)
+        scaled, known = (objectives - low) / span, (known - low) / span
+        reference = np.full(objectives.shape[1], REFERENCE)
+
+        def volume(points: np.ndarray) -> float:
+            return pareto.hypervolume(points, "min", reference) if len(points) else 0.0
+
+        current = volume(known)
+        order = pareto.survival(objectives, "min", violations).order.tolist()
+        while len(chosen) < min(count, len(candidates)):
+            front = np.vstack([known, scaled[chosen]]) if chosen else known
+            best, best_gain = None, 0.0
+            for i in order:
+                if i in chosen or violations[i] > 0:
+                    continue
+                gain = volume(np.vstack([front, scaled[i : i + 1]])) - current
+                if gain > best_gain + 1e-12:
+                    best, best_gain = i, gain
+            if best is None:  # nothing adds volume: the next in survival order
+                best = next(i for i in order if i not in chosen)
+            chosen.append(best)
+            gains.append(best_gain)
+            current += best_gain
+    return Proposal(
+        configurations=[dict(candidates[i][0]) for i in chosen],
+        objectives=np.array([candidates[i][1] for i in chosen]).reshape(
+            len(chosen), archive_objectives.shape[1]
+        ),
+        violations=np.array([candidates[i][2] for i in chosen]),
+        gains=gains,
+        predicted=len(predicted),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SurrogateSettings:
+    """How a surrogate-assisted search proposes (see the module docstring).
+
+    Attributes:
+        initial_trials: Trials before the first prediction (the initial
+            design: random, then bred as plain NSGA-II); None: one population.
+        candidates: Configurations chosen per iteration (trained before the
+            next refit).
+        population: The inner NSGA-II's population.
+        generations: The inner NSGA-II's generations.
+        pool: The predictors adaptive switching chooses from.
+        folds: Cross-validation folds of the switching.
+        min_score: The cross-validated score (mean - s.d. of tau) below which
+            a predictor is not trusted.
+
+    Example:
+    ```python
+    tuner = FlatNASTuner(hypermodel, surrogate=SurrogateSettings(initial_trials=40, candidates=8))
+    ```
+    """
+
+    initial_trials: int | None = None
+    candidates: int = 8
+    population: int = 40
+    generations: int = 20
+    pool: tuple[str, ...] = POOL
+    folds: int = 10
+    min_score: float = POOR_TAU
+
+    def __post_init__(self):
+        check_integer(self.initial_trials, "initial_trials", 4, optional=True)
+        check_integer(self.candidates, "candidates", 1)
+        check_integer(self.population, "population", 2)
+        check_integer(self.generations, "generations", 0)
+        check_integer(self.folds, "folds", 2)
+        check_number(self.min_score, "min_score", -1, 1)
+        object.__setattr__(self, "pool", tuple(self.pool))
+        AdaptivePredictor([], pool=self.pool)  # refuses unknown members now
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON values."""
+        return {**dataclasses.asdict(self), "pool": list(self.pool)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Archive:
+    """What an iteration learns from: the completed trials, in creation order.
+
+    Attributes:
+        configurations: Their hyperparameter values.
+        metrics: Per metric to predict, each trial's value (NaN if missing).
+        objectives: Their objective values, minimised, (n, m).
+        violations: Their total constraint violations, (n,).
+    """
+
+    configurations: list[dict[str, Any]]
+    metrics: dict[str, np.ndarray]
+    objectives: np.ndarray
+    violations: np.ndarray
+
+
+class Host(Protocol):
+    """What the surrogate mode needs from its oracle (`NSGA2Oracle` provides it).
+
+    Attributes:
+        seed: The search's seed.
+        hyperparameters: The search space (`keras_tuner.HyperParameters`).
+        exact_metrics: Metrics computed from a configuration, not predicted
+            (e.g. {"params": count}).
+    """
+
+    seed: int
+    hyperparameters: Any
+    exact_metrics: Mapping[str, Callable[[Configuration], float]]
+
+    def surrogate_archive(self) -> Archive:
+        """The completed trials, what the predictors learn from."""
+
+    def predicted_objectives(
+        self, figures: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates' {metric: values} -> their (minimised objectives, violations)."""
+
+    def is_new(self, values: Configuration) -> bool:
+        """Whether a configuration was never trained nor handed out."""
+
+
+class SurrogateProposer:
+    """The surrogate mode of an oracle: settings, the queue of proposals, the log.
+
+    Args:
+        settings: The `SurrogateSettings`.
+    """
+
+    def __init__(self, settings: SurrogateSettings):
+        self.settings = settings
+        self.queue: list[dict[str, Any]] = []
+        self.log: list[dict[str, Any]] = []
+        self.handed_out: list[int] = []  # numbers of the trials that took a proposal
+
+    def starts_at(self, population_size: int) -> int:
+        """The number of the first trial that takes a proposal."""
+        initial = self.settings.initial_trials
+        return population_size if initial is None else initial
+
+    def next_configuration(self, host: Host, number: int) -> dict[str, Any] | None:
+        """The next queued proposal, refilling the queue by one iteration if empty.
+
+        Args:
+            host: The oracle (see `Host`).
+            number: The new trial's position in creation order.
+
+        Returns:
+            A configuration, or None when the last iteration proposed nothing
+            (too few points, a predictor not trusted, nothing new found) and
+            fewer than `candidates` trials have been created since: the
+            oracle then breeds as plain NSGA-II.
+        """
+        while self.queue:
+            values = self.queue.pop(0)
+            if host.is_new(values):
+                self.handed_out.append(number)
+                return values
+        if self.log and number - self.log[-1]["trial"] < self.settings.candidates:
+            return None  # an untrusted or empty iteration waits for more trials
+        values = self._iterate(host, number)
+        if values is not None:
+            self.handed_out.append(number)
+        return values
+
+    def _iterate(self, host: Host, number: int) -> dict[str, Any] | None:
+        settings = self.settings
+        start = time.perf_counter()
+        archive = host.surrogate_archive()
+        space = host.hyperparameters.space
+        entry: dict[str, Any] = {
+            "trial": number,
+            "points": len(archive.configurations),
+            "predictors": {},
+        }
+        predictors = {}
+        for name, values in archive.metrics.items():
+            finite = np.isfinite(values)
+            if finite.sum() < 4:
+                entry.update(trusted=False, reason=f"fewer than 4 finite values of {name}")
+                break
+            points = [c for c, f in zip(archive.configurations, finite, strict=True) if f]
+            predictor = AdaptivePredictor(
+                space, pool=settings.pool, folds=settings.folds, seed=host.seed
+            ).fit(points, values[finite])
+            selection = predictor.selection
+            entry["predictors"][name] = {
+                "winner": selection.winner,
+                "tau": selection.tau,
+                "score": selection.members[selection.winner].score,
+                "members": {m: s.score for m, s in selection.members.items()},
+            }
+            predictors[name] = predictor
+        else:
+            scores = {name: e["score"] for name, e in entry["predictors"].items()}
+            untrusted = [name for name, score in scores.items() if score < settings.min_score]
+            entry["trusted"] = not untrusted
+            if untrusted:
+                entry["reason"] = f"cross-validated score below {settings.min_score}: {untrusted}"
+        entry["fit_s"] = round(time.perf_counter() - start, 3)
+        proposed: list[dict[str, Any]] = []
+        if entry["trusted"]:
+
+            def evaluate(candidates):
+                figures = {name: p.predict(candidates) for name, p in predictors.items()}
+                for name, compute in host.exact_metrics.items():
+                    figures[name] = np.array([float(compute(c)) for c in candidates])
+                return host.predicted_objectives(figures)
+
+            proposal = propose(
+                space,
+                archive.configurations,
+                archive.objectives,
+                archive.violations,
+                evaluate,
+                host.is_new,
+                settings.candidates,
+                random.Random(f"surrogate/{host.seed}/{number}"),
+                population=settings.population,
+                generations=settings.generations,
+            )
+            proposed = proposal.configurations
+            entry["predicted"] = proposal.predicted
+        entry["proposed"] = len(proposed)
+        entry["seconds"] = round(time.perf_counter() - start, 3)
+        self.log.append(entry)
+        self.queue = proposed[1:]
+        return proposed[0] if proposed else None
+
+    def get_state(self) -> dict[str, Any]:
+        """The settings, queue and log, as plain JSON."""
+        return {
+            "settings": self.settings.to_dict(),
+            "queue": self.queue,
+            "log": self.log,
+            "handed_out": self.handed_out,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> SurrogateProposer:
+        """A proposer as `get_state` saved it."""
+        proposer = cls(SurrogateSettings(**state["settings"]))
+        proposer.queue = [dict(values) for values in state["queue"]]
+        proposer.log = [dict(entry) for entry in state["log"]]
+        proposer.handed_out = [int(number) for number in state["handed_out"]]
+        return proposer
