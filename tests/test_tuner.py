@@ -536,13 +536,21 @@ def test_fit_arguments_given_twice_or_missing_validation_are_refused(tmp_path, d
         tuner.search(x, y, epochs=1, verbose=0)
 
 
-def test_a_surrogate_search_trains_the_proposed_candidates(tmp_path, digits):
+def test_a_surrogate_search_trains_the_proposed_candidates(tmp_path, digits, capsys):
     surrogate = SurrogateSettings(
         initial_trials=4, candidates=2, population=6, generations=2, folds=2, pool=("rbf",),
         min_score=-1.0,  # trust any fit: this test is about the path, not the predictor
     )  # fmt: skip
-    tuner = _search(tmp_path, digits, max_trials=8, max_params=None, surrogate=surrogate)
+    tuner = _search(tmp_path, digits, verbose=1, max_trials=8, max_params=None, surrogate=surrogate)
     proposer = tuner.oracle.surrogate
+    lines = capsys.readouterr().out.splitlines()
+    refits = [line for line in lines if line.startswith("surrogate refit on ")]
+    assert [line.split(":")[0] for line in refits] == [
+        "surrogate refit on 4 trials",
+        "surrogate refit on 6 trials",
+    ]
+    assert all("2 candidates queued" in line for line in refits)
+    assert sum(line.endswith("(proposed by the surrogate)") for line in lines) == 4
     assert [entry["trial"] for entry in proposer.log] == [4, 6]
     for entry in proposer.log:  # params is counted, only accuracy and R are predicted
         assert set(entry["predictors"]) == {"val_accuracy", "robustness"}

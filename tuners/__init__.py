@@ -15,7 +15,8 @@
   weights, short fine-tuning), FlatNAS's weight-sharing regime.
 - `AdaptivePredictor`: a figure of a configuration predicted from trained
   ones (RBF, GP, trees, MLP chosen by cross-validated Kendall tau), over
-  configurations encoded by `SpaceEncoding`: the surrogate of a search.
+  configurations encoded by `SpaceEncoding`: the surrogate of a search;
+  `SurrogateSettings` turns it on (`FlatNASTuner(surrogate=...)`).
 
 Import this package only as `flatnas_tf.tuners`. The namespace is lazy:
 each name imports its module (and with it KerasTuner and TensorFlow) on
@@ -33,6 +34,7 @@ from flatnas_tf import _lazy
 _EXPORTS = {
     "AdaptivePredictor": "predictors",
     "SpaceEncoding": "encoding",
+    "SurrogateSettings": "surrogate",
     "NSGA2Oracle": "nsga2",
     "Ranking": "ranking",
     "constrained_dominates": "pareto",
@@ -66,6 +68,7 @@ __all__ = [
     "SearchResult",
     "SpaceEncoding",
     "SupernetTuner",
+    "SurrogateSettings",
     "TrialRecord",
     "constrained_dominates",
     "crowding_distance",
@@ -100,6 +103,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from flatnas_tf.tuners.ranking import Ranking
     from flatnas_tf.tuners.records import TrialRecord
     from flatnas_tf.tuners.result import HypervolumeHistory, SearchResult
+    from flatnas_tf.tuners.surrogate import SurrogateSettings
     from flatnas_tf.tuners.tuner import (
         DiskFullError,
         FlatNASOracle,

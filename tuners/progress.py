@@ -24,6 +24,7 @@ import time
 from keras_tuner.engine.trial import Trial
 
 from flatnas_tf.tuners.archive import last_value
+from flatnas_tf.tuners.surrogate import describe_refit
 
 __all__ = ["TrialLines", "clock"]
 
@@ -68,8 +69,23 @@ class TrialLines:
         return f"[{ended + ahead:>3}/{self.oracle.max_trials}]"
 
     def started(self, trial: Trial, params: int, plan: str) -> str:
-        """The line of a trial that starts: its id, size and what it will do."""
-        return f"{self._position(1)} trial {trial.trial_id} started: {params:,} params; {plan}"
+        """The line of a trial that starts: its id, size and what it will do.
+
+        In a surrogate-assisted search, a trial that the surrogate proposed
+        says so, and the first trial after a refit is preceded by the refit's
+        line (`surrogate.describe_refit`).
+        """
+        line = f"{self._position(1)} trial {trial.trial_id} started: {params:,} params; {plan}"
+        proposer = getattr(self.oracle, "surrogate", None)
+        order = getattr(self.oracle, "start_order", [])
+        if proposer is None or trial.trial_id not in order:
+            return line
+        number = order.index(trial.trial_id)
+        if number in proposer.handed_out:
+            line += " (proposed by the surrogate)"
+        if proposer.log and proposer.log[-1]["trial"] == number:
+            line = describe_refit(proposer.log[-1]) + "\n" + line
+        return line
 
     def ended(self, trial: Trial) -> str:
         """The line of a trial that ended: its figures, or why it has none."""

@@ -316,6 +316,25 @@ class Host(Protocol):
         """Whether a configuration was never trained nor handed out."""
 
 
+def describe_refit(entry: Mapping[str, Any]) -> str:
+    """One line for a refit of the log: its points, predictors and outcome.
+
+    Example:
+    >>> describe_refit({"trial": 20, "points": 20, "trusted": True, "proposed": 8,
+    ...     "seconds": 1.5, "predictors": {"val_accuracy": {"winner": "rbf", "tau": 0.61}}})
+    'surrogate refit on 20 trials: val_accuracy tau 0.61 (rbf); 8 candidates queued, 1.5 s'
+    """
+    predictors = ", ".join(
+        f"{name} tau {p['tau']:.2f} ({p['winner']})" for name, p in entry["predictors"].items()
+    )
+    if entry["trusted"]:
+        outcome = f"{entry['proposed']} candidates queued"
+    else:
+        outcome = f"not trusted ({entry['reason']}): NSGA-II breeds"
+    head = f"surrogate refit on {entry['points']} trials: "
+    return head + (f"{predictors}; " if predictors else "") + f"{outcome}, {entry['seconds']:g} s"
+
+
 class SurrogateProposer:
     """The surrogate mode of an oracle: settings, the queue of proposals, the log.
 
