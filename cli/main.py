@@ -806,7 +806,8 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
 def _finish(
     run: runs.RunDirectory, settings: dict, data, options: dict, tuner, started: float
 ) -> None:
-    from flatnas_tf.cli import models, report
+    from flatnas_tf.cli import models
+    from flatnas_tf.tuners import report
     from flatnas_tf.tuners.progress import clock
 
     result = models.search_result(run, settings)
@@ -1015,7 +1016,7 @@ def supernet(**options: Any) -> None:
 @_fail_cleanly
 def report(directory: str, alpha: float | None, out: str | None) -> None:
     """Rebuild the report of a search directory (also while it runs), and print its front."""
-    from flatnas_tf.cli.report import write_report
+    from flatnas_tf.tuners.report import write_report
     from flatnas_tf.tuners.result import SearchResult
 
     run = _search_dir(directory)

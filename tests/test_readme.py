@@ -80,6 +80,26 @@ def test_the_ood_example_averages_the_applicable_corruptions(session):
     assert "| **mean** |" in ood.to_markdown()
 
 
+def test_the_search_result_example_writes_the_report(session):
+    namespace, workdir = session
+    paths = namespace["paths"]
+    assert paths["report.md"] == workdir / "report" / "report.md"
+    assert "## Pareto front" in paths["report.md"].read_text()
+    assert "surrogate.png" not in paths  # a plain search
+
+
+def test_the_predictor_example_fits_the_searched_trials(session):
+    namespace, _ = session
+    from flatnas_tf.tuners.predictors import POOL
+
+    selection = namespace["predictor"].selection
+    assert selection.points == len(namespace["trained"]) == 4 and selection.folds == 2
+    assert selection.winner in POOL and set(selection.members) == set(POOL)
+    accuracies = [namespace["result"].figures(t)["val_accuracy"] for t in namespace["trained"]]
+    guess = float(namespace["guess"][0])
+    assert min(accuracies) - 0.2 < guess < max(accuracies) + 0.2  # near the figures it learnt
+
+
 def test_the_search_example_finds_a_front_of_trained_models(session):
     namespace, workdir = session
     result = namespace["result"]

@@ -20,6 +20,7 @@ from flatnas_tf.chance import chance_p_value
 from flatnas_tf.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto, tensorboard
 from flatnas_tf.tuners.display import objectives_line
+from flatnas_tf.tuners.report import write_report
 from flatnas_tf.tuners.surrogate import SurrogateSettings
 from flatnas_tf.tuners.tuner import (
     CHANCE_METRIC,
@@ -560,6 +561,17 @@ def test_a_surrogate_search_trains_the_proposed_candidates(tmp_path, digits, cap
     for trial in trials[4:]:
         assert tuner.figures(trial)["params"] == tuner.count_params(trial.hyperparameters)
         assert tuner.oracle.parents_of(trial.trial_id) == []  # proposed, not bred
+    # The report shows each refit, the proposed trials and the taus' plot.
+    result = tuner.result()
+    assert result.surrogate_refits == proposer.log
+    assert result.surrogate_proposed == [trial.trial_id for trial in trials[4:]]
+    paths = write_report(result, tmp_path / "report")
+    markdown = paths["report.md"].read_text()
+    assert "4 of 8 trials were proposed by the surrogate" in markdown
+    assert "| 4 | 4 | " in markdown and "| 6 | 6 | " in markdown and "2 queued" in markdown
+    assert paths["surrogate.png"].stat().st_size > 0
+    saved = json.loads(paths["pareto.json"].read_text())["surrogate"]
+    assert saved["refits"] == proposer.log and len(saved["proposed_trials"]) == 4
     # Resumed from its directory, the search keeps its surrogate state.
     resumed = FlatNASTuner(_tiny_space(), directory=str(tmp_path), project_name="search")
     assert resumed.oracle.surrogate.log == proposer.log

@@ -155,6 +155,10 @@ class SearchResult:
             self._population_size = int(nsga2["population_size"])
             self._constraints = {str(k): float(v) for k, v in nsga2["constraints"].items()}
             self._lineage = {str(k): [str(i) for i in v] for k, v in nsga2["lineage"].items()}
+            surrogate = nsga2.get("surrogate") or {"log": [], "handed_out": []}
+            self._refits = [dict(entry) for entry in surrogate["log"]]
+            order = list(oracle_state.get("start_order", []))
+            self._proposed = [order[n] for n in surrogate["handed_out"] if n < len(order)]
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(
                 "the oracle state was not written by a FlatNASOracle (no valid 'flatnas' and "
@@ -286,6 +290,21 @@ class SearchResult:
     def population_size(self) -> int:
         """Trials per generation."""
         return self._population_size
+
+    @property
+    def surrogate_refits(self) -> list[dict[str, Any]]:
+        """Each refit of a surrogate-assisted search (`flatnas_tf.tuners.surrogate`).
+
+        Trial number, points, each predictor's winner, cross-validated tau and
+        score, trusted or not (and why), candidates queued, seconds; [] for a
+        plain NSGA-II search.
+        """
+        return [dict(entry) for entry in self._refits]
+
+    @property
+    def surrogate_proposed(self) -> list[str]:
+        """The ids of the trials the surrogate proposed ([] for a plain search)."""
+        return list(self._proposed)
 
     def objectives(self, mode: str | None = None) -> list[tuple[str, str]]:
         """(name, direction) of each objective the search (or `mode`) ranks on."""
@@ -460,6 +479,35 @@ class SearchResult:
                 }
             )
         return rows
+
+    def write_report(
+        self,
+        out_dir: str | os.PathLike[str],
+        alpha: float | None = None,
+        plots: bool = True,
+        ood: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Path]:
+        """Writes this search's report: pareto.json, trials.csv, report.md and the plots.
+
+        What `flatnas-tf report` writes (`flatnas_tf.tuners.report.write_report`).
+
+        Args:
+            out_dir: Directory to write into (created if needed).
+            alpha: Re-rank under this alpha first (nothing is written back).
+            plots: Whether to draw the PNG plots (needs matplotlib).
+            ood: Trial id -> `OODResult.to_dict()`, for the OOD section.
+
+        Returns:
+            File name -> path of each file written.
+
+        Example:
+        ```python
+        SearchResult.load("runs/digits/search").write_report("runs/digits/report")
+        ```
+        """
+        from flatnas_tf.tuners.report import write_report
+
+        return write_report(self, out_dir, alpha=alpha, plots=plots, ood=dict(ood or {}))
 
     # -- models ---------------------------------------------------------------------
 

@@ -386,6 +386,7 @@ class SurrogateProposer:
         entry: dict[str, Any] = {
             "trial": number,
             "points": len(archive.configurations),
+            "min_score": settings.min_score,
             "predictors": {},
         }
         predictors = {}

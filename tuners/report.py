@@ -22,6 +22,8 @@ Files written (names are the keys of `write_report`'s result):
     front.png          val accuracy vs params, coloured by R, front highlighted
     accuracy_vs_robustness.png   val accuracy vs R, front highlighted
     hypervolume.png    HV_frac per generation
+    surrogate.png      a surrogate-assisted search only: each predictor's
+                       cross-validated Kendall tau per refit, and the trust line
 
 Infeasible trials (over max_params and never trained, or not clearly above
 chance) and failed or running ones
@@ -59,8 +61,18 @@ REPORT_MD = "report.md"
 FRONT_PNG = "front.png"
 ROBUSTNESS_PNG = "accuracy_vs_robustness.png"
 HYPERVOLUME_PNG = "hypervolume.png"
-#: Every file name a report writes (the keys `write_report` returns), plots last.
-FILES = (PARETO_JSON, TRIALS_CSV, REPORT_MD, FRONT_PNG, ROBUSTNESS_PNG, HYPERVOLUME_PNG)
+SURROGATE_PNG = "surrogate.png"
+#: Every file name a report writes (the keys `write_report` returns), plots last;
+#: surrogate.png only for a surrogate-assisted search.
+FILES = (
+    PARETO_JSON,
+    TRIALS_CSV,
+    REPORT_MD,
+    FRONT_PNG,
+    ROBUSTNESS_PNG,
+    HYPERVOLUME_PNG,
+    SURROGATE_PNG,
+)
 # -- the figures of a report --------------------------------------------------------
 
 
@@ -84,6 +96,8 @@ class _Report:
     rows: list[_Row]  # creation order
     front: list[_Row]  # the ranking's order (survival order)
     hypervolume: HypervolumeHistory
+    refits: list[dict[str, Any]]  # a surrogate search's refits ([] for a plain one)
+    proposed: list[str]  # the trials the surrogate proposed
 
     @property
     def counts(self) -> dict[str, int]:
@@ -147,7 +161,14 @@ def _compute(result: SearchResult, alpha: float | None) -> _Report:
         "objectives": [{"name": n, "direction": d} for n, d in objectives],
         "generations": len({row.generation for row in rows} - {None}),
     }
-    return _Report(settings, rows, [row_of[i] for i in front_ids], result.hypervolume())
+    return _Report(
+        settings,
+        rows,
+        [row_of[i] for i in front_ids],
+        result.hypervolume(),
+        result.surrogate_refits,
+        result.surrogate_proposed,
+    )
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -188,6 +209,8 @@ def _to_json(report: _Report) -> str:
             else [],
         },
     }
+    if report.refits:
+        document["surrogate"] = {"refits": report.refits, "proposed_trials": report.proposed}
     return json.dumps(document, indent=2, default=str) + "\n"
 
 
@@ -329,6 +352,7 @@ def _to_markdown(report: _Report, plots: bool, ood: dict[str, dict[str, Any]]) -
         ]
         for g, c, v, f in zip(hv.generations, hv.counted, hv.values, hv.fractions, strict=True):
             lines.append(f"| {g} | {c} | {v:.6g} | {f:.4f} |")
+    lines += _surrogate_lines(report)
     lines += _ood_lines(ood)
     lines += ["", "## Plots", ""]
     if not plots:
@@ -342,6 +366,8 @@ def _to_markdown(report: _Report, plots: bool, ood: dict[str, dict[str, Any]]) -
             f"![Hypervolume per generation]({HYPERVOLUME_PNG})",
             "",
         ]
+        if report.refits:
+            lines += [f"![The surrogate's cross-validated tau per refit]({SURROGATE_PNG})", ""]
     lines += [
         f"Every trial: [{TRIALS_CSV}]({TRIALS_CSV}); the front: [{PARETO_JSON}]({PARETO_JSON}).",
     ]
@@ -525,6 +551,67 @@ def _save(plt: Any, fig: Any, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
+def _surrogate_lines(report: _Report) -> list[str]:
+    """The surrogate section: one row per refit (none for a plain NSGA-II search)."""
+    if not report.refits:
+        return []
+    front = {row.trial_id for row in report.front}
+    names = list(dict.fromkeys(n for entry in report.refits for n in entry["predictors"]))
+    lines = [
+        "",
+        "## Surrogate",
+        "",
+        f"{len(report.proposed)} of {len(report.rows)} trials were proposed by the surrogate "
+        f"({sum(t in front for t in report.proposed)} of the front's {len(front)}); the others "
+        "are the initial design and NSGA-II's offspring. Each refit predicts "
+        f"{', '.join(names) or 'nothing'}; tau is the winner's mean cross-validated Kendall "
+        f"tau, and a winner whose mean minus s.d. falls below {report.refits[-1]['min_score']:g} "
+        "is not trusted: the next trials are left to NSGA-II.",
+        "",
+        "| refit at trial | points | "
+        + " | ".join(f"{name} tau (winner)" for name in names)
+        + " | outcome | seconds |",
+        "|---" * (4 + len(names)) + "|",
+    ]
+    for entry in report.refits:
+        cells = []
+        for name in names:
+            predictor = entry["predictors"].get(name)
+            cells.append(
+                "-" if predictor is None else f"{predictor['tau']:.2f} ({predictor['winner']})"
+            )
+        outcome = (
+            f"{entry['proposed']} queued" if entry["trusted"] else f"not trusted: {entry['reason']}"
+        )
+        lines.append(
+            f"| {entry['trial']} | {entry['points']} | "
+            + " | ".join(cells)
+            + f" | {outcome} | {entry['seconds']:g} |"
+        )
+    return lines
+
+
+def _plot_surrogate(plt: Any, report: _Report, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    names = list(dict.fromkeys(n for entry in report.refits for n in entry["predictors"]))
+    for name in names:
+        points = [
+            (entry["trial"], entry["predictors"][name]["tau"])
+            for entry in report.refits
+            if name in entry["predictors"]
+        ]
+        ax.plot(*zip(*points, strict=True), marker="o", label=name)
+    line = report.refits[-1]["min_score"]
+    ax.axhline(line, color="grey", linestyle="--", label=f"trust line ({line:g}, mean - s.d.)")
+    ax.set_xlabel("refit at trial")
+    ax.set_ylabel("cross-validated Kendall tau of the winner")
+    ax.set_title("The surrogate's predictors, refit by refit", fontsize=10)
+    ax.set_ylim(-1, 1)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(plt, fig, path)
+
+
 def _ood_lines(ood: dict[str, dict[str, Any]]) -> list[str]:
     """The OOD section: one row per evaluated trial, from its `OODResult.to_dict()`."""
     lines = ["", "## Out-of-distribution accuracy", ""]
@@ -630,6 +717,8 @@ def write_report(
             ROBUSTNESS_PNG: _plot_robustness,
             HYPERVOLUME_PNG: _plot_hypervolume,
         }
+        if report.refits:
+            drawers[SURROGATE_PNG] = _plot_surrogate
         for name, draw in drawers.items():
             paths[name] = out / name
             draw(plt, report, paths[name])
