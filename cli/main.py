@@ -443,6 +443,25 @@ def main() -> None:
     "--population", type=click.IntRange(min=2), default=5, help="NSGA-II population size."
 )
 @click.option(
+    "--surrogate",
+    is_flag=True,
+    help="Surrogate-assisted search: after --surrogate-initial trials, predict validation "
+    "accuracy and R from the trained ones and train only the candidates an NSGA-II search on "
+    "the predictions chooses (--surrogate-candidates per refit).",
+)
+@click.option(
+    "--surrogate-initial",
+    type=click.IntRange(min=4),
+    default=None,
+    help="With --surrogate: trials before the first prediction (default: one --population).",
+)
+@click.option(
+    "--surrogate-candidates",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --surrogate: candidates trained per refit (default: --population).",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=0),
     default=None,
@@ -613,6 +632,7 @@ def search(**options: Any) -> None:
     settings = {key: options[key] for key in runs.DEFINING if key in options}
     settings.update(
         **training.to_settings(),
+        surrogate=_surrogate_settings(options),
         data_dir=options["data_dir"],
         max_trials=options["max_trials"],
         input_shape=list(data.input_shape),
@@ -688,6 +708,7 @@ def _search_in(
             sigma=options["sigma"],
             samples=options["samples"],
             trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
+            surrogate=_surrogate(settings),
             directory=str(run.root),
             project_name=runs.PROJECT,
             overwrite=False,
@@ -721,6 +742,29 @@ def _search_in(
         click.echo("Worker finished: the chief holds the results.")
         return
     _finish(run, settings, data, options, tuner, started)
+
+
+def _surrogate_settings(options: dict[str, Any]) -> dict[str, int] | None:
+    """run.json's record of --surrogate (None without it)."""
+    if not options["surrogate"]:
+        for name in ("surrogate_initial", "surrogate_candidates"):
+            if options[name] is not None:
+                flag = "--" + name.replace("_", "-")
+                raise click.BadParameter("needs --surrogate.", param_hint=flag)
+        return None
+    return {
+        "initial_trials": options["surrogate_initial"] or options["population"],
+        "candidates": options["surrogate_candidates"] or options["population"],
+    }
+
+
+def _surrogate(settings: dict[str, Any]):
+    """The tuner's SurrogateSettings of a run's settings (None for plain NSGA-II)."""
+    if not settings.get("surrogate"):
+        return None
+    from flatnas_tf.tuners import SurrogateSettings
+
+    return SurrogateSettings(**settings["surrogate"])
 
 
 @contextlib.contextmanager

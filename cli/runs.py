@@ -66,6 +66,7 @@ DEFINING = (
     "samples",
     "seed",
     "supernet",
+    "surrogate",
 )
 
 

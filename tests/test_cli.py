@@ -434,6 +434,25 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert {p: p.stat().st_mtime_ns for p in manifests} == manifests
 
 
+def test_a_surrogate_search_through_the_supernet(supernet_search, tmp_path):
+    root, _, _ = supernet_search
+    out = tmp_path / "run"
+    surrogate = ["--surrogate", "--surrogate-initial", "4", "--surrogate-candidates", "1"]
+    arguments = ["search", "--supernet", root / "sn", "--out", out, *TINY, "--epochs", "1"]
+    result = _run(*arguments, "--max-trials", "5", *surrogate, "--no-export")
+    assert result.exit_code == 0, result.output
+    assert "surrogate refit on 4 trials" in result.output
+    settings = json.loads((out / "run.json").read_text())
+    assert settings["surrogate"] == {"initial_trials": 4, "candidates": 1}
+    report = (out / "report" / "report.md").read_text()
+    assert "## Surrogate" in report and "| 4 | 4 | " in report
+    changed = _run(*arguments, "--max-trials", "5", *surrogate[:-1], "3", "--no-export")
+    assert changed.exit_code == 2 and "surrogate" in changed.output  # other settings: refused
+    alone = _run(*arguments, "--surrogate-candidates", "3")
+    assert alone.exit_code == 2 and "--surrogate-candidates" in alone.output
+    assert "needs --surrogate" in alone.output and "Traceback" not in alone.output
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
