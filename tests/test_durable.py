@@ -348,3 +348,39 @@ def test_trial_killed_while_being_created_is_created_again(finished, copy, exist
     assert tuner.oracle.recovery_notes == []
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"] * (TRIALS + 1)
     assert not list(trial_dir.glob(f".*{storage.PARTIAL}*"))
+
+
+def _snapshot(directory):
+    return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_another_tools_project_is_refused_and_left_as_it_was(tmp_path):
+    hp = kt.HyperParameters()
+    hp.Int("units", 1, 8)
+    oracle = kt.oracles.RandomSearchOracle(objective="loss", max_trials=2, hyperparameters=hp)
+    oracle._set_project_dir(str(tmp_path), "foreign")  # what BaseTuner.__init__ does
+    for _ in range(2):  # a KerasTuner RandomSearch project with two finished trials
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(trial.trial_id, {"loss": 1.0})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    oracle.save()
+    before = _snapshot(tmp_path / "foreign")
+    ours = NSGA2Oracle(objective=["loss"], max_trials=4, seed=0, hyperparameters=hp)
+    ours._set_project_dir(str(tmp_path), "foreign")
+    with pytest.raises(durable.ForeignProjectError) as refused:
+        ours.reload()  # what a tuner does with overwrite=False
+    message = str(refused.value)
+    assert "holds a project that flatnas-tf did not write" in message and "\n" not in message
+    assert "overwrite=True" in message and not ours.recovery_notes
+    assert _snapshot(tmp_path / "foreign") == before  # byte for byte
+
+
+def test_this_projects_mark_keeps_a_strange_oracle_state_repairable(copy):
+    project = _project(copy)
+    assert json.loads((project / durable.MARK_FILE).read_text()) == {"format": durable.STATE_FORMAT}
+    assert json.loads((project / "oracle.json").read_text())["format"] == durable.STATE_FORMAT
+    (project / "oracle.json").write_text('{"ongoing_trials": {}}')  # no mark, no NSGA-II state
+    assert durable.own_project_problem(project) is None
+    (project / durable.MARK_FILE).unlink()  # without the mark file: another tool's project
+    assert "holds no flatnas-tf state" in durable.own_project_problem(project)

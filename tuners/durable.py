@@ -47,6 +47,12 @@ instead of STOPPED, so someone is left to run a trial that comes back. A
 report that arrives for a trial no longer leased (the late report of a
 worker presumed dead) is ignored.
 
+Only this project's own state is repaired: its directory holds `MARK_FILE`,
+written before the first oracle.json, and oracle.json carries `STATE_FORMAT`
+(searches written before the mark are known by NSGA-II's state). A directory
+holding another tool's project (a KerasTuner RandomSearch, say) is refused
+with one line and left byte for byte as it was (`ForeignProjectError`).
+
 Each recovery prints one line and is kept in `recovery_notes`. Trial ids must
 be trial numbers (digits): every path is derived from them, so an id such as
 "../../x" in a crafted file is set aside instead of leading a write outside
@@ -55,6 +61,7 @@ the project directory.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -76,13 +83,56 @@ from flatnas_tf.tuners.records import (
     read_project,
 )
 
-__all__ = ["ORACLE_FILE", "TRIAL_FILE", "TRIAL_ID_DIGITS", "DurableOracle", "check_trial_id"]
+__all__ = [
+    "MARK_FILE",
+    "ORACLE_FILE",
+    "STATE_FORMAT",
+    "TRIAL_FILE",
+    "TRIAL_ID_DIGITS",
+    "DurableOracle",
+    "ForeignProjectError",
+    "check_trial_id",
+]
+
+#: Written into oracle.json with the state: the mark of a project this oracle wrote.
+STATE_FORMAT = "flatnas-tf/oracle/1"
+#: The same mark in a file of its own, written before the first oracle.json, so that
+#: an oracle.json damaged into a stranger's shape is still known as this project's.
+MARK_FILE = "flatnas_tf_project.json"
 
 #: A new search's trial ids are trial numbers with this many digits at least
 #: ("000", "001", ...), whatever its max_trials (KerasTuner pads to the width of
 #: max_trials, so a search grown from 9 to 10 trials mixed "8" and "09"). A
 #: search reloaded from its files keeps the width its ids have.
 TRIAL_ID_DIGITS = 3
+
+
+class ForeignProjectError(ValueError):
+    """The directory holds a project that flatnas-tf did not write: it is left as it is."""
+
+
+def own_project_problem(project_dir: Path) -> str | None:
+    """Why a project directory is another tool's (None when it is this project's).
+
+    Recovery repairs this project's own state only. A project is this one's
+    when it holds `MARK_FILE`, or its oracle.json carries `STATE_FORMAT` or
+    (written before the mark existed) NSGA-II's state, or oracle.json is
+    missing or unreadable (damage, which `reload` repairs); a readable
+    oracle.json of any other shape (e.g. a KerasTuner RandomSearch project)
+    is foreign.
+    """
+    if (project_dir / MARK_FILE).exists():
+        return None
+    oracle_file = project_dir / ORACLE_FILE
+    try:
+        state = json.loads(oracle_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    if state.get("format") == STATE_FORMAT or isinstance(state.get("nsga2"), dict):
+        return None
+    return f"its {ORACLE_FILE} holds no flatnas-tf state (format {state.get('format')!r})"
 
 
 class DurableOracle(keras_tuner.Oracle):
@@ -271,6 +321,9 @@ class DurableOracle(keras_tuner.Oracle):
     # -- writing --------------------------------------------------------------------
 
     def save(self) -> None:
+        mark = Path(self._project_dir) / MARK_FILE
+        if not mark.exists():  # before the first oracle.json: see MARK_FILE
+            storage.write_json(mark, {"format": STATE_FORMAT})
         storage.write_json(self._get_oracle_fname(), self.get_state())
 
     def _save_trial(self, trial: Trial) -> None:
@@ -282,8 +335,23 @@ class DurableOracle(keras_tuner.Oracle):
 
     # -- reading --------------------------------------------------------------------
 
+    def get_state(self) -> dict:
+        return {**super().get_state(), "format": STATE_FORMAT}
+
     def reload(self) -> None:
-        """Reloads the search from its directory, repairing what a crash left (module docstring)."""
+        """Reloads the search from its directory, repairing what a crash left (module docstring).
+
+        Raises:
+            ForeignProjectError: The directory holds another tool's project
+                (e.g. a KerasTuner RandomSearch): nothing is read into this
+                oracle and nothing in the directory changes.
+        """
+        foreign = own_project_problem(Path(self._project_dir))
+        if foreign is not None:
+            raise ForeignProjectError(
+                f"{self._project_dir} holds a project that flatnas-tf did not write ({foreign}); "
+                "pass overwrite=True to start a new search there, or choose another directory."
+            )
         fresh = self.get_state()  # the constructor's state: what a rebuilt oracle starts from
         self.recovery_notes = []
         files = read_project(
