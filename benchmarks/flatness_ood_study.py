@@ -50,27 +50,34 @@ from flatnas_tf.figures import CHANCE_METRIC  # noqa: E402
 
 SIGMAS = (0.025, 0.05, 0.1, 0.2, 0.4)
 STUDY = ROOT / "docs" / "results" / "flatness_ood"
+VALIDATION_FRACTION = 0.1  # the library's default split: 70/10/20 on digits
 
 
-def _numbers(kind):
+def load_study_data(args):
+    """The study's data set, split as the pre-registration says."""
+    from flatnas_tf import load_dataset
+
+    return load_dataset(args.data, validation_fraction=VALIDATION_FRACTION, seed=args.split_seed)
+
+
+def number_list(kind):
+    """An argparse type: comma-separated values of `kind` ("0,1,2" -> [0, 1, 2])."""
+
     def parse(text: str) -> list:
         return [kind(v) for v in text.split(",") if v.strip()]
 
     return parse
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both stages of the study take (data, training, measurement, chunks)."""
     add = parser.add_argument
     add("--data", default="digits", help="Data set spec (flatnas_tf.load_dataset).")
     add("--split-seed", type=int, default=0, help="Seed of the data split.")
-    add("--archs", type=int, default=40, help="K: architectures.")
-    add("--train-seeds", type=_numbers(int), default=[0, 1, 2])
     add("--epochs", type=int, default=8)
     add("--batch-size", type=int, default=64)
-    add("--widths", type=_numbers(float), default=[0.25, 0.5])
-    add("--sigmas", type=_numbers(float), default=list(SIGMAS))
+    add("--widths", type=number_list(float), default=[0.25, 0.5])
+    add("--sigmas", type=number_list(float), default=list(SIGMAS))
     add("--samples", type=int, default=50, help="M: perturbations per sigma.")
     add("--corruptions", default="builtin", help="builtin (digits) or benchmark (CIFAR-10).")
     add("--max-test", type=int, default=None, help="Only the first N test images.")
@@ -78,11 +85,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--records", type=pathlib.Path, default=None, help="Default: the study's <data> file.")
     add("--work", type=pathlib.Path, default=None, help="Default: runs/flatness_ood.")
     add("--smoke", action="store_true", help="A tiny run, in a temporary directory (CI).")
-    args = parser.parse_args(argv)
-    if args.smoke:  # two models of two epochs, two corruptions on 48 test images
+
+
+def finish_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, smoke: dict, positive: tuple
+) -> argparse.Namespace:
+    """Applies --smoke (`smoke`: the tiny run's settings), the defaults and the checks."""
+    if args.smoke:  # a few models of a few epochs, two corruptions on 48 test images
         temporary = pathlib.Path(tempfile.mkdtemp(prefix="flatness-ood-smoke-"))
-        args.archs, args.train_seeds, args.epochs, args.samples = 2, [0], 2, 2
-        args.sigmas, args.max_test, args.widths = [0.05, 0.4], 48, [0.25]
+        for name, value in smoke.items():
+            setattr(args, name, value)
+        args.sigmas, args.samples, args.max_test, args.widths = [0.05, 0.4], 2, 48, [0.25]
         args.corruptions = "gaussian_noise,contrast"
         args.work = args.work or temporary / "work"
         args.records = args.records or temporary / "smoke" / "records.jsonl"
@@ -91,21 +104,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     name = args.data.replace(":", "_").replace("/", "_")
     args.records = args.records or STUDY / name / "records.jsonl"
     args.work = args.work or ROOT / "runs" / "flatness_ood"
-    for flag in ("archs", "epochs", "batch_size", "samples"):
+    for flag in ("epochs", "batch_size", "samples", *positive):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
-    if not args.train_seeds or not args.sigmas:
-        parser.error("--train-seeds and --sigmas need at least one value")
+    if not args.sigmas:
+        parser.error("--sigmas needs at least one value")
     return args
 
 
-def _records_so_far(path: pathlib.Path) -> list[dict]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_shared_arguments(parser)
+    parser.add_argument("--archs", type=int, default=40, help="K: architectures.")
+    parser.add_argument("--train-seeds", type=number_list(int), default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    smoke = {"archs": 2, "train_seeds": [0], "epochs": 2}  # two models of two epochs
+    finish_arguments(parser, args, smoke, positive=("archs",))
+    if not args.train_seeds:
+        parser.error("--train-seeds needs at least one value")
+    return args
+
+
+def records_so_far(path: pathlib.Path) -> list[dict]:
+    """The records of `path` ([] before the first one)."""
     return read_records(path) if path.exists() else []
 
 
 def append_record(path: pathlib.Path, record: dict) -> None:
     """Appends one record as a JSON line, rewriting the file atomically."""
-    lines = [json.dumps(r, sort_keys=True) for r in _records_so_far(path)]
+    lines = [json.dumps(r, sort_keys=True) for r in records_so_far(path)]
     lines.append(json.dumps(record, sort_keys=True))
     write_atomic(path, "\n".join(lines) + "\n")
 
@@ -114,7 +142,11 @@ def corrupted_test_set(args, data):
     """The study's corrupted test set, written once into --work (resumes if interrupted)."""
     from flatnas_tf import write_corrupted_set
 
-    description = {"data": args.data, "seed": args.split_seed, "validation_fraction": 0.1}
+    description = {
+        "data": args.data,
+        "seed": args.split_seed,
+        "validation_fraction": VALIDATION_FRACTION,
+    }
     name = hashlib.sha256(
         json.dumps([description, args.corruptions, args.max_test]).encode()
     ).hexdigest()[:12]
@@ -127,8 +159,14 @@ def corrupted_test_set(args, data):
     )
 
 
-def measure_model(args, data, hypermodel, corrupted, arch: int, train_seed: int, git: dict) -> dict:
-    """Trains architecture `arch` with `train_seed` as a trial and measures every figure."""
+def measure(args, data, hypermodel, corrupted, hp, train_seed: int, git: dict) -> dict:
+    """Trains the candidate `hp` with `train_seed` as a trial does and measures every figure.
+
+    Returns:
+        The figures of a record (both stages' records hold them): validation
+        accuracy and chance test, R and the loss gap at every sigma, clean and
+        mean corruption accuracy on the test split, params, settings, commit.
+    """
     import keras
     import numpy as np
 
@@ -136,14 +174,13 @@ def measure_model(args, data, hypermodel, corrupted, arch: int, train_seed: int,
     from flatnas_tf.tuners import FlatNASTuner
 
     start = time.perf_counter()
-    hp = hypermodel.random_hyperparameters(seed=arch)
     tuner = FlatNASTuner(
         hypermodel,
         seed=train_seed,
         samples=2,  # the tuner's own R is not used: the curve below is
         max_params=None,
         directory=str(args.work / "tuner"),
-        project_name=f"arch{arch:03d}-seed{train_seed}",
+        project_name="model",
         overwrite=True,
     )
     train = data.batches("train", args.batch_size, training=True, seed=train_seed)
@@ -156,9 +193,7 @@ def measure_model(args, data, hypermodel, corrupted, arch: int, train_seed: int,
     x, y = zip(*data.test.as_numpy_iterator(), strict=True)
     predicted = np.argmax(model.predict(np.stack(x).astype("float32"), verbose=0), axis=-1)
     record = {
-        "stage": "study",
         "data": args.data,
-        "arch": arch,
         "train_seed": train_seed,
         "hyperparameters": dict(hp.values),
         "params": int(model.count_params()),
@@ -185,16 +220,27 @@ def measure_model(args, data, hypermodel, corrupted, arch: int, train_seed: int,
     return record
 
 
+def describe(record: dict) -> str:
+    """One progress line of a model record."""
+    return (
+        f"val {100 * record['val_accuracy']:.1f}%, test {100 * record['test_accuracy']:.1f}%, "
+        f"corrupted {100 * record['corruption_accuracy']:.1f}%, R "
+        + " ".join(f"{s}:{v:.2f}" for s, v in record["R"].items())
+        + f", {record['wall_s']:.0f} s"
+    )
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     """Records every (architecture, training seed) not yet recorded, until the time is up."""
-    from flatnas_tf import FlatNASHyperModel, load_dataset
+    from flatnas_tf import FlatNASHyperModel
 
-    data = load_dataset(args.data, validation_fraction=0.1, seed=args.split_seed)
+    data = load_study_data(args)
     hypermodel = FlatNASHyperModel(
         data.input_shape, data.num_classes, width_multipliers=args.widths
     )
     corrupted = corrupted_test_set(args, data)
-    done = {(r["arch"], r["train_seed"]) for r in _records_so_far(args.records)}
+    recorded = records_so_far(args.records)
+    done = {(r["arch"], r["train_seed"]) for r in recorded if r["stage"] == "study"}
     git = git_state()  # the code this run trains with
     started = time.monotonic()
     written = []
@@ -205,17 +251,12 @@ def run(args: argparse.Namespace) -> list[dict]:
             if time.monotonic() - started > 60 * args.max_minutes:
                 print(f"time is up: {len(written)} models recorded in this run", flush=True)
                 return written
-            record = measure_model(args, data, hypermodel, corrupted, arch, train_seed, git)
+            hp = hypermodel.random_hyperparameters(seed=arch)
+            figures = measure(args, data, hypermodel, corrupted, hp, train_seed, git)
+            record = {"stage": "study", "arch": arch, **figures}
             append_record(args.records, record)
             written.append(record)
-            print(
-                f"arch {arch} seed {train_seed}: val {100 * record['val_accuracy']:.1f}%, "
-                f"test {100 * record['test_accuracy']:.1f}%, corrupted "
-                f"{100 * record['corruption_accuracy']:.1f}%, R "
-                + " ".join(f"{s}:{v:.2f}" for s, v in record["R"].items())
-                + f", {record['wall_s']:.0f} s",
-                flush=True,
-            )
+            print(f"arch {arch} seed {train_seed}: {describe(record)}", flush=True)
     return written
 
 

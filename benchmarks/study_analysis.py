@@ -11,6 +11,9 @@ is that analysis, written before the first record. It reads the study's
                     only, "C" SGD), "search_seed", "pick" ("tradeoff" or
                     "most_accurate"), "retrain_seed", "params", "test_accuracy",
                     "corruption_accuracy", "chance_p_value", "R": {sigma: R}}
+    search record  {"stage": "search", "arm", "search_seed", "trials" (each
+                    with "on_front"), "trials_trained", "trials_reused",
+                    "wall_s"}: described in the report, not analysed
 
 Accuracies are fractions; R is in percentage points; sigma keys are strings
 ("0.05"). Other keys (wall time, machine, commit, hyperparameters) are carried
@@ -73,6 +76,7 @@ USEFUL = 0.3  # |partial rho| below this is no effect of a useful size
 CLEAN_TOLERANCE = 0.01  # H2: A may be at most 1 point less accurate than B
 RESAMPLES = 10_000
 STUDY = ROOT / "docs" / "results" / "flatness_ood"
+MODEL_STAGES = ("study", "pick")  # one trained model each; "search" records describe searches
 
 
 def read_records(path: str | pathlib.Path) -> list[dict]:
@@ -274,12 +278,33 @@ def h2(
     }
 
 
+def search_summary(searches: Sequence[dict]) -> dict[str, dict]:
+    """Per arm: searches, trials trained and reused, front sizes, machine minutes."""
+    summary: dict[str, dict] = {}
+    for arm in sorted({s["arm"] for s in searches}):
+        mine = [s for s in searches if s["arm"] == arm]
+        summary[arm] = {
+            "description": mine[0].get("arm_description", arm),
+            "searches": len(mine),
+            "search_seeds": sorted(s["search_seed"] for s in mine),
+            "trials_trained": sum(s["trials_trained"] for s in mine),
+            "trials_reused": sum(s["trials_reused"] for s in mine),
+            "front_sizes": [sum(t["on_front"] for t in s["trials"]) for s in mine],
+            "minutes": sum(s["wall_s"] for s in mine) / 60,
+        }
+    return summary
+
+
 def analyse(records: Sequence[dict], resamples: int = RESAMPLES) -> dict:
     """The whole analysis of one data set's records (see the module docstring)."""
+    searches = [r for r in records if r["stage"] == "search"]
+    records = [r for r in records if r["stage"] in MODEL_STAGES]
     kept, excluded = kept_and_excluded(records)
     study = [r for r in kept if r["stage"] == "study"]
     picks = [r for r in kept if r["stage"] == "pick"]
     result: dict = {"models": len(records), "excluded": len(excluded)}
+    if searches:
+        result["searches"] = search_summary(searches)
     if not study:
         return {**result, "verdict_h1": "no records yet"}
     sigma = sigma_star(study)
@@ -359,6 +384,19 @@ def markdown(results: dict[str, dict]) -> str:
             _h2_line("A - B, most accurate picks", result.get("h2_most_accurate")),
             "",
         ]
+        if "searches" in result:
+            lines += [
+                "| search arm | searches (seeds) | trials trained / reused | front sizes "
+                "| machine minutes |",
+                "|---|---|---|---|---|",
+                *(
+                    f"| {arm}: {s['description']} | {s['searches']} ({s['search_seeds']}) | "
+                    f"{s['trials_trained']} / {s['trials_reused']} | {s['front_sizes']} | "
+                    f"{s['minutes']:.0f} |"
+                    for arm, s in result["searches"].items()
+                ),
+                "",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,14 @@ import pytest
 BENCHMARKS = pathlib.Path(common.__file__).resolve().parent
 #: Modules in benchmarks/ that are not benchmarks printing one JSON object.
 #: Helpers, and the study scripts, which write records and reports under docs/results.
-NOT_REPORTING = {"common", "rank_stats", "reproduce", "flatness_ood_study", "study_analysis"}
+NOT_REPORTING = {
+    "common",
+    "rank_stats",
+    "reproduce",
+    "flatness_ood_study",
+    "flatness_ood_search",
+    "study_analysis",
+}
 HEX_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 

@@ -237,7 +237,7 @@ def test_write_report_files(search, tmp_path):
 
 
 def test_plots_label_the_front_members_with_their_trial_ids(search, tmp_path, monkeypatch):
-    from flatnas_tf.cli import report as report_module
+    from flatnas_tf.tuners import report as report_module
 
     labels = {}
     save = report_module._save
