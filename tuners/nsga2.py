@@ -550,11 +550,11 @@ class NSGA2Oracle(DurableOracle):
         """The completed trials as the surrogate learns from them."""
         archive, objectives, violations = self._rank_archive()
         trials = archive.trials
+        names = self.surrogate_metrics()
+        values = self.metric_values(trials, names).reshape(len(trials), len(names))
         return Archive(
             configurations=[dict(trial.hyperparameters.values) for trial in trials],
-            metrics={
-                name: self.metric_values(trials, [name])[:, 0] for name in self.surrogate_metrics()
-            },
+            metrics={name: values[:, column] for column, name in enumerate(names)},
             objectives=pareto.to_minimisation(objectives, self.objective_directions()),
             violations=violations,
         )

@@ -7,8 +7,9 @@ switching". `AdaptivePredictor` is that predictor over any KerasTuner space:
     encoding     configurations -> rows (`flatnas_tf.tuners.encoding`)
     pool         "rbf"    scipy's RBFInterpolator: cubic kernel, linear tail
                           (NSGANetV2's RBF), smoothing 1e-8 so repeated
-                          configurations are allowed; a constant tail, then
-                          none, when the rows cannot fit a linear one
+                          configurations are allowed; fitted in the affine
+                          span of the rows, so that few rows or collinear
+                          one-hot columns still fit a linear tail
                  "gp"     scikit-learn's GaussianProcessRegressor: constant x
                           Matern 5/2 (one length scale) + white noise, its
                           hyperparameters fitted by maximum likelihood once,
@@ -127,9 +128,9 @@ class _GP:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._model.predict(x)
 
-
-def _gp(seed: int) -> _GP:
-    return _GP(seed)
+    def in_fold(self) -> _GP:
+        """An unfitted GP keeping this one's learnt kernel (for cross-validation folds)."""
+        return _GP(self.seed, kernel=self._kernel)
 
 
 def _trees(seed: int):
@@ -146,14 +147,7 @@ def _mlp(seed: int):
     )
 
 
-def _gp_in_fold(seed: int, full: _GP) -> _GP:
-    """A GP with the kernel `full` learnt, not optimised again."""
-    return _GP(seed, kernel=full._kernel)
-
-
-_MEMBERS = {"rbf": _RBF, "gp": _gp, "trees": _trees, "mlp": _mlp}
-#: Members whose cross-validation folds start from the fit on every point.
-_IN_FOLD = {"gp": _gp_in_fold}
+_MEMBERS = {"rbf": _RBF, "gp": _GP, "trees": _trees, "mlp": _mlp}
 
 
 def make_member(name: str, seed: int = 0) -> Regressor:
@@ -222,9 +216,14 @@ class Selection:
         return self.members[self.winner].mean
 
     @property
+    def score(self) -> float:
+        """The winner's score: mean - s.d. of its cross-validated taus."""
+        return self.members[self.winner].score
+
+    @property
     def trustworthy(self) -> bool:
-        """Whether the winner's score (mean - s.d. of tau) reaches `POOR_TAU`."""
-        return self.members[self.winner].score >= POOR_TAU
+        """Whether the winner's score reaches `POOR_TAU`."""
+        return self.score >= POOR_TAU
 
 
 def _standardised(y: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -234,12 +233,17 @@ def _standardised(y: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def _fit(name: str, x: np.ndarray, y: np.ndarray, seed: int, full=None) -> Regressor:
-    """Member `name` fitted on (x, y); in a fold, from `full` (its fit on every point)."""
+    """Member `name` fitted on (x, y).
+
+    In a cross-validation fold, `full` is the member's fit on every point; a
+    member that keeps something of it (`in_fold`: the GP its kernel) starts
+    from that.
+    """
+    in_fold = getattr(full, "in_fold", None)
+    model = in_fold() if in_fold is not None else make_member(name, seed)
     with warnings.catch_warnings():  # an MLP or GP that stops early still predicts
         warnings.filterwarnings("ignore", module="sklearn")
-        if full is not None and name in _IN_FOLD:
-            return _IN_FOLD[name](seed, full).fit(x, y)
-        return make_member(name, seed).fit(x, y)
+        return model.fit(x, y)
 
 
 class AdaptivePredictor:

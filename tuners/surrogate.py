@@ -140,41 +140,46 @@ def propose(
     archive_objectives = np.asarray(archive_objectives, dtype=np.float64)
     archive_violations = np.asarray(archive_violations, dtype=np.float64)
     best = pareto.survival(archive_objectives, "min", archive_violations, count=population)
-    members = [dict(archive[i]) for i in best.order]
+    first = [dict(archive[i]) for i in best.order]
     for _ in range(10 * population):
-        if len(members) >= population:
+        if len(first) >= population:
             break
-        members.append(space.random_configuration(hyperparameters, rng))
-    predicted: dict[str, tuple[dict, np.ndarray, float]] = {}
+        first.append(space.random_configuration(hyperparameters, rng))
+    predicted: dict[str, tuple[dict, np.ndarray, float]] = {}  # key -> (values, F, v)
 
-    def predict(configurations: list[dict]) -> None:
-        fresh = [c for c in configurations if _key(c) not in predicted]
-        fresh = list({_key(c): c for c in fresh}.values())
+    def predict(configurations: list[dict]) -> list[str]:
+        """Predicts the configurations not predicted yet; returns their keys, without repeats."""
+        keyed = {_key(c): c for c in configurations}
+        fresh = {k: c for k, c in keyed.items() if k not in predicted}
         if fresh:
-            objectives, violations = evaluate(fresh)
-            for c, f, v in zip(fresh, objectives, violations, strict=True):
-                predicted[_key(c)] = (c, np.asarray(f, dtype=np.float64), float(v))
+            objectives, violations = evaluate(list(fresh.values()))
+            for (k, c), f, v in zip(fresh.items(), objectives, violations, strict=True):
+                predicted[k] = (c, np.asarray(f, dtype=np.float64), float(v))
+        return list(keyed)
 
-    predict(members)
+    def figures(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            np.array([predicted[k][1] for k in keys]),
+            np.array([predicted[k][2] for k in keys]),
+        )
+
+    members = predict(first)
     for _ in range(generations):
-        objectives = np.array([predicted[_key(m)][1] for m in members])
-        violations = np.array([predicted[_key(m)][2] for m in members])
+        objectives, violations = figures(members)
         ranks, crowding = pareto.rank_and_crowd(objectives, "min", violations)
         children = []
         for _ in range(population):
-            first = pareto.binary_tournament(ranks, crowding, rng)
-            second = pareto.binary_tournament(ranks, crowding, rng, exclude=first)
-            one, two = members[first], members[second]
+            first_parent = pareto.binary_tournament(ranks, crowding, rng)
+            second_parent = pareto.binary_tournament(ranks, crowding, rng, exclude=first_parent)
+            one, two = predicted[members[first_parent]][0], predicted[members[second_parent]][0]
             if rng.random() < CROSSOVER_PROBABILITY:
                 child = space.uniform_crossover(hyperparameters, one, two, rng)
             else:
                 child = space.copy_configuration(hyperparameters, one, rng)
             child = space.mutate(hyperparameters, child, one, two, mutation_probability, rng)
             children.append(child)
-        predict(children)
-        union = list({_key(c): c for c in members + children}.values())
-        objectives = np.array([predicted[_key(c)][1] for c in union])
-        violations = np.array([predicted[_key(c)][2] for c in union])
+        union = list(dict.fromkeys(members + predict(children)))
+        objectives, violations = figures(union)
         kept = pareto.survival(objectives, "min", violations, count=population).order
         members = [union[i] for i in kept]
     return _choose(predicted, archive_objectives, archive_violations, is_new, count)
@@ -403,7 +408,7 @@ class SurrogateProposer:
             entry["predictors"][name] = {
                 "winner": selection.winner,
                 "tau": selection.tau,
-                "score": selection.members[selection.winner].score,
+                "score": selection.score,
                 "members": {m: s.score for m, s in selection.members.items()},
             }
             predictors[name] = predictor
