@@ -7,7 +7,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from flatnas_tf.tuners import pareto
+from flatnas_tf.tuners import durable, pareto
 from flatnas_tf.tuners import space as space_walk
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 from flatnas_tf.tuners.surrogate import REFERENCE, SurrogateSettings, propose
@@ -214,6 +214,44 @@ def test_a_resumed_search_continues_with_the_same_queue(tmp_path):
     assert second.surrogate.settings.candidates == 4
     _run(second)
     assert [second.trials[i].hyperparameters.values for i in second.start_order] == expected
+
+
+def test_workers_share_the_queue_and_a_lost_workers_proposal_is_trained_again(
+    tmp_path, monkeypatch
+):
+    # Three workers of a distributed search: tuner1 takes the first proposal and
+    # goes silent; its lease expires, and tuner0 trains that same proposal.
+    clock = [1000.0]
+    monkeypatch.setattr(durable.time, "monotonic", lambda: clock[0])
+    oracle = _oracle(tmp_path, "distributed")
+    oracle.lease_s = 30.0
+    _run(oracle, n=12)  # the initial design, all on tuner0
+    lost = oracle.create_trial("tuner1")
+    assert oracle.surrogate.handed_out == [12]
+    proposal = dict(lost.hyperparameters.values)
+    taken = [oracle.create_trial(worker) for worker in ("tuner0", "tuner2")]  # tuner1 trains
+    assert oracle.surrogate.handed_out == [12, 13, 14]
+    assert len(oracle.surrogate.log) == 1  # one refit serves both workers
+    keys = {_key(t.hyperparameters.values) for t in [lost, *taken]}
+    assert len(keys) == 3  # a running proposal is not handed out twice
+    for trial in taken:
+        _finish_smooth(oracle, trial)
+    clock[0] += 31
+    assert oracle.expire_leases() == [lost.trial_id]
+    again = oracle.create_trial("tuner0")
+    assert again.trial_id == lost.trial_id and again.hyperparameters.values == proposal
+    _finish_smooth(oracle, again)
+    trials = _run(oracle)
+    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
+    assert len(completed) == 28 and len(trials) == 28 - 15
+    assert len({_key(t.hyperparameters.values) for t in completed}) == 28
+    assert oracle.surrogate.handed_out == list(range(12, 28))  # each proposal once
+
+
+def _finish_smooth(oracle, trial):
+    oracle.update_trial(trial.trial_id, _metrics(trial.hyperparameters.values, "smooth"))
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
 
 
 @pytest.mark.parametrize(
