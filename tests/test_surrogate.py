@@ -104,6 +104,27 @@ def test_when_nothing_new_is_left_fewer_are_proposed():
     assert proposal.configurations == [{"x0": 2}]
 
 
+def test_the_spread_choice_fills_the_gaps_of_the_archives_front_evenly():
+    # Every point on one line (all non-dominated); the archive holds its two ends,
+    # f2 = 1 and 0: three more at the most even gaps are f2 = 0.75, 0.5 and 0.25.
+    hp = keras_tuner.HyperParameters()
+    hp.Int("x0", 0, 8)
+    line = lambda cs: (np.array([[c["x0"] / 8, 1 - c["x0"] / 8] for c in cs]), np.zeros(len(cs)))  # noqa: E731
+    archive = [{"x0": 0}, {"x0": 8}]
+    objectives, violations = line(archive)
+    proposal = propose(
+        hp.space, archive, objectives, violations, line, lambda c: c not in archive, 3,
+        random.Random(0), population=9, generations=10, choice="spread",
+    )  # fmt: skip
+    assert sorted(c["x0"] for c in proposal.configurations) == [2, 4, 6]
+    assert proposal.gains == [0.0, 0.0, 0.0]
+    hypervolume = propose(
+        hp.space, archive, objectives, violations, line, lambda c: c not in archive, 1,
+        random.Random(0), population=9, generations=10,
+    )  # fmt: skip
+    assert hypervolume.gains[0] > 0
+
+
 def test_the_same_seed_proposes_the_same_configurations():
     archive, objectives, violations = _archive()
     runs = [
@@ -190,6 +211,14 @@ def test_after_the_initial_design_trials_take_the_surrogates_proposals(tmp_path)
     )
 
 
+def test_the_spread_choice_runs_the_same_iterations(tmp_path):
+    oracle = _oracle(tmp_path, "spread", choice="spread")
+    trials = _run(oracle)
+    assert [entry["trial"] for entry in oracle.surrogate.log] == [12, 16, 20, 24]
+    assert oracle.surrogate.handed_out == list(range(12, 28))
+    assert len({_key(t.hyperparameters.values) for t in trials}) == 28
+
+
 def test_an_untrusted_surrogate_leaves_the_search_to_nsga2(tmp_path):
     oracle = _oracle(tmp_path, "noise")
     trials = _run(oracle, kind="noise")
@@ -261,6 +290,7 @@ def _finish_smooth(oracle, trial):
         ({"initial_trials": 2}, "initial_trials"),
         ({"pool": ("rbf", "svm")}, "`pool` must name some of"),
         ({"min_score": 2.0}, "min_score"),
+        ({"choice": "even"}, "`choice` must be one of"),
     ],
 )
 def test_bad_surrogate_settings_are_refused(settings, message):

@@ -20,16 +20,21 @@ oracle (an oracle calls it with its archive and its predictors):
               tournaments, uniform crossover with probability 0.9, mutation)
               that are predicted, and keeps the best `population` of parents
               and children (constrained survival); `generations` times
-    choose    from every configuration the search predicted that is new,
-              `count` one at a time: the one whose predicted point adds the
-              most hypervolume to the archive's front and the points already
-              chosen (objectives scaled to [0, 1] over the archive and the
-              candidates, reference 1.1 in each, infeasible points adding
-              nothing); once none adds any, the next in survival order
+    choose    "hypervolume" (the default): from every configuration the
+              search predicted that is new, `count` one at a time: the one
+              whose predicted point adds the most hypervolume to the
+              archive's front and the points already chosen (objectives
+              scaled to [0, 1] over the archive and the candidates,
+              reference 1.1 in each, infeasible points adding nothing); once
+              none adds any, the next in survival order
+              "spread" (CNAS's and NSGANetV2's subset selection): from the new
+              members of the last population, `count` whose second
+              objective, sorted together with the archive front's, leaves
+              the most even gaps (least s.d. of the gaps); chosen one at a
+              time (CNAS runs a small GA for the same aim)
 
-Choosing by hypervolume contribution, rather than CNAS's even spread over
-the second objective, spends the few trainings where the predicted front
-moves most.
+Choosing by hypervolume contribution spends the few trainings where the
+predicted front moves most; `benchmarks/oracle_quality.py` runs both.
 
 The oracle mode (`SurrogateProposer`, held by `NSGA2Oracle(surrogate=...)`):
 once `initial_trials` trials exist, each new trial takes the next queued
@@ -70,6 +75,8 @@ from flatnas_tf.tuners.predictors import POOL, POOR_TAU, AdaptivePredictor
 REFERENCE = 1.1
 #: Probability of uniform crossover in the inner search (the oracle's default).
 CROSSOVER_PROBABILITY = 0.9
+#: How an iteration chooses what to train among the predicted candidates.
+CHOICES = ("hypervolume", "spread")
 
 Configuration = Mapping[str, Any]
 Evaluate = Callable[[Sequence[Configuration]], tuple[np.ndarray, np.ndarray]]
@@ -84,7 +91,7 @@ class Proposal:
         objectives: Their predicted objective values (minimised), (count, m).
         violations: Their predicted constraint violations, (count,).
         gains: The scaled hypervolume each added when it was chosen (0 for
-            those chosen by survival order).
+            those chosen by survival order, and under the "spread" choice).
         predicted: How many configurations the inner search predicted.
     """
 
@@ -111,6 +118,7 @@ def propose(
     population: int = 40,
     generations: int = 20,
     mutation_probability: float | None = None,
+    choice: str = "hypervolume",
 ) -> Proposal:
     """One surrogate iteration: search the predicted objectives, choose what to train.
 
@@ -127,6 +135,7 @@ def propose(
         population: The inner NSGA-II's population.
         generations: Its generations.
         mutation_probability: Per active hyperparameter; None: 1 / active.
+        choice: How the `count` are chosen, one of `CHOICES` (module docstring).
 
     Returns:
         A `Proposal`.
@@ -182,12 +191,46 @@ def propose(
         objectives, violations = figures(union)
         kept = pareto.survival(objectives, "min", violations, count=population).order
         members = [union[i] for i in kept]
-    return _choose(predicted, archive_objectives, archive_violations, is_new, count)
+    if choice == "spread":
+        candidates = [predicted[k] for k in members if is_new(predicted[k][0])]
+        chosen = _by_spread(candidates, archive_objectives, archive_violations, count)
+        gains = [0.0] * len(chosen)
+    else:
+        candidates = [entry for entry in predicted.values() if is_new(entry[0])]
+        chosen, gains = _by_hypervolume(candidates, archive_objectives, archive_violations, count)
+    return Proposal(
+        configurations=[dict(candidates[i][0]) for i in chosen],
+        objectives=np.array([candidates[i][1] for i in chosen]).reshape(
+            len(chosen), archive_objectives.shape[1]
+        ),
+        violations=np.array([candidates[i][2] for i in chosen]),
+        gains=gains,
+        predicted=len(predicted),
+    )
 
 
-def _choose(predicted, archive_objectives, archive_violations, is_new, count) -> Proposal:
+def _by_spread(candidates, archive_objectives, archive_violations, count) -> list[int]:
+    """CNAS's subset selection, greedily: the most even gaps in the second objective."""
+    ranks = pareto.non_dominated_ranks(archive_objectives, "min", archive_violations)
+    feasible = (archive_violations <= 0) & np.all(np.isfinite(archive_objectives), axis=1)
+    front = archive_objectives[(ranks == 0) & feasible, 1]
+    second = np.array([entry[1][1] for entry in candidates])
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(candidates)):
+        best, best_spread = None, np.inf
+        for i in range(len(candidates)):
+            if i in chosen:
+                continue
+            gaps = np.diff(np.sort(np.concatenate([front, second[chosen], second[i : i + 1]])))
+            spread = float(np.std(gaps)) if len(gaps) else 0.0
+            if spread < best_spread - 1e-12:
+                best, best_spread = i, spread
+        chosen.append(best)
+    return chosen
+
+
+def _by_hypervolume(candidates, archive_objectives, archive_violations, count):
     """Greedy hypervolume contributions, then survival order (module docstring)."""
-    candidates = [entry for entry in predicted.values() if is_new(entry[0])]
     chosen: list[int] = []
     gains: list[float] = []
     if candidates:
@@ -222,15 +265,7 @@ def _choose(predicted, archive_objectives, archive_violations, is_new, count) ->
             chosen.append(best)
             gains.append(best_gain)
             current += best_gain
-    return Proposal(
-        configurations=[dict(candidates[i][0]) for i in chosen],
-        objectives=np.array([candidates[i][1] for i in chosen]).reshape(
-            len(chosen), archive_objectives.shape[1]
-        ),
-        violations=np.array([candidates[i][2] for i in chosen]),
-        gains=gains,
-        predicted=len(predicted),
-    )
+    return chosen, gains
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +283,7 @@ class SurrogateSettings:
         folds: Cross-validation folds of the switching.
         min_score: The cross-validated score (mean - s.d. of tau) below which
             a predictor is not trusted.
+        choice: How the candidates are chosen, one of `CHOICES`.
 
     Example:
     ```python
@@ -262,6 +298,7 @@ class SurrogateSettings:
     pool: tuple[str, ...] = POOL
     folds: int = 10
     min_score: float = POOR_TAU
+    choice: str = "hypervolume"
 
     def __post_init__(self):
         check_integer(self.initial_trials, "initial_trials", 4, optional=True)
@@ -270,6 +307,8 @@ class SurrogateSettings:
         check_integer(self.generations, "generations", 0)
         check_integer(self.folds, "folds", 2)
         check_number(self.min_score, "min_score", -1, 1)
+        if self.choice not in CHOICES:
+            raise ValueError(f"`choice` must be one of {list(CHOICES)}; received {self.choice!r}.")
         object.__setattr__(self, "pool", tuple(self.pool))
         AdaptivePredictor([], pool=self.pool)  # refuses unknown members now
 
@@ -439,6 +478,7 @@ class SurrogateProposer:
                 random.Random(f"surrogate/{host.seed}/{number}"),
                 population=settings.population,
                 generations=settings.generations,
+                choice=settings.choice,
             )
             proposed = proposal.configurations
             entry["predicted"] = proposal.predicted
