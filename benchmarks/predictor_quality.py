@@ -9,7 +9,9 @@ predictor is fitted on the first N and ranks the rest.
                                 architecture-major; the training seeds of
                                 one architecture are repeated points)
                --source trials  the trials of its searches (trials.jsonl, in
-                                the order they were trained)
+                                the order they were trained) under one
+                                training (--training: asam, the arms A and
+                                B, or sgd, the arm C), not mixed
     targets    val_accuracy; R (the study's R at --sigma, a search trial's
                own R); FlatNAS's objective 1 at --alpha
                (`objectives.robust_error`, its norm from the first N, what
@@ -54,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--data", default="digits", help="The data set the space was built for.")
     add("--widths", type=number_list(float), default=[0.25, 0.5])
     add("--sigma", default="0.05", help="The study's R at this sigma (--source study).")
+    add("--training", choices=("asam", "sgd"), default="asam", help="--source trials: whose.")
     add("--alpha", type=float, default=0.5)
     add("--sizes", type=number_list(int), default=[10, 20, 40, 80])
     add("--folds", type=int, default=10)
@@ -71,7 +74,12 @@ def points(args: argparse.Namespace) -> tuple[list[dict], np.ndarray, np.ndarray
         figures = [(r["val_accuracy"], r["R"][args.sigma]) for r in rows]
     else:
         rows = records_so_far(args.records.parent / "trials.jsonl")
-        rows = [r for r in rows if np.isfinite(r["figures"].get("robustness", np.nan))]
+        rows = [
+            r
+            for r in rows
+            if r["training"] == args.training
+            and np.isfinite(r["figures"].get("robustness", np.nan))
+        ]
         figures = [(r["figures"]["val_accuracy"], r["figures"]["robustness"]) for r in rows]
     if not rows:
         raise SystemExit(f"no {args.source} points beside {args.records}")
@@ -146,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     figures = {
         "points": len(configurations),
         "source": args.source,
+        "training": args.training if args.source == "trials" else "study",
         "val_accuracy_range": [float(accuracy.min()), float(accuracy.max())],
         "robustness_range": [float(robustness.min()), float(robustness.max())],
         "curve": curve,

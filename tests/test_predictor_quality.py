@@ -42,3 +42,24 @@ def test_the_learning_curve_finds_a_planted_signal(tmp_path, capsys):
     assert row["val_accuracy"]["adaptive_tau"] > 0.5
     assert row["robustness"]["adaptive_tau"] > 0.5
     assert row["objective_combined_tau"] > 0.5
+
+
+def test_search_trials_are_taken_from_one_training_only(tmp_path):
+    # ASAM trials follow the signal, SGD ones run against it: mixed, no ranking would hold.
+    hypermodel = FlatNASHyperModel((8, 8, 1), 10, width_multipliers=(0.25, 0.5))
+    lines = []
+    for i in range(48):
+        values = hypermodel.random_hyperparameters(seed=i).values
+        signal = values["width_mult"] + 0.1 * values["stage1_depth"]
+        sign = 1 if i % 3 else -1  # a third of the trials are SGD's
+        lines.append({
+            "training": "asam" if sign > 0 else "sgd", "hyperparameters": values,
+            "figures": {"val_accuracy": 0.8 + 0.1 * sign * signal,
+                        "robustness": 3.0 - 2.0 * sign * signal},
+        })  # fmt: skip
+    (tmp_path / "trials.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    argv = ["--records", str(tmp_path / "records.jsonl"), "--source", "trials", "--folds", "3"]
+    result = predictor_quality.main([*argv, "--sizes", "16", "--training", "asam"])
+    assert result["points"] == 32 and result["training"] == "asam"
+    assert result["curve"][0]["val_accuracy"]["adaptive_tau"] > 0.5
+    assert predictor_quality.main([*argv, "--sizes", "6", "--training", "sgd"])["points"] == 16
