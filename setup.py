@@ -36,8 +36,8 @@ setup(
     },
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3.0",
-        "keras-tuner>=1.4",
+        "keras>=3.0,<4",
+        "keras-tuner>=1.4,<1.5",  # private members: flatnas_tf/compat.py
         "tensorflow-datasets>=4.9",
         "numpy>=1.23",
         "click>=8.0",

@@ -53,11 +53,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-# Not in Keras' public namespace; SAMModel needs it to build functional models
-# without Keras rewriting SAMModel's base classes (see `SAMModel.__new__`).
-from keras.src.models.functional import Functional
-
 from flatnas_tf.checks import check_number, is_number
+from flatnas_tf.compat import Functional
 
 _NORM_GUARD = 1e-12
 

@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from keras_tuner.engine.trial import Trial
-from keras_tuner.src.engine.oracle import Display
+
+from flatnas_tf.compat import Display
 
 if TYPE_CHECKING:
     from flatnas_tf.tuners.nsga2 import NSGA2Oracle

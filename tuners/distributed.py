@@ -27,6 +27,8 @@ from concurrent import futures
 
 import keras
 
+from flatnas_tf import compat
+
 __all__ = ["HEARTBEAT_S", "Heartbeat", "serve"]
 
 #: Seconds between a worker's heartbeats while it trains.
@@ -48,8 +50,8 @@ def serve(oracle, poll_s: float = POLL_S) -> None:
     ```
     """
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    protos, OracleServicer = compat.chief_service()  # noqa: N806 (a class)
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))

@@ -69,9 +69,8 @@ from pathlib import Path
 
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
-from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
-from flatnas_tf import storage
+from flatnas_tf import compat, storage
 from flatnas_tf.tuners.records import (
     ENDED,
     MALFORMED,
@@ -324,7 +323,7 @@ class DurableOracle(keras_tuner.Oracle):
         mark = Path(self._project_dir) / MARK_FILE
         if not mark.exists():  # before the first oracle.json: see MARK_FILE
             storage.write_json(mark, {"format": STATE_FORMAT})
-        storage.write_json(self._get_oracle_fname(), self.get_state())
+        storage.write_json(compat.oracle_file(self), self.get_state())
 
     def _save_trial(self, trial: Trial) -> None:
         path = os.path.join(self._get_trial_dir(trial.trial_id), TRIAL_FILE)
@@ -424,7 +423,7 @@ class DurableOracle(keras_tuner.Oracle):
 
 def _clear_figures(trial: Trial) -> None:
     """Forgets what a trial reported, before it runs again."""
-    trial.metrics = MetricsTracker()
+    trial.metrics = compat.MetricsTracker()
     trial.score, trial.best_step = None, 0
 
 

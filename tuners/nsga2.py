@@ -102,8 +102,8 @@ from typing import Any
 import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial, TrialStatus
-from keras_tuner.src.engine.objective import DefaultObjective, MultiObjective
 
+from flatnas_tf import compat
 from flatnas_tf.checks import check_integer, check_number, is_number
 from flatnas_tf.tuners import pareto, space
 from flatnas_tf.tuners.archive import CompletedTrials, last_value
@@ -476,7 +476,7 @@ class NSGA2Oracle(DurableOracle):
             values = self._random_unseen(rng)
         if values is None:
             return {"status": TrialStatus.STOPPED, "values": None}
-        self._seen.add(self._compute_values_hash(values))
+        self._seen.add(compat.values_hash(self, values))
         self._lineage[trial_id] = parents
         self._generation = generation
         return {"status": TrialStatus.RUNNING, "values": values}
@@ -516,7 +516,7 @@ class NSGA2Oracle(DurableOracle):
                 child = space.copy_configuration(hps, values1, rng)
                 parents = [parent1.trial_id]
             child = space.mutate(hps, child, values1, values2, self.mutation_probability, rng)
-            if self._compute_values_hash(child) not in self._seen:
+            if compat.values_hash(self, child) not in self._seen:
                 return child, parents
         return None, []
 
@@ -524,10 +524,10 @@ class NSGA2Oracle(DurableOracle):
         """A random configuration not seen before, or None if the space is exhausted."""
         for _ in range(_RANDOM_ATTEMPTS):
             values = space.random_configuration(self.hyperparameters.space, rng)
-            if self._compute_values_hash(values) not in self._seen:
+            if compat.values_hash(self, values) not in self._seen:
                 return values
         for values in space.configurations(self.hyperparameters.space):
-            if self._compute_values_hash(values) not in self._seen:
+            if compat.values_hash(self, values) not in self._seen:
                 return values
         return None
 
@@ -535,7 +535,7 @@ class NSGA2Oracle(DurableOracle):
         # The base class calls this when a trial is created and when it ends (the
         # hypermodel may have added hyperparameters); every version is kept as seen.
         super()._record_values(trial)
-        self._seen.add(self._compute_values_hash(trial.hyperparameters.values))
+        self._seen.add(compat.values_hash(self, trial.hyperparameters.values))
 
     # -- surrogate mode (flatnas_tf.tuners.surrogate) --------------------------------
 
@@ -586,7 +586,7 @@ class NSGA2Oracle(DurableOracle):
 
     def is_new(self, values: Mapping[str, Any]) -> bool:
         """Whether a configuration was never handed out nor ended."""
-        return self._compute_values_hash(values) not in self._seen
+        return compat.values_hash(self, values) not in self._seen
 
     # -- reporting ------------------------------------------------------------------
 
@@ -736,7 +736,7 @@ class NSGA2Oracle(DurableOracle):
             "lineage": dict(self._lineage),  # lists never change after creation
             # Every configuration seen: the base class's "tried_so_far" plus these
             # (it forgets a trial's first hash when the hypermodel adds entries).
-            "seen_beyond_tried_so_far": sorted(self._seen - self._tried_so_far),
+            "seen_beyond_tried_so_far": sorted(self._seen - compat.tried_so_far(self)),
         }
         if self.surrogate is not None:
             state["nsga2"]["surrogate"] = self.surrogate.get_state()
@@ -754,7 +754,7 @@ class NSGA2Oracle(DurableOracle):
         self._pool = [str(trial_id) for trial_id in ours["pool"]]
         self._pool_generation = int(ours["pool_generation"])
         self._lineage = {str(k): [str(i) for i in v] for k, v in ours["lineage"].items()}
-        self._seen = set(self._tried_so_far) | set(ours["seen_beyond_tried_so_far"])
+        self._seen = set(compat.tried_so_far(self)) | set(ours["seen_beyond_tried_so_far"])
         if "surrogate" in ours:  # the saved queue and log win, as the other settings do
             self.surrogate = SurrogateProposer.from_state(ours["surrogate"])
         self._archive = None  # the trials are new objects
@@ -762,7 +762,7 @@ class NSGA2Oracle(DurableOracle):
         self._ranked = None
 
 
-class ParetoObjective(MultiObjective):
+class ParetoObjective(compat.MultiObjective):
     """KerasTuner's `MultiObjective`, named after its first objective.
 
     KerasTuner's tuner refuses a dict returned by `run_trial` that lacks the
@@ -794,7 +794,7 @@ def keras_tuner_objective(objectives: list[keras_tuner.Objective]) -> keras_tune
 
 def _objectives(objective: Any) -> list[keras_tuner.Objective]:
     if objective is None:  # KerasTuner's default: the value a trial returns, minimised
-        return [DefaultObjective()]
+        return [compat.DefaultObjective()]
     items = list(objective) if isinstance(objective, (list, tuple)) else [objective]
     if not items:
         raise ValueError("`objective` must list at least one keras_tuner.Objective; received [].")

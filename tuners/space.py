@@ -43,6 +43,8 @@ from typing import Any
 
 from keras_tuner.engine import hyperparameters as hp_types
 
+from flatnas_tf import compat
+
 __all__ = [
     "CONTINUOUS_STEP",
     "MISSING",
@@ -111,7 +113,7 @@ def _list_domain(values: Sequence[Any], ordered: bool) -> Domain:
 
 def _step_domain(hp: hp_types.Int | hp_types.Float) -> Domain:
     """KerasTuner's own grid of a numeric hyperparameter with a `step`."""
-    size = int(hp._get_n_values())  # the grid `random_sample` draws from
+    size = compat.grid_size(hp)  # the grid `random_sample` draws from
     low, high, step = hp.min_value, hp.max_value, hp.step
 
     def value_at(index: int) -> Any:

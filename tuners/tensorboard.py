@@ -28,8 +28,8 @@ from importlib.util import find_spec
 import keras
 import keras_tuner
 import tensorflow as tf
-from keras_tuner.src.engine import tuner_utils
 
+from flatnas_tf.compat import hparams_of
 from flatnas_tf.figures import FIGURES
 
 #: The TensorFlow summary step figures are written at.
@@ -64,7 +64,7 @@ def write_experiment(log_dir: str, space: keras_tuner.HyperParameters) -> None:
     """
     from tensorboard.plugins.hparams import api as hparams_api
 
-    hparams = list(tuner_utils.convert_hyperparams_to_hparams(space, hparams_api))
+    hparams = hparams_of(space, hparams_api)
     metrics = [hparams_api.Metric(name, display_name=name) for name in FIGURES]
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():

@@ -59,10 +59,8 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 from keras_tuner.engine.trial import Trial
-from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine import tuner_utils
 
-from flatnas_tf import storage
+from flatnas_tf import compat, storage
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
 from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
@@ -394,7 +392,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         oracle.lease_s = _check_positive(trial_lease_s, "trial_lease_s")
         _mark_for_reload(kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        if self._is_worker():
+        if compat.is_worker(self):
             self.oracle.create_trial = _patient(self.oracle.create_trial)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
@@ -446,7 +444,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             if verbose
             else None
         )
-        worker = self._is_worker()
+        worker = compat.is_worker(self)
         if not worker:
             for board in tensorboard.boards(callbacks):
                 tensorboard.write_experiment(board.log_dir, self.oracle.get_space())
@@ -458,7 +456,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         with lock:
             if not worker:
                 storage.remove_partial_files(self.project_dir)
-            if dist_utils.is_chief_oracle():
+            if compat.is_chief_oracle():
                 self.save()
                 distributed.serve(self.oracle)  # until the workers are done
                 return
@@ -483,7 +481,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         super().on_search_begin()
         if self._lines is not None:
             self._lines = progress.TrialLines(self.oracle, self._lines.significance)
-            if not self._is_worker():
+            if not compat.is_worker(self):
                 self.oracle.verbose = 0  # the lines replace KerasTuner's block
 
     def on_trial_begin(self, trial: Trial) -> None:
@@ -527,10 +525,10 @@ class FlatNASTuner(keras_tuner.Tuner):
         As KerasTuner's, but the checkpoint's optimizer state loads too
         (`load_trial_weights`) instead of being skipped with a warning.
         """
-        model = self._try_build(trial.hyperparameters)
+        model = compat.try_build(self, trial.hyperparameters)
         strategy = self.distribution_strategy
         with strategy.scope() if strategy else contextlib.nullcontext():
-            return load_trial_weights(model, self._get_checkpoint_fname(trial.trial_id))
+            return load_trial_weights(model, compat.checkpoint_file(self, trial.trial_id))
 
     def _populate_initial_space(self) -> None:
         # KerasTuner builds the hypermodel until every conditional scope has
@@ -547,7 +545,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         counter = getattr(self.hypermodel, "count_params", None)
         if callable(counter):
             return int(counter(hp))
-        return int(self._try_build(hp).count_params())
+        return int(compat.try_build(self, hp).count_params())
 
     def _count_values(self, values: Mapping[str, Any]) -> float:
         """The parameter count of a configuration given as values (surrogate mode)."""
@@ -576,18 +574,18 @@ class FlatNASTuner(keras_tuner.Tuner):
         if self.max_params is not None and params > self.max_params:
             figures[CHANCE_METRIC] = 1.0  # never trained: no evidence above chance
             return figures
-        callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
-        if self._is_worker():
+        callbacks = compat.copy_callbacks(self, kwargs.pop("callbacks", []))
+        if compat.is_worker(self):
             callbacks.append(distributed.Heartbeat(self.oracle, trial.trial_id))
         if _overrides_tuner_hooks(self):
             # KerasTuner's on_epoch_*/on_batch_* hooks, only when a subclass uses
             # them: a batch-level callback makes Keras read the logs every step.
-            callbacks.append(tuner_utils.TunerCallback(self, trial))
+            callbacks.append(compat.tuner_callback(self, trial))
         boards = tensorboard.boards(callbacks)
         if boards:
             # KerasTuner's per-trial log dirs and HParams sessions; it imports
             # tensorboard, an optional extra, so only when TensorBoard is used.
-            self._configure_tensorboard_dir(callbacks, trial)
+            compat.tensorboard_callback_dir(self, callbacks, trial)
         model, measured = self.train_and_measure(hp, *args, callbacks=callbacks, **kwargs)
         figures.update(measured)
         for board in boards:
@@ -610,11 +608,11 @@ class FlatNASTuner(keras_tuner.Tuner):
             DiskFullError: The disk is full; the trial stays unfinished and
                 runs again when the search resumes.
         """
-        path = self._get_checkpoint_fname(trial_id)
+        path = compat.checkpoint_file(self, trial_id)
         try:
             with storage.atomic_path(path, suffix=".weights.h5") as temporary:
                 model.save_weights(temporary)
-            storage.write_json(self._get_build_config_fname(trial_id), model.get_build_config())
+            storage.write_json(compat.build_config_file(self, trial_id), model.get_build_config())
         except OSError as error:
             if storage.is_disk_full(error):  # end the search: every later trial would fail too
                 raise DiskFullError(error.errno, str(error), error.filename) from error
@@ -622,13 +620,13 @@ class FlatNASTuner(keras_tuner.Tuner):
 
     def save(self) -> None:
         """Saves the oracle (on the chief) and this tuner's state, each file atomically."""
-        if not self._is_worker():
+        if not compat.is_worker(self):
             self.oracle.save()
-        storage.write_json(self._get_tuner_fname(), self.get_state())
+        storage.write_json(compat.tuner_file(self), self.get_state())
 
     def reload(self) -> None:
         """Reloads the search, repairing what a crash left (`flatnas_tf.tuners.durable`)."""
-        if not self._is_worker():
+        if not compat.is_worker(self):
             self.oracle.reload()
         if not self.oracle.get_space().space:  # rebuilt oracle: declare the space again
             self._populate_initial_space()
@@ -663,7 +661,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         """
         validation, train, fit_kwargs = split_fit_arguments(args, kwargs)
         with self.regime.scope():
-            model = self._try_build(hp)
+            model = compat.try_build(self, hp)
             figures = self.fit_and_measure(hp, model, train, validation, **fit_kwargs)
         return model, figures
 

@@ -1,0 +1,184 @@
+"""KerasTuner's and Keras' internals that flatnas-tf relies on, all in one place.
+
+KerasTuner has no public API for several things a durable, multi-objective,
+distributed search needs: the files of a project, the worker/chief roles, the
+duplicate check of a configuration, the gRPC service of the chief. Keras hides
+the class of functional models. flatnas-tf therefore uses some private members;
+this module is the only place that touches them, so that a KerasTuner or Keras
+release that renames one breaks here, loudly (`tests/test_compat.py` checks
+every name below against the installed versions), not somewhere inside a
+search. The tested versions are pinned in setup.py (keras-tuner 1.4, Keras 3).
+
+Three kinds of reliance:
+
+    imported    classes and modules from `keras_tuner.src` / `keras.src`
+                (below, and `chief_service` for the gRPC ones, which need grpc)
+    called      private methods and attributes read through the functions
+                below, each saying why
+    inherited   private hooks a subclass overrides or private state it keeps
+                in step with KerasTuner's (`ORACLE_STATE`, `ORACLE_HOOKS`,
+                `TUNER_HOOKS`): `DurableOracle` and `NSGA2Oracle` replace
+                `create_trial`, `end_trial` and the trial files, and must
+                leave KerasTuner's own bookkeeping as KerasTuner would
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras_tuner
+
+# Why each import: Functional, the class Keras gives a `Model(inputs, outputs)`
+# call (SAMModel builds that form itself, sam.py); the distribution utilities
+# and tuner_utils, for the chief's role, KerasTuner's per-epoch reporting
+# callback and TensorBoard's HParams; MetricsTracker, a fresh metrics record for
+# a trial rebuilt from its file (durable.py); DefaultObjective, MultiObjective
+# and Display, subclassed so that a search is named after its first objective
+# and every objective of a trial is printed (nsga2.py, display.py).
+from keras.src.models.functional import Functional
+from keras_tuner.src.distribute import utils as distribute_utils
+from keras_tuner.src.engine import tuner_utils
+from keras_tuner.src.engine.metrics_tracking import MetricsTracker
+from keras_tuner.src.engine.objective import DefaultObjective, MultiObjective
+from keras_tuner.src.engine.oracle import Display
+
+__all__ = [
+    "ORACLE_HOOKS",
+    "ORACLE_STATE",
+    "TUNER_HOOKS",
+    "DefaultObjective",
+    "Display",
+    "Functional",
+    "MetricsTracker",
+    "MultiObjective",
+    "build_config_file",
+    "checkpoint_file",
+    "chief_service",
+    "copy_callbacks",
+    "grid_size",
+    "hparams_of",
+    "is_chief_oracle",
+    "is_worker",
+    "oracle_file",
+    "tensorboard_callback_dir",
+    "tried_so_far",
+    "tuner_callback",
+    "tuner_file",
+    "try_build",
+    "values_hash",
+]
+
+#: Private state of `keras_tuner.Oracle` that the durable oracle reads and writes
+#: as KerasTuner's own `create_trial` / `reload` do: the trials queued to be run
+#: again, how often each ran, the display, the project directory.
+ORACLE_STATE = ("_retry_queue", "_run_times", "_display", "_project_dir", "_tried_so_far")
+#: Private `keras_tuner.Oracle` methods overridden or called through `super()`.
+ORACLE_HOOKS = (
+    "_record_values",
+    "_retry",
+    "_save_trial",
+    "_get_trial_dir",
+    "_set_project_dir",
+    "_compute_values_hash",
+    "_get_oracle_fname",
+)
+#: Private `keras_tuner.Tuner` methods overridden or called.
+TUNER_HOOKS = (
+    "_populate_initial_space",
+    "_build_hypermodel",
+    "_try_build",
+    "_is_worker",
+    "_deepcopy_callbacks",
+    "_configure_tensorboard_dir",
+    "_get_checkpoint_fname",
+    "_get_build_config_fname",
+    "_get_tuner_fname",
+)
+
+
+# -- the oracle -----------------------------------------------------------------------
+
+
+def values_hash(oracle: keras_tuner.Oracle, values: Mapping[str, Any]) -> str:
+    """KerasTuner's identity of a configuration (what its duplicate check compares)."""
+    return oracle._compute_values_hash(values)
+
+
+def tried_so_far(oracle: keras_tuner.Oracle) -> set[str]:
+    """The hashes of the configurations KerasTuner has handed out (its saved state)."""
+    return oracle._tried_so_far
+
+
+def oracle_file(oracle: keras_tuner.Oracle) -> str:
+    """The path of the oracle's state file, where KerasTuner's `reload` reads it."""
+    return oracle._get_oracle_fname()
+
+
+def grid_size(hyperparameter: Any) -> int:
+    """The number of values a numeric (Int or Float) hyperparameter draws from (its grid)."""
+    return int(hyperparameter._get_n_values())
+
+
+# -- the tuner ------------------------------------------------------------------------
+
+
+def is_worker(tuner: keras_tuner.Tuner) -> bool:
+    """Whether the tuner is a worker of a distributed search (it then saves no oracle)."""
+    return tuner._is_worker()
+
+
+def is_chief_oracle() -> bool:
+    """Whether this process serves the oracle of a distributed search."""
+    return distribute_utils.is_chief_oracle()
+
+
+def try_build(tuner: keras_tuner.Tuner, hp: keras_tuner.HyperParameters):
+    """The tuner's model for `hp`, built as a trial builds it (KerasTuner's checks included)."""
+    return tuner._try_build(hp)
+
+
+def checkpoint_file(tuner: keras_tuner.Tuner, trial_id: str) -> str:
+    """Where KerasTuner keeps (and `load_model` looks for) a trial's weights."""
+    return tuner._get_checkpoint_fname(trial_id)
+
+
+def build_config_file(tuner: keras_tuner.Tuner, trial_id: str) -> str:
+    """Where KerasTuner keeps a trial's build configuration."""
+    return tuner._get_build_config_fname(trial_id)
+
+
+def tuner_file(tuner: keras_tuner.Tuner) -> str:
+    """The path of the tuner's own state file."""
+    return tuner._get_tuner_fname()
+
+
+def copy_callbacks(tuner: keras_tuner.Tuner, callbacks: Sequence[Any]) -> list:
+    """Per-trial copies of the user's callbacks, as KerasTuner's `run_trial` makes them."""
+    return tuner._deepcopy_callbacks(list(callbacks))
+
+
+def tensorboard_callback_dir(tuner: keras_tuner.Tuner, callbacks: list, trial) -> None:
+    """Points TensorBoard callbacks at a per-trial log directory, as KerasTuner does."""
+    tuner._configure_tensorboard_dir(callbacks, trial)
+
+
+def tuner_callback(tuner: keras_tuner.Tuner, trial):
+    """KerasTuner's callback that reports each epoch's metrics to the oracle."""
+    return tuner_utils.TunerCallback(tuner, trial)
+
+
+def hparams_of(space, hparams_api) -> list:
+    """The search space as TensorBoard HParams, KerasTuner's conversion."""
+    return list(tuner_utils.convert_hyperparams_to_hparams(space, hparams_api))
+
+
+# -- distribution ---------------------------------------------------------------------
+
+
+def chief_service():
+    """(protos, OracleServicer): the chief's gRPC service (imports grpc)."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    return protos, OracleServicer
