@@ -109,6 +109,7 @@ _USAGE_ERRORS = (
     ("flatnas_tf.corrupted_set", "CorruptedSetError"),
     ("flatnas_tf.sandwich", "SupernetStateError"),
     ("flatnas_tf.tuners.records", "SearchFilesError"),
+    ("flatnas_tf.tuners.access", "TokenError"),
 )
 _FAILURES = (
     ("flatnas_tf.data", "DatasetUnavailableError"),
@@ -136,6 +137,8 @@ def _fail_cleanly(command: Callable) -> Callable:
             usage = (runs.RunError, storage.DirectoryLockedError, *_loaded(_USAGE_ERRORS))
             if isinstance(error, usage):
                 raise click.UsageError(str(error)) from None
+            if _refused_by_the_chief(error):
+                raise click.UsageError(error.details()) from None
             if isinstance(error, _loaded(_FAILURES)):
                 raise click.ClickException(str(error)) from None
             if isinstance(error, OSError) and storage.is_disk_full(error):
@@ -146,6 +149,16 @@ def _fail_cleanly(command: Callable) -> Callable:
             raise
 
     return wrapper
+
+
+def _refused_by_the_chief(error: Exception) -> bool:
+    """Whether `error` is the chief's refusal of a call without the search's token."""
+    grpc = sys.modules.get("grpc")
+    return (
+        grpc is not None
+        and isinstance(error, grpc.RpcError)
+        and error.code() == grpc.StatusCode.UNAUTHENTICATED
+    )
 
 
 def _quiet_tensorflow(command: Callable) -> Callable:
@@ -566,8 +579,8 @@ def main() -> None:
 @click.option(
     "--oracle-host",
     default="127.0.0.1",
-    help="Chief's address (with --role); the chief listens on it. Its gRPC server has no "
-    "authentication: use a loopback or private address on a trusted network only.",
+    help="Chief's address (with --role); the chief listens on it. Calls need the search's "
+    "token but travel unencrypted: use a loopback or private address on a trusted network.",
 )
 @click.option(
     "--oracle-port", type=click.IntRange(1, 65535), default=8000, help="Chief's port (with --role)."
@@ -579,6 +592,13 @@ def main() -> None:
     help="With --role chief: seconds a worker may go without a heartbeat (it sends one per "
     "epoch and every few seconds of training) before its trial is handed to another worker. "
     "Make it longer than a trial's measurement.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --role: a file holding the token every call to the chief presents (default: "
+    "$FLATNAS_TF_TOKEN, else the token file the chief writes in OUT/search/).",
 )
 @click.option(
     "--worker-id",
@@ -709,6 +729,7 @@ def _search_in(
             samples=options["samples"],
             trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
             surrogate=_surrogate(settings),
+            token_file=options["token_file"],
             directory=str(run.root),
             project_name=runs.PROJECT,
             overwrite=False,

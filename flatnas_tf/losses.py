@@ -38,9 +38,7 @@ class SparseCrossentropyWithSmoothing(keras.losses.Loss):
         name: str = "sparse_crossentropy_with_smoothing",
     ):
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(
-                f"`label_smoothing` must be in [0, 1); received {label_smoothing!r}."
-            )
+            raise ValueError(f"`label_smoothing` must be in [0, 1); received {label_smoothing!r}.")
         super().__init__(name=name, reduction=reduction)
         self.label_smoothing = float(label_smoothing)
         self.from_logits = bool(from_logits)

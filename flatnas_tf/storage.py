@@ -67,13 +67,19 @@ def _sync_directory(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, suffix: str = "", mode: int | None = None
+) -> Iterator[Path]:
     """A temporary path to write to; it replaces `path` when the block ends without error.
 
     Args:
         path: The destination.
         suffix: Ending the temporary name must have (e.g. ".weights.h5", which
             Keras requires of weight files).
+        mode: The file's permissions; None: as a plain `open` creates a file
+            (0666 less the umask). The temporary file is private (0600) until
+            the block ends, so a secret written into it is never readable by
+            others.
 
     Yields:
         The temporary path, in the destination's directory.
@@ -92,7 +98,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield temporary
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # as a plain open() would create it
+        os.chmod(temporary, 0o666 & ~_umask() if mode is None else mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -581,3 +581,33 @@ def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built(capsys)
         print("Recovered: trial 003: its trial.json is missing. It is kept as FAILED.")
     output = capsys.readouterr().out
     assert output == "Recovered: trial 003: its trial.json is missing. It is kept as FAILED.\n"
+
+
+def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):
+    import click
+    import grpc
+
+    from flatnas_tf.tuners import access
+
+    monkeypatch.delenv(access.TOKEN_ENV, raising=False)
+
+    @cli_main._fail_cleanly
+    def worker_without_a_token():
+        access.search_token(tmp_path)
+
+    with pytest.raises(click.UsageError, match="Start the chief first"):
+        worker_without_a_token()
+
+    class Refused(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAUTHENTICATED
+
+        def details(self):
+            return "flatnas-tf: this search's chief refused a call without its token"
+
+    @cli_main._fail_cleanly
+    def refused_worker():
+        raise Refused()
+
+    with pytest.raises(click.UsageError, match="refused a call without its token"):
+        refused_worker()

@@ -342,6 +342,19 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     lost = cluster.wait_for(doomed_holds_a_trial, "tuner1's trial", alive=(chief, doomed))
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait(timeout=30)
+    # A process without the search's token (the chief wrote it into the shared
+    # directory) is refused in one line, and takes no trial.
+    assert (out / "search" / "token").stat().st_mode & 0o077 == 0
+    wrong = cluster.root / "wrong-token"
+    wrong.write_text("not-the-token\n")
+    wrong.chmod(0o600)
+    intruder = cluster.start_cli(
+        "intruder", *common, *tiny, "--role", "worker", "--worker-id", "7", "--token-file", wrong
+    )
+    assert cluster.wait_exit(intruder, "the intruder", alive=(chief,)) == 2
+    intruder_output = (cluster.root / "2-intruder.out").read_text()
+    assert "refused a call without its token" in intruder_output
+    assert "Traceback" not in intruder_output
     survivor = cluster.start_cli("tuner0", *common, *tiny, "--role", "worker", "--worker-id", "0")
 
     # Either may exit first: the chief stops once the survivor was told STOPPED.
@@ -353,7 +366,7 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     assert f"trial {lost}: worker tuner1 silent" in chief_output
     assert "Pareto front" in chief_output
     assert (out / "report" / "report.md").exists()
-    survivor_output = (cluster.root / "2-tuner0.out").read_text()
+    survivor_output = (cluster.root / "3-tuner0.out").read_text()
     assert f"trial {lost}" in survivor_output  # the survivor ran the lost trial
     assert "Traceback" not in survivor_output + chief_output
 

@@ -32,3 +32,11 @@ def test_the_temporary_name_keeps_a_required_suffix(tmp_path):
         assert temporary.name.endswith(".weights.h5") and temporary.parent == tmp_path
         temporary.write_bytes(b"x")
     assert (tmp_path / "w.weights.h5").read_bytes() == b"x"
+
+
+def test_a_file_written_with_a_mode_has_it_and_is_never_readable_by_others(tmp_path):
+    path = tmp_path / "secret"
+    with atomic_path(path, mode=0o600) as temporary:
+        temporary.write_text("s3cret")
+        assert stat.S_IMODE(temporary.stat().st_mode) == 0o600  # while being written
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "s3cret"

@@ -14,9 +14,10 @@ leases (`durable.DurableOracle.lease_s`):
              HEARTBEAT_S seconds of training; told IDLE, it waits a second
              and asks again
 
-The server is KerasTuner's: gRPC without authentication or encryption. Bind
-it to a loopback or private address on a trusted network only: anyone who
-can reach the port can read and write the search.
+The server is KerasTuner's servicer behind a token check
+(`flatnas_tf.tuners.access`): only callers presenting the search's token reach
+the oracle. The connection itself is not encrypted: on an untrusted network,
+keep the port on a loopback or private address (or tunnel it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from concurrent import futures
 import keras
 
 from flatnas_tf import compat
+from flatnas_tf.tuners import access
 
 __all__ = ["HEARTBEAT_S", "Heartbeat", "serve"]
 
@@ -37,16 +39,18 @@ HEARTBEAT_S = 5.0
 POLL_S = 0.5
 
 
-def serve(oracle, poll_s: float = POLL_S) -> None:
+def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
     """Serves `oracle` to the workers until the search is over (see the module docstring).
 
     Args:
         oracle: The chief's oracle (a `DurableOracle`).
+        token: The search's token, which every call must present
+            (`access.search_token`).
         poll_s: Seconds between checks.
 
     Example:
     ```python
-    serve(tuner.oracle)  # on the chief, with KERASTUNER_ORACLE_IP/PORT set
+    serve(tuner.oracle, token)  # on the chief, with KERASTUNER_ORACLE_IP/PORT set
     ```
     """
     import grpc
@@ -54,7 +58,9 @@ def serve(oracle, poll_s: float = POLL_S) -> None:
     protos, OracleServicer = compat.chief_service()  # noqa: N806 (a class)
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=1), interceptors=[access.token_check(token)]
+    )
     servicer = OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
     if not server.add_insecure_port(address):

@@ -66,7 +66,7 @@ from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners import distributed, objectives, pareto, progress, tensorboard
+from flatnas_tf.tuners import access, distributed, objectives, pareto, progress, tensorboard
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
@@ -318,6 +318,10 @@ class FlatNASTuner(keras_tuner.Tuner):
             an initial design, only the candidates an NSGA-II search on
             predicted accuracy and R chooses are trained; params counted
             exactly); None for plain NSGA-II.
+        token_file: Distributed search: a file holding the token every call to
+            the chief must present (`flatnas_tf.tuners.access`); None: the
+            FLATNAS_TF_TOKEN environment variable, else the `token` file the
+            chief writes in the project directory.
         **kwargs: Passed to `keras_tuner.Tuner` (directory, project_name,
             overwrite, ...). `executions_per_trial` must be 1. Subclasses may
             override KerasTuner's `on_epoch_*` / `on_batch_*` hooks (called
@@ -358,6 +362,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         allow_new_entries: bool = True,
         tune_new_entries: bool = True,
         surrogate: SurrogateSettings | None = None,
+        token_file: str | os.PathLike | None = None,
         **kwargs,
     ):
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -392,7 +397,10 @@ class FlatNASTuner(keras_tuner.Tuner):
         oracle.lease_s = _check_positive(trial_lease_s, "trial_lease_s")
         _mark_for_reload(kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.token_file = token_file
         if compat.is_worker(self):
+            token = access.search_token(self.project_dir, token_file, wait_s=access.TOKEN_WAIT_S)
+            access.add_token(self.oracle, token)
             self.oracle.create_trial = _patient(self.oracle.create_trial)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
@@ -458,7 +466,8 @@ class FlatNASTuner(keras_tuner.Tuner):
                 storage.remove_partial_files(self.project_dir)
             if compat.is_chief_oracle():
                 self.save()
-                distributed.serve(self.oracle)  # until the workers are done
+                token = access.search_token(self.project_dir, self.token_file, create=True)
+                distributed.serve(self.oracle, token)  # until the workers are done
                 return
             self._search_and_check(*fit_args, **fit_kwargs)
 

@@ -1,0 +1,132 @@
+"""A distributed search's token: where it comes from; the chief refusing calls without it."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+import time
+
+import keras_tuner as kt
+import pytest
+
+from flatnas_tf import compat
+from flatnas_tf.tuners import access
+from flatnas_tf.tuners.nsga2 import NSGA2Oracle
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_the_environment(monkeypatch):
+    monkeypatch.delenv(access.TOKEN_ENV, raising=False)
+
+
+def test_the_chief_writes_a_private_token_that_workers_read(tmp_path):
+    token = access.search_token(tmp_path / "search", create=True)
+    path = tmp_path / "search" / access.TOKEN_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(token) == 64 and int(token, 16) >= 0
+    assert access.search_token(tmp_path / "search") == token  # a worker on the same directory
+    assert access.search_token(tmp_path / "search", create=True) == token  # a restarted chief
+
+
+def test_a_given_token_wins_over_the_environment_and_the_directory(tmp_path, monkeypatch):
+    access.search_token(tmp_path, create=True)
+    monkeypatch.setenv(access.TOKEN_ENV, "from-the-environment")
+    assert access.search_token(tmp_path) == "from-the-environment"
+    given = tmp_path / "given"
+    given.write_text("from-a-file\n")
+    given.chmod(0o600)
+    assert access.search_token(tmp_path, given) == "from-a-file"
+
+
+def test_a_missing_or_empty_token_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(access.TokenError, match="Start the chief first"):
+        access.search_token(tmp_path)
+    with pytest.raises(access.TokenError, match="does not exist; check --token-file"):
+        access.search_token(tmp_path, tmp_path / "nowhere")
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "empty").chmod(0o600)
+    with pytest.raises(access.TokenError, match="is empty"):
+        access.search_token(tmp_path, tmp_path / "empty")
+    assert not (tmp_path / access.TOKEN_FILE).exists()  # a worker writes none
+
+
+def test_a_token_readable_by_others_is_used_with_a_warning(tmp_path):
+    shared = tmp_path / "shared"
+    shared.write_text("secret\n")
+    shared.chmod(0o644)
+    with pytest.warns(UserWarning, match="can be read by other users.*chmod 600"):
+        assert access.search_token(tmp_path, shared) == "secret"
+
+
+def test_a_worker_waits_for_the_chief_to_write_the_token(tmp_path):
+    writer = threading.Timer(0.3, access.search_token, (tmp_path,), {"create": True})
+    writer.start()
+    try:
+        token = access.search_token(tmp_path, wait_s=30)
+    finally:
+        writer.join()
+    assert token == (tmp_path / access.TOKEN_FILE).read_text().strip()
+
+
+# -- the chief's server, in process -------------------------------------------------
+
+
+@pytest.fixture
+def chief(tmp_path, monkeypatch):
+    grpc = pytest.importorskip("grpc")
+    from concurrent import futures
+
+    hp = kt.HyperParameters()
+    hp.Int("a", 0, 99)
+    oracle = NSGA2Oracle(objective=[kt.Objective("f", "min")], max_trials=4, seed=0,
+                         hyperparameters=hp)  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "chief")
+    protos, servicer = compat.chief_service()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=1), interceptors=[access.token_check("right")]
+    )
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer(oracle), server)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    yield oracle
+    server.stop(None)
+
+
+def _client(tmp_path, token):
+    from keras_tuner.src.distribute import oracle_client
+
+    local = NSGA2Oracle(objective=[kt.Objective("f", "min")], max_trials=4, seed=0)
+    local._set_project_dir(str(tmp_path), "worker")
+    client = oracle_client.OracleClient(local)
+    if token is not None:
+        access.add_token(client, token)
+    return client
+
+
+def test_a_worker_with_the_token_is_served(chief, tmp_path):
+    client = _client(tmp_path, "right")
+    assert client.get_space().space
+    trial = client.create_trial("tuner0")
+    assert trial.status == "RUNNING" and list(chief.trials) == [trial.trial_id]
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_caller_without_the_token_is_refused_and_changes_nothing(chief, tmp_path, token):
+    import grpc
+
+    client = _client(tmp_path, token)
+    started = time.monotonic()
+    for call in (lambda: client.create_trial("tuner0"), client.get_space):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "refused a call without its token" in refused.value.details()
+    assert time.monotonic() - started < 30  # refused at once, not waited on
+    assert chief.trials == {} and chief.tuner_ids == set()
