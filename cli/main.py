@@ -137,8 +137,17 @@ def _fail_cleanly(command: Callable) -> Callable:
             usage = (runs.RunError, storage.DirectoryLockedError, *_loaded(_USAGE_ERRORS))
             if isinstance(error, usage):
                 raise click.UsageError(str(error)) from None
-            if _refused_by_the_chief(error):
+            if _chief_call_failed(error, "UNAUTHENTICATED"):
                 raise click.UsageError(error.details()) from None
+            if _chief_call_failed(error, "DEADLINE_EXCEEDED"):
+                address = ":".join(
+                    os.environ.get(f"KERASTUNER_ORACLE_{k}", "?") for k in ("IP", "PORT")
+                )
+                raise click.ClickException(
+                    f"the chief at {address} did not answer within --chief-timeout; its "
+                    "search keeps every finished trial. Start this worker again once the chief "
+                    "runs."
+                ) from None
             if isinstance(error, _loaded(_FAILURES)):
                 raise click.ClickException(str(error)) from None
             if isinstance(error, OSError) and storage.is_disk_full(error):
@@ -151,13 +160,17 @@ def _fail_cleanly(command: Callable) -> Callable:
     return wrapper
 
 
-def _refused_by_the_chief(error: Exception) -> bool:
-    """Whether `error` is the chief's refusal of a call without the search's token."""
+def _chief_call_failed(error: Exception, status: str) -> bool:
+    """Whether `error` is a worker's call to the chief that ended with gRPC `status`.
+
+    UNAUTHENTICATED: the chief refused a call without the search's token;
+    DEADLINE_EXCEEDED: no chief answered within --chief-timeout.
+    """
     grpc = sys.modules.get("grpc")
     return (
         grpc is not None
         and isinstance(error, grpc.RpcError)
-        and error.code() == grpc.StatusCode.UNAUTHENTICATED
+        and error.code() == getattr(grpc.StatusCode, status)
     )
 
 
@@ -601,6 +614,13 @@ def main() -> None:
     "$FLATNAS_TF_TOKEN, else the token file the chief writes in OUT/search/).",
 )
 @click.option(
+    "--chief-timeout",
+    type=FiniteFloatRange(min=0, min_open=True),
+    default=600,
+    help="With --role worker: seconds a call waits for a chief that is not there (restarted "
+    "after a preemption, say) before the worker gives up; it trains on meanwhile.",
+)
+@click.option(
     "--worker-id",
     type=click.IntRange(min=0),
     default=0,
@@ -730,6 +750,7 @@ def _search_in(
             trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
             surrogate=_surrogate(settings),
             token_file=options["token_file"],
+            chief_timeout_s=options["chief_timeout"],
             directory=str(run.root),
             project_name=runs.PROJECT,
             overwrite=False,

@@ -56,6 +56,7 @@ def _arguments(argv):
         help="after writing <markers>/<pid>.ready, wait for this file to join the search",
     )
     parser.add_argument("--summary", help="chief: where to write the oracle's final state")
+    parser.add_argument("--lease", type=float, default=None, help="flatnas chief: trial_lease_s")
     parser.add_argument(
         "--fast-poll",
         action="store_true",
@@ -168,6 +169,7 @@ def _flatnas(args, recorder):
         max_trials=args.max_trials,
         seed=args.seed,
         samples=2,
+        trial_lease_s=args.lease,
         directory=args.directory,
         project_name="search",
         overwrite=False,

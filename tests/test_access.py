@@ -6,12 +6,13 @@ import socket
 import stat
 import threading
 import time
+from concurrent import futures
 
 import keras_tuner as kt
 import pytest
 
 from flatnas_tf import compat
-from flatnas_tf.tuners import access
+from flatnas_tf.tuners import access, distributed
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 
 
@@ -72,41 +73,55 @@ def test_a_worker_waits_for_the_chief_to_write_the_token(tmp_path):
 # -- the chief's server, in process -------------------------------------------------
 
 
+class Chief:
+    """A chief's server in this process, on a fixed port, that can be stopped and started."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        hp = kt.HyperParameters()
+        hp.Int("a", 0, 99)
+        self.oracle = NSGA2Oracle(objective=[kt.Objective("f", "min")], max_trials=4, seed=0,
+                                  hyperparameters=hp)  # fmt: skip
+        self.oracle._set_project_dir(str(tmp_path), "chief")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server = None
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(self.port))
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+
+    def start(self):
+        import grpc
+
+        protos, servicer = compat.chief_service()
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=1), interceptors=[access.token_check("right")]
+        )
+        protos.get_service_grpc().add_OracleServicer_to_server(servicer(self.oracle), self.server)
+        assert self.server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self.server.start()
+
+    def stop(self):
+        self.server.stop(None).wait()
+
+
 @pytest.fixture
 def chief(tmp_path, monkeypatch):
-    grpc = pytest.importorskip("grpc")
-    from concurrent import futures
-
-    hp = kt.HyperParameters()
-    hp.Int("a", 0, 99)
-    oracle = NSGA2Oracle(objective=[kt.Objective("f", "min")], max_trials=4, seed=0,
-                         hyperparameters=hp)  # fmt: skip
-    oracle._set_project_dir(str(tmp_path), "chief")
-    protos, servicer = compat.chief_service()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=1), interceptors=[access.token_check("right")]
-    )
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer(oracle), server)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
-    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
-    yield oracle
-    server.stop(None)
+    pytest.importorskip("grpc")
+    served = Chief(tmp_path, monkeypatch)
+    served.start()
+    yield served
+    served.stop()
 
 
-def _client(tmp_path, token):
+def _client(tmp_path, token, chief_timeout_s=60.0):
     from keras_tuner.src.distribute import oracle_client
 
     local = NSGA2Oracle(objective=[kt.Objective("f", "min")], max_trials=4, seed=0)
     local._set_project_dir(str(tmp_path), "worker")
     client = oracle_client.OracleClient(local)
     if token is not None:
-        access.add_token(client, token)
+        distributed.connect(client, token, chief_timeout_s)
     return client
 
 
@@ -114,7 +129,7 @@ def test_a_worker_with_the_token_is_served(chief, tmp_path):
     client = _client(tmp_path, "right")
     assert client.get_space().space
     trial = client.create_trial("tuner0")
-    assert trial.status == "RUNNING" and list(chief.trials) == [trial.trial_id]
+    assert trial.status == "RUNNING" and list(chief.oracle.trials) == [trial.trial_id]
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])
@@ -129,4 +144,49 @@ def test_a_caller_without_the_token_is_refused_and_changes_nothing(chief, tmp_pa
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "refused a call without its token" in refused.value.details()
     assert time.monotonic() - started < 30  # refused at once, not waited on
-    assert chief.trials == {} and chief.tuner_ids == set()
+    assert chief.oracle.trials == {} and chief.oracle.tuner_ids == set()
+
+
+def test_a_worker_waits_for_a_restarted_chief_and_gives_up_after_its_timeout(chief, tmp_path):
+    import grpc
+
+    client = _client(tmp_path, "right", chief_timeout_s=60.0)
+    trial = client.create_trial("tuner0")
+    chief.stop()  # the chief is preempted while the worker trains
+    answer = {}
+    heartbeat = threading.Thread(target=lambda: answer.update(t=client.get_trial(trial.trial_id)))
+    heartbeat.start()
+    time.sleep(1.0)
+    assert heartbeat.is_alive()  # waiting for the chief, not failed
+    chief.start()  # back on the same address
+    heartbeat.join(timeout=30)
+    assert answer["t"].trial_id == trial.trial_id
+    chief.stop()
+    impatient = _client(tmp_path, "right", chief_timeout_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as lost:
+        impatient.get_space()
+    assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 10  # its own timeout, not KerasTuner's hour
+    chief.start()  # for the fixture's stop
+
+
+def test_heartbeats_do_not_hold_up_training_while_the_chief_is_away():
+    calls = threading.Event()
+    release = threading.Event()
+
+    class AwayChief:
+        def get_trial(self, trial_id):
+            calls.set()
+            release.wait(30)  # the chief answers only when it is back
+
+    heartbeat = distributed.Heartbeat(AwayChief(), "003", interval_s=0.0)
+    started = time.monotonic()
+    for batch in range(50):
+        heartbeat.on_train_batch_end(batch)
+    heartbeat.on_epoch_end(0)
+    assert time.monotonic() - started < 5 and calls.is_set()
+    assert heartbeat._pending.is_alive()  # one heartbeat waits; none piled up behind it
+    release.set()
+    heartbeat._pending.join(timeout=10)
+    assert not heartbeat._pending.is_alive()

@@ -611,3 +611,17 @@ def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):
 
     with pytest.raises(click.UsageError, match="refused a call without its token"):
         refused_worker()
+
+    class ChiefAway(Refused):
+        def code(self):
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    @cli_main._fail_cleanly
+    def lonely_worker():
+        raise ChiefAway()
+
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "10.0.0.7")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    with pytest.raises(click.ClickException, match="chief at 10.0.0.7:8000 did not answer") as e:
+        lonely_worker()
+    assert e.value.exit_code == 1 and not isinstance(e.value, click.UsageError)

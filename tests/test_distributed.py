@@ -268,6 +268,46 @@ def test_flatnas_tuner_search_with_two_workers(cluster):
         assert (cluster.search_dir / f"trial_{trial_id}" / "checkpoint.weights.h5").exists()
 
 
+def test_chief_killed_and_restarted_while_two_workers_train(cluster):
+    # Both workers hold their first trial for a while; the chief is killed with
+    # both trials leased and comes back on the same directory and port. The
+    # workers train on, report to the new chief, and nothing runs twice.
+    max_trials = 4
+    options = ("--max-trials=4", "--population=2", "--seed=3", "--lease=120")
+    go = cluster.root / "go"
+    chief = cluster.start("chief", "flatnas", *options)
+    workers = [
+        cluster.start(f"tuner{i}", "flatnas", *options, "--hold-first-trial=12", f"--wait-for={go}")
+        for i in range(2)
+    ]
+    cluster.wait_for(
+        lambda: all((cluster.markers / f"{w.pid}.ready").exists() for w in workers),
+        "the workers to be ready",
+        alive=(chief, *workers),
+    )
+    go.touch()
+    held = [
+        cluster.wait_for(lambda w=w: cluster.marker(w), "a worker's first trial", alive=(chief, w))
+        for w in workers
+    ]
+    os.kill(chief.pid, signal.SIGKILL)
+    assert chief.wait(timeout=30) == -signal.SIGKILL
+    restarted = cluster.start("chief", "flatnas", *options)
+
+    assert cluster.wait_exit(restarted, "the restarted chief", alive=workers) == 0
+    for worker in workers:
+        assert cluster.wait_exit(worker, "a worker") == 0
+    _check_complete_search(cluster, max_trials)
+    runs = cluster.runs()
+    assert len(runs) == max_trials
+    for trial_id, events in runs.items():  # run once, start to end, by one worker
+        assert [event for _, _, event in events] == ["start", "end"], (trial_id, events)
+    for worker, trial_id in zip(workers, held, strict=True):
+        assert {pid for _, pid, _ in runs[trial_id]} == {worker.pid}
+    output = (cluster.root / f"{len(workers) + 1}-chief.out").read_text()
+    assert "queued again" not in output and "Traceback" not in output
+
+
 def test_worker_killed_mid_trial_resumes_it(cluster):
     max_trials = 8
     options = ("--max-trials=8", "--population=4", "--trial-sleep=0.2")

@@ -307,6 +307,42 @@ def test_without_a_lease_trials_wait_for_their_worker(tmp_path, monkeypatch):
     assert oracle.create_trial("tuner0").status == "STOPPED"  # KerasTuner's behaviour
 
 
+def test_a_restarted_chief_keeps_the_leases_its_workers_still_hold(tmp_path, monkeypatch):
+    oracle, clock = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    _finish(oracle, oracle.create_trial("tuner0"))
+    held = {w: oracle.create_trial(w).trial_id for w in ("tuner0", "tuner1")}
+    # The chief is killed here; a new one reloads the directory a while later.
+    clock.now += 100
+    chief, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    monkeypatch.setattr(durable.time, "monotonic", clock)  # one clock for both chiefs
+    chief.reload()
+    assert {w: t.trial_id for w, t in chief.ongoing_trials.items()} == held
+    assert chief._retry_queue == [] and chief.recovery_notes == []
+    clock.now += 20
+    chief.get_trial(held["tuner1"])  # tuner1 trains on: its heartbeat reaches the new chief
+    _finish(chief, chief.trials[held["tuner1"]], 2.0)
+    assert chief.trials[held["tuner1"]].status == "COMPLETED"  # its report is accepted
+    clock.now += 11  # tuner0 silent for 31 s since the restart: it died with the chief
+    assert chief.expire_leases() == [held["tuner0"]]
+    again = chief.create_trial("tuner1")
+    assert again.trial_id == held["tuner0"]  # run again once, by the worker still there
+    _finish(chief, again)
+    last = chief.create_trial("tuner1")
+    _finish(chief, last)
+    assert chief.create_trial("tuner1").status == "STOPPED"
+    assert sorted(chief.end_order) == ["000", "001", "002", "003"]
+
+
+def test_without_leases_a_restarted_oracle_runs_unfinished_trials_again(tmp_path, monkeypatch):
+    oracle, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    oracle.lease_s = None
+    lost = oracle.create_trial("tuner0").trial_id
+    resumed, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    resumed.lease_s = None
+    resumed.reload()
+    assert resumed.ongoing_trials == {} and resumed._retry_queue == [lost]
+
+
 @pytest.mark.parametrize("max_trials", [4, 10, 1000])
 def test_trial_ids_have_three_digits_whatever_max_trials(tmp_path, monkeypatch, max_trials):
     oracle, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=max_trials)

@@ -23,7 +23,6 @@ untrusted network the connection also needs TLS.
 
 from __future__ import annotations
 
-import collections
 import hmac
 import os
 import secrets
@@ -39,9 +38,9 @@ __all__ = [
     "TOKEN_FILE",
     "TOKEN_WAIT_S",
     "TokenError",
-    "add_token",
     "search_token",
     "token_check",
+    "authorization",
 ]
 
 #: The environment variable a token may come from.
@@ -135,7 +134,7 @@ def token_check(token: str):
     """
     import grpc
 
-    expected = f"Bearer {token}".encode()
+    expected = authorization(token)[1].encode()
 
     def refuse(request, context):
         context.abort(
@@ -157,41 +156,6 @@ def token_check(token: str):
     return TokenCheck()
 
 
-def add_token(client, token: str) -> None:
-    """Makes a KerasTuner oracle client present `token` on every call.
-
-    Args:
-        client: A `keras_tuner` `OracleClient` (a worker's oracle).
-        token: The search's token.
-    """
-    import grpc
-
-    from flatnas_tf import compat
-
-    header = (_HEADER, f"Bearer {token}")
-    details_type = collections.namedtuple(
-        "Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
-    )
-
-    class Details(details_type, grpc.ClientCallDetails):
-        pass
-
-    class TokenHeader(grpc.UnaryUnaryClientInterceptor):
-        def intercept_unary_unary(self, continuation, call_details, request):
-            metadata = [*(call_details.metadata or ()), header]
-            return continuation(
-                Details(
-                    call_details.method,
-                    call_details.timeout,
-                    metadata,
-                    call_details.credentials,
-                    call_details.wait_for_ready,
-                    call_details.compression,
-                ),
-                request,
-            )
-
-    protos, _ = compat.chief_service()
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    channel = grpc.intercept_channel(grpc.insecure_channel(address), TokenHeader())
-    client.stub = protos.get_service_grpc().OracleStub(channel)
+def authorization(token: str) -> tuple[str, str]:
+    """The gRPC metadata pair a worker's calls carry (`distributed.connect` adds it)."""
+    return (_HEADER, f"Bearer {token}")

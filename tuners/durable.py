@@ -24,7 +24,10 @@ Reloading. The trial files decide how each trial ended:
     an id that oracle.json names, or a trial_<id>/ directory, without a
     readable trial.json                      -> a FAILED placeholder, likewise
     COMPLETED or FAILED                      -> ended, whatever oracle.json says
-    anything else (RUNNING, INVALID, ...)    -> metrics cleared, queued to run again
+    anything else (RUNNING, INVALID, ...)    -> metrics cleared, queued to run again;
+        with leases, one oracle.json lists as a worker's ongoing trial stays that
+        worker's on a fresh lease (a restarted chief: the worker may still be
+        training it, and reports it when the chief is back)
     created but never committed (the next trial number, not in oracle.json,
     its trial.json RUNNING without metrics or not written yet)
                                              -> forgotten: the oracle, whose state
@@ -196,8 +199,8 @@ class DurableOracle(keras_tuner.Oracle):
             self.trials[trial_id] = trial
             self.start_order.append(trial_id)
             self._save_trial(trial)
+            self._display.on_trial_begin(trial)  # its start time is in the state saved next
             self.save()
-            self._display.on_trial_begin(trial)
         elif trial.status == TrialStatus.STOPPED:
             self.tuner_ids.remove(tuner_id)
         return trial
@@ -371,7 +374,7 @@ class DurableOracle(keras_tuner.Oracle):
                 problem, committed = f"{type(error).__name__}: {error}", None
         if problem is not None:
             self.set_state(fresh)
-        self._reconcile(committed)
+        self._reconcile(committed, state.get("ongoing_trials", {}) if problem is None else {})
         if (problem is not None and not never_saved) or (never_saved and self.trials):
             self._note(
                 f"{ORACLE_FILE} was {problem}; rebuilt it from {len(self.trials)} "
@@ -389,11 +392,13 @@ class DurableOracle(keras_tuner.Oracle):
             self._save_trial(trial)
         return trial
 
-    def _reconcile(self, committed: int | None) -> None:
+    def _reconcile(self, committed: int | None, leased: Mapping[str, str]) -> None:
         """Makes the bookkeeping agree with the trial files (see the module docstring).
 
         Args:
             committed: Trials that oracle.json had committed; None if it was rebuilt.
+            leased: oracle.json's ongoing trials (worker -> trial id): with
+                leases, each unfinished one stays its worker's, on a fresh lease.
         """
         trials = self.trials
         for trial_id, trial in list(trials.items()):
@@ -410,8 +415,16 @@ class DurableOracle(keras_tuner.Oracle):
         for trial_id in ended:
             self._run_times[trial_id] = max(self._run_times[trial_id], 1)
         self.start_order, self.end_order = order, ended
-        self._retry_queue = unfinished[::-1]  # pop() hands out the lowest number first
         self.ongoing_trials = {}
+        if self.lease_s is not None:  # a restarted chief: workers may still train them
+            now = time.monotonic()
+            for tuner_id, trial_id in leased.items():
+                if trial_id in unfinished:
+                    unfinished.remove(trial_id)
+                    self.ongoing_trials[tuner_id] = trials[trial_id]
+                    self.tuner_ids.add(tuner_id)
+                    self._heard[trial_id] = self._heard[f"tuner:{tuner_id}"] = now
+        self._retry_queue = unfinished[::-1]  # pop() hands out the lowest number first
         for trial_id in order:
             if trials[trial_id].hyperparameters.values:
                 self._record_values(trials[trial_id])

@@ -322,6 +322,9 @@ class FlatNASTuner(keras_tuner.Tuner):
             the chief must present (`flatnas_tf.tuners.access`); None: the
             FLATNAS_TF_TOKEN environment variable, else the `token` file the
             chief writes in the project directory.
+        chief_timeout_s: Distributed search (on a worker): seconds a call to
+            the chief waits for a chief that is not there (restarting after
+            a preemption, say) before the worker gives up.
         **kwargs: Passed to `keras_tuner.Tuner` (directory, project_name,
             overwrite, ...). `executions_per_trial` must be 1. Subclasses may
             override KerasTuner's `on_epoch_*` / `on_batch_*` hooks (called
@@ -363,6 +366,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         tune_new_entries: bool = True,
         surrogate: SurrogateSettings | None = None,
         token_file: str | os.PathLike | None = None,
+        chief_timeout_s: float = distributed.CHIEF_TIMEOUT_S,
         **kwargs,
     ):
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -395,12 +399,13 @@ class FlatNASTuner(keras_tuner.Tuner):
                 f"`regime` must be a TrainingRegime or None; received {type(regime).__name__}."
             )
         oracle.lease_s = _check_positive(trial_lease_s, "trial_lease_s")
+        chief_timeout_s = check_number(chief_timeout_s, "chief_timeout_s", 0, low_open=True)
         _mark_for_reload(kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.token_file = token_file
         if compat.is_worker(self):
             token = access.search_token(self.project_dir, token_file, wait_s=access.TOKEN_WAIT_S)
-            access.add_token(self.oracle, token)
+            distributed.connect(self.oracle, token, chief_timeout_s)
             self.oracle.create_trial = _patient(self.oracle.create_trial)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
