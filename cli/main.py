@@ -28,6 +28,7 @@ import click
 from flatnas_tf import storage
 from flatnas_tf._version import __version__
 from flatnas_tf.cli import runs
+from flatnas_tf.defaults import MAX_WIDTH, SCHEDULES, VALIDATION_FRACTION
 
 # Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.
 if sys.version_info >= (3, 11):
@@ -249,9 +250,9 @@ def _widths(value: str | list) -> list[float]:
         widths = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
     except ValueError:
         widths = []
-    if not widths or any(not 0 < w <= 4 for w in widths):
+    if not widths or any(not 0 < w <= MAX_WIDTH for w in widths):
         raise click.BadParameter(
-            f"{value!r}: pass comma-separated numbers in (0, 4], e.g. 0.5,0.75,1.0.",
+            f"{value!r}: pass comma-separated numbers in (0, {MAX_WIDTH:g}], e.g. 0.5,0.75,1.0.",
             param_hint="--widths",
         )
     return widths
@@ -325,7 +326,7 @@ def _data_options(command: Callable) -> Callable:
             click.option(
                 "--validation-fraction",
                 type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
-                default=0.1,
+                default=VALIDATION_FRACTION,
                 help="Fraction of the training data held out for validation.",
             ),
         )
@@ -515,7 +516,7 @@ def main() -> None:
 )
 @click.option(
     "--schedule",
-    type=click.Choice(runs.SCHEDULES),
+    type=click.Choice(SCHEDULES),
     default=_TRAINING.schedule,
     help="Learning rate over a trial: linear warm-up then cosine decay to 0 (from-scratch "
     "trials), or constant (FlatNAS's fine-tuning regime).",
@@ -1206,7 +1207,7 @@ def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
 )
 @click.option(
     "--schedule",
-    type=click.Choice(runs.SCHEDULES),
+    type=click.Choice(SCHEDULES),
     default=None,
     help=f"Learning rate schedule. Default: the search's, else {_TRAINING.schedule}.",
 )
@@ -1269,7 +1270,7 @@ def train(**options: Any) -> None:
     data = _load_data(
         options["data"] or settings["data"],
         options["data_dir"] or settings.get("data_dir"),
-        settings.get("validation_fraction", 0.1),
+        settings.get("validation_fraction", VALIDATION_FRACTION),
         options["seed"],
     )
     settings.update(
@@ -1312,7 +1313,7 @@ def train(**options: Any) -> None:
         # The split its data was loaded with: `evaluate` of this directory reuses it.
         "data_dir": options["data_dir"] or settings.get("data_dir"),
         "seed": options["seed"],
-        "validation_fraction": settings.get("validation_fraction", 0.1),
+        "validation_fraction": settings.get("validation_fraction", VALIDATION_FRACTION),
         "training": training.to_settings(),
         "flatnas_tf_version": __version__,
     }
@@ -1402,7 +1403,7 @@ def evaluate(**options: Any) -> None:
     seed = options["seed"] if options["seed"] is not None else settings.get("seed", 0)
     if not from_search and options["data"] is None:
         click.echo(f"Data set from {manifest_dir / 'manifest.json'}: {spec}, split seed {seed}")
-    validation_fraction = settings.get("validation_fraction", 0.1)
+    validation_fraction = settings.get("validation_fraction", VALIDATION_FRACTION)
     data_dir = options["data_dir"] or settings.get("data_dir")
     data = _load_data(spec, data_dir, validation_fraction, seed)
     ood_source = None

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flatnas_tf import storage
 from flatnas_tf.checks import check_number
+from flatnas_tf.defaults import SCHEDULES
 
 if TYPE_CHECKING:
     from flatnas_tf.hypermodel import TrainingSettings
@@ -43,8 +44,6 @@ WRITTEN = (RUN_FILE, PROJECT, "report", "models", "ood")
 
 #: --sam: adaptive SAM, SAM, or plain SGD.
 SAM_CHOICES = ("asam", "sam", "off")
-#: --schedule: flatnas_tf.regime.SCHEDULES, without importing TensorFlow.
-SCHEDULES = ("cosine", "constant")
 
 #: Settings that define a search; resuming with other values is refused.
 DEFINING = (

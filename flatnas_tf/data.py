@@ -56,6 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from flatnas_tf.checks import check_integer
+from flatnas_tf.defaults import VALIDATION_FRACTION
 
 DEFAULT_DATASET = "digits"
 #: Batches a pipeline prepares ahead of the training step.
@@ -218,7 +219,7 @@ def from_arrays(
     x_test,
     y_test,
     label_names=None,
-    validation_fraction: float = 0.1,
+    validation_fraction: float = VALIDATION_FRACTION,
     seed: int = 0,
     augment: bool = True,
 ) -> ImageDataset:
@@ -539,7 +540,7 @@ def _load_tfds(
 def load_dataset(
     spec: str = DEFAULT_DATASET,
     data_dir: str | None = None,
-    validation_fraction: float = 0.1,
+    validation_fraction: float = VALIDATION_FRACTION,
     seed: int = 0,
     download: bool = True,
 ) -> ImageDataset:

@@ -58,6 +58,7 @@ import keras_tuner as kt
 
 from flatnas_tf.batchnorm import FusedBatchNormalization
 from flatnas_tf.checks import check_integer, is_number
+from flatnas_tf.defaults import MAX_WIDTH
 from flatnas_tf.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.optimizers import FusedSGD
 from flatnas_tf.resizing import Resizing
@@ -221,10 +222,6 @@ class TrainingSettings:
             raise ValueError(
                 f"`label_smoothing` must be in [0, 1); received {self.label_smoothing!r}."
             )
-
-
-#: The widest multiplier accepted (the CLI's --widths allows the same).
-MAX_WIDTH = 4.0
 
 
 def _choices(name: str, values: Sequence) -> tuple:

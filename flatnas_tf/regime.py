@@ -44,11 +44,10 @@ import tensorflow as tf
 
 from flatnas_tf.batchnorm import recalibrate_batch_norm
 from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.defaults import SCHEDULES
 from flatnas_tf.tracing import build_training_state, graph_optimizer, release_custom_gradients
 
 __all__ = ["SCHEDULES", "TrainingRegime", "WarmupCosine", "steps_per_epoch"]
-
-SCHEDULES = ("cosine", "constant")
 
 
 def steps_per_epoch(data, batch_size: int | None = None) -> int | None:
