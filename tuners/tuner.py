@@ -18,23 +18,14 @@ For each trial the NSGA-II oracle proposes:
         times; save the weights they describe (trial_<id>/checkpoint.weights.h5)
 
 Every raw figure is recorded whatever the mode, so a finished search can be
-re-ranked under another alpha without retraining. The objectives the oracle
-ranks on (`flatnas_tf.tuners.objectives`, recomputed whenever a trial completes):
-
-    mode "flatnas" (the paper):
-        err        = 100 - 100 * val_accuracy            (top-1 error, %)
-        alpha_norm = mean(err) / mean(R) over completed trials
-                     (1 while the first generation is incomplete, or if mean R = 0)
-        objective 1 = alpha * err + alpha_norm * (1 - alpha) * R     (min)
-        objective 2 = params                                          (min)
-        alpha = 1 is accuracy-only search.
-    mode "pareto": val_accuracy (max), robustness (min), params (min).
-    Both, as constraints (Deb's constrained domination: an infeasible trial
-    never reaches the front):
-        params <= max_params
-        chance_p_value <= chance_significance   a network not clearly above
-            chance (e.g. one answer for every input, which has R = 0) is
-            not a candidate; untrained trials report 1
+re-ranked under another alpha without retraining. The oracle ranks on
+FlatNAS's objectives (objective 1 from error and R, objective 2 params; or
+mode "pareto"), defined once in `flatnas_tf.tuners.objectives` and recomputed
+whenever a trial completes, with Deb's constrained domination (an infeasible
+trial never reaches the front) under the constraints params <= max_params and
+chance_p_value <= chance_significance: a network not clearly above chance
+(e.g. one answer for every input, which has R = 0) is not a candidate;
+untrained trials report 1.
 
 A diverged trial (non-finite loss) is marked FAILED and the search goes on.
 In KerasTuner's distributed mode, workers run trials and only reach the oracle
