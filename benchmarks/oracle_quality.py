@@ -366,6 +366,37 @@ def curves_side_by_side(args: argparse.Namespace) -> dict:
     return {"after": after, "before": before, "ratio_after_over_before": ratios}
 
 
+def quality(
+    problems: list[str],
+    methods: list[str],
+    seeds: int,
+    budget: int,
+    population: int,
+    candidates: int,
+) -> dict[str, dict]:
+    """Median (and min, max) hypervolume of each method on each problem, seeds 1..`seeds`."""
+    results = {}
+    for problem in problems:
+        volumes = {
+            method: [
+                run_method(method, problem, seed, budget, population, candidates)
+                for seed in range(1, seeds + 1)
+            ]
+            for method in methods
+        }
+        _, n_variables, n_objectives, reference = PROBLEMS[problem]
+        results[problem] = {
+            "n_variables": n_variables,
+            "n_objectives": n_objectives,
+            "reference_point": reference,
+            "median_hypervolume": {m: round(statistics.median(v), 4) for m, v in volumes.items()},
+            "min_max_hypervolume": {
+                m: [round(min(v), 4), round(max(v), 4)] for m, v in volumes.items()
+            },
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="runs per problem and method")
@@ -387,33 +418,14 @@ def main() -> None:
         return
 
     started = time.perf_counter()
-    methods = args.methods
-    problems = {}
-    for problem in args.problems:
-        volumes = {
-            method: [
-                run_method(
-                    method,
-                    problem,
-                    seed,
-                    args.budget,
-                    args.population_size,
-                    args.surrogate_candidates,
-                )
-                for seed in range(1, args.seeds + 1)
-            ]
-            for method in methods
-        }
-        _, n_variables, n_objectives, reference = PROBLEMS[problem]
-        problems[problem] = {
-            "n_variables": n_variables,
-            "n_objectives": n_objectives,
-            "reference_point": reference,
-            "median_hypervolume": {m: round(statistics.median(v), 4) for m, v in volumes.items()},
-            "min_max_hypervolume": {
-                m: [round(min(v), 4), round(max(v), 4)] for m, v in volumes.items()
-            },
-        }
+    problems = quality(
+        args.problems,
+        args.methods,
+        args.seeds,
+        args.budget,
+        args.population_size,
+        args.surrogate_candidates,
+    )
     quality_s = time.perf_counter() - started
 
     medians = [p["median_hypervolume"] for p in problems.values()]
