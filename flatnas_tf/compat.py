@@ -44,6 +44,7 @@ from keras_tuner.src.engine.objective import DefaultObjective, MultiObjective
 from keras_tuner.src.engine.oracle import Display
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "ORACLE_HOOKS",
     "ORACLE_STATE",
     "TUNER_HOOKS",
@@ -69,6 +70,8 @@ __all__ = [
     "values_hash",
 ]
 
+#: The name KerasTuner (with Keras 3) gives a trial's weights in its directory.
+CHECKPOINT_FILE = "checkpoint.weights.h5"
 #: Private state of `keras_tuner.Oracle` that the durable oracle reads and writes
 #: as KerasTuner's own `create_trial` / `reload` do: the trials queued to be run
 #: again, how often each ran, the display, the project directory.

@@ -6,7 +6,6 @@ import socket
 import stat
 import threading
 import time
-from concurrent import futures
 
 import keras_tuner as kt
 import pytest
@@ -81,6 +80,7 @@ class Chief:
         hp.Int("a", 0, 99)
         self.oracle = NSGA2Oracle(objective=[kt.Objective("f", "min")], max_trials=4, seed=0,
                                   hyperparameters=hp)  # fmt: skip
+        self.oracle.lease_s = 30.0
         self.oracle._set_project_dir(str(tmp_path), "chief")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -91,15 +91,7 @@ class Chief:
         monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
 
     def start(self):
-        import grpc
-
-        protos, servicer = compat.chief_service()
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=1), interceptors=[access.token_check("right")]
-        )
-        protos.get_service_grpc().add_OracleServicer_to_server(servicer(self.oracle), self.server)
-        assert self.server.add_insecure_port(f"127.0.0.1:{self.port}")
-        self.server.start()
+        self.server, _ = distributed.chief_server(self.oracle, "right", f"127.0.0.1:{self.port}")
 
     def stop(self):
         self.server.stop(None).wait()
@@ -190,3 +182,67 @@ def test_heartbeats_do_not_hold_up_training_while_the_chief_is_away():
     release.set()
     heartbeat._pending.join(timeout=10)
     assert not heartbeat._pending.is_alive()
+
+
+def test_a_superseded_attempt_is_refused_and_its_weights_never_replace_the_current_ones(
+    chief, tmp_path, monkeypatch
+):
+    import grpc
+
+    from flatnas_tf.tuners import durable
+
+    clock = [1000.0]
+    monkeypatch.setattr(durable.time, "monotonic", lambda: clock[0])
+    late = _client(tmp_path, "right")
+    first = late.create_trial("tuner1")
+    assert late.attempts == {first.trial_id: 1}
+    clock[0] += 31  # tuner1 is silent past its lease
+    assert chief.oracle.expire_leases() == [first.trial_id]
+    current = _client(tmp_path, "right")
+    second = current.create_trial("tuner0")
+    assert second.trial_id == first.trial_id and current.attempts == {first.trial_id: 2}
+    trial_dir = tmp_path / "chief" / f"trial_{first.trial_id}"
+    durable.attempt_checkpoint(trial_dir, 2).write_bytes(b"current weights")
+    durable.attempt_checkpoint(trial_dir, 1).write_bytes(b"stale weights")
+
+    with pytest.raises(grpc.RpcError) as refused:
+        late.update_trial(first.trial_id, {"f": 9.0})
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "attempt 1 was superseded by attempt 2" in refused.value.details()
+    current.update_trial(second.trial_id, {"f": 1.0})
+    second.status = "COMPLETED"
+    current.end_trial(second)
+    checkpoint = trial_dir / compat.CHECKPOINT_FILE
+    assert checkpoint.read_bytes() == b"current weights"
+    assert not durable.attempt_checkpoint(trial_dir, 2).exists()
+    first.status = "COMPLETED"
+    with pytest.raises(grpc.RpcError, match="superseded"):
+        late.end_trial(first)  # the late worker comes back: nothing of it is taken
+    assert checkpoint.read_bytes() == b"current weights"
+    ended = chief.oracle.trials[first.trial_id]
+    assert ended.status == "COMPLETED" and ended.metrics.get_last_value("f") == 1.0
+
+
+def test_a_heartbeat_refused_as_superseded_stops_training(capsys):
+    import types
+
+    import grpc
+
+    class Superseded(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.FAILED_PRECONDITION
+
+        def details(self):
+            return "trial 003: attempt 1 was superseded by attempt 2"
+
+    class Chief:
+        def get_trial(self, trial_id):
+            raise Superseded()
+
+    heartbeat = distributed.Heartbeat(Chief(), "003")
+    model = types.SimpleNamespace(stop_training=False)
+    heartbeat.set_model(model)
+    heartbeat.on_epoch_end(0)
+    heartbeat._pending.join(timeout=10)
+    assert model.stop_training
+    assert "attempt 1 was superseded" in capsys.readouterr().out

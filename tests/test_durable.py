@@ -333,6 +333,25 @@ def test_a_restarted_chief_keeps_the_leases_its_workers_still_hold(tmp_path, mon
     assert sorted(chief.end_order) == ["000", "001", "002", "003"]
 
 
+def test_attempts_are_counted_per_hand_out_and_kept_with_the_state(tmp_path, monkeypatch):
+    oracle, clock = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    trial = oracle.create_trial("tuner1")
+    clock.now += 31
+    oracle.expire_leases()
+    assert oracle.create_trial("tuner0").trial_id == trial.trial_id
+    assert oracle.attempts == {trial.trial_id: 2}
+    chief, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
+    chief.reload()
+    assert chief.attempts == {trial.trial_id: 2}
+    scope = durable.presented_attempt.set(1)  # tuner1's report, served by the new chief
+    try:
+        with pytest.raises(durable.SupersededAttemptError, match="superseded by attempt 2"):
+            chief.update_trial(trial.trial_id, {"f": 9.0})
+    finally:
+        durable.presented_attempt.reset(scope)
+    assert chief.trials[trial.trial_id].metrics.get_last_value("f") is None
+
+
 def test_without_leases_a_restarted_oracle_runs_unfinished_trials_again(tmp_path, monkeypatch):
     oracle, _ = _leased_oracle(tmp_path, monkeypatch, max_trials=4)
     oracle.lease_s = None

@@ -22,6 +22,14 @@ A chief killed and restarted on the same directory and address keeps the
 leases its workers hold (`durable.DurableOracle.reload`): a worker that
 trained on while it was away reports its trial when it is back.
 
+Attempts (`durable`, "Attempts"): the chief's CreateTrial answer carries the
+attempt number in its trailing metadata (`ATTEMPT_HEADER`); the worker's
+client keeps it (`client.attempts`) and presents it on every call naming
+the trial; the chief's server sets `durable.presented_attempt` for the call
+and answers a superseded attempt FAILED_PRECONDITION. The worker says so in
+one line and goes on with its next trial; it stops training a trial whose
+heartbeat is refused so.
+
 The server is KerasTuner's servicer behind a token check
 (`flatnas_tf.tuners.access`): only callers presenting the search's token reach
 the oracle. The connection itself is not encrypted: on an untrusted network,
@@ -39,9 +47,18 @@ from concurrent import futures
 import keras
 
 from flatnas_tf import compat
-from flatnas_tf.tuners import access
+from flatnas_tf.tuners import access, durable
 
-__all__ = ["CHIEF_TIMEOUT_S", "HEARTBEAT_S", "Heartbeat", "connect", "serve"]
+__all__ = [
+    "ATTEMPT_HEADER",
+    "CHIEF_TIMEOUT_S",
+    "HEARTBEAT_S",
+    "Heartbeat",
+    "chief_server",
+    "connect",
+    "serve",
+    "superseded",
+]
 
 #: Seconds between a worker's heartbeats while it trains.
 HEARTBEAT_S = 5.0
@@ -49,6 +66,59 @@ HEARTBEAT_S = 5.0
 POLL_S = 0.5
 #: Seconds a worker's call waits for a chief that is not there (restarting, say).
 CHIEF_TIMEOUT_S = 600.0
+#: The gRPC metadata key of an attempt number.
+ATTEMPT_HEADER = "flatnas-attempt"
+#: The calls that name a trial, and where their request holds its id.
+_TRIAL_CALLS = {"GetTrial": "trial_id", "UpdateTrial": "trial_id", "EndTrial": "trial"}
+
+
+def superseded(error: BaseException) -> bool:
+    """Whether `error` is the chief's refusal of a superseded attempt's call."""
+    import grpc
+
+    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def _trial_id(method: str, request) -> str | None:
+    """The trial a call names (None for calls naming none)."""
+    field = _TRIAL_CALLS.get(method.rsplit("/", 1)[-1])
+    if field is None:
+        return None
+    return request.trial.trial_id if field == "trial" else request.trial_id
+
+
+def _attempt_scope(oracle):
+    """The chief's server interceptor for attempts (module docstring)."""
+    import grpc
+
+    class AttemptScope(grpc.ServerInterceptor):
+        def intercept_service(self, continuation, details):
+            handler = continuation(details)
+            if handler is None or handler.unary_unary is None:
+                return handler
+            presented = dict(details.invocation_metadata or ()).get(ATTEMPT_HEADER)
+            creates = details.method.endswith("/CreateTrial")
+
+            def behaviour(request, context):
+                scope = durable.presented_attempt.set(int(presented) if presented else None)
+                try:
+                    response = handler.unary_unary(request, context)
+                except durable.SupersededAttemptError as error:
+                    context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+                finally:
+                    durable.presented_attempt.reset(scope)
+                if creates and response.trial.trial_id in oracle.attempts:
+                    attempt = str(oracle.attempts[response.trial.trial_id])
+                    context.set_trailing_metadata(((ATTEMPT_HEADER, attempt),))
+                return response
+
+            return grpc.unary_unary_rpc_method_handler(
+                behaviour,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+    return AttemptScope()
 
 
 def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
@@ -65,19 +135,8 @@ def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
     serve(tuner.oracle, token)  # on the chief, with KERASTUNER_ORACLE_IP/PORT set
     ```
     """
-    import grpc
-
-    protos, OracleServicer = compat.chief_service()  # noqa: N806 (a class)
-
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=1), interceptors=[access.token_check(token)]
-    )
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if not server.add_insecure_port(address):
-        raise OSError(f"cannot serve the oracle on {address} (address in use or not local?).")
-    server.start()
+    server, servicer = chief_server(oracle, token, address)
     try:
         while not oracle.search_over(servicer.stop_triggered):
             time.sleep(poll_s)
@@ -86,8 +145,40 @@ def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
         server.stop(grace=1.0)
 
 
+def chief_server(oracle, token: str, address: str):
+    """The chief's gRPC server, started: KerasTuner's servicer behind the token and attempt checks.
+
+    Args:
+        oracle: The chief's oracle (a `DurableOracle`).
+        token: The search's token.
+        address: "host:port" to listen on.
+
+    Returns:
+        (the started `grpc.Server`, KerasTuner's `OracleServicer` it serves).
+
+    Raises:
+        OSError: The address cannot be listened on.
+    """
+    import grpc
+
+    protos, OracleServicer = compat.chief_service()  # noqa: N806 (a class)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=1),
+        interceptors=[access.token_check(token), _attempt_scope(oracle)],
+    )
+    servicer = OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if not server.add_insecure_port(address):
+        raise OSError(f"cannot serve the oracle on {address} (address in use or not local?).")
+    server.start()
+    return server, servicer
+
+
 def connect(client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> None:
     """Sends a worker's oracle calls to the chief with the token, waiting at most `chief_timeout_s`.
+
+    The client keeps the attempt of each trial it was given in `client.attempts`
+    (trial id -> number) and presents it on every call naming the trial.
 
     Args:
         client: The worker's KerasTuner `OracleClient` (its `stub` is replaced).
@@ -108,22 +199,30 @@ def connect(client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> Non
     class Details(collections.namedtuple("Details", fields), grpc.ClientCallDetails):
         pass
 
+    attempts: dict[str, int] = {}
+
     class ChiefCalls(grpc.UnaryUnaryClientInterceptor):
         def intercept_unary_unary(self, continuation, call, request):
+            headers = [*(call.metadata or ()), metadata]
+            trial_id = _trial_id(call.method, request)
+            if trial_id in attempts:
+                headers.append((ATTEMPT_HEADER, str(attempts[trial_id])))
             timeout = min(call.timeout or chief_timeout_s, chief_timeout_s)
             details = Details(
-                call.method,
-                timeout,
-                [*(call.metadata or ()), metadata],
-                call.credentials,
-                call.wait_for_ready,
+                call.method, timeout, headers, call.credentials, call.wait_for_ready,
                 call.compression,
-            )
-            return continuation(details, request)
+            )  # fmt: skip
+            outcome = continuation(details, request)
+            if call.method.endswith("/CreateTrial") and outcome.exception() is None:
+                for key, value in outcome.trailing_metadata() or ():
+                    if key == ATTEMPT_HEADER:
+                        attempts[outcome.result().trial.trial_id] = int(value)
+            return outcome
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     channel = grpc.intercept_channel(grpc.insecure_channel(address), ChiefCalls())
     client.stub = protos.get_service_grpc().OracleStub(channel)
+    client.attempts = attempts
 
 
 class Heartbeat(keras.callbacks.Callback):
@@ -158,7 +257,11 @@ class Heartbeat(keras.callbacks.Callback):
         try:
             self.oracle.get_trial(self.trial_id)
         except Exception as error:  # noqa: BLE001 (the trial's own report says what is wrong)
-            print(f"heartbeat of trial {self.trial_id} not delivered ({error.__class__.__name__})")
+            if superseded(error):  # another worker has the trial: stop training it
+                print(f"trial {self.trial_id}: {error.details()}", flush=True)
+                self.model.stop_training = True
+            else:
+                print(f"heartbeat of trial {self.trial_id} not delivered ({type(error).__name__})")
 
     def on_train_batch_end(self, batch, logs=None):
         if time.monotonic() - self._last >= self.interval_s:

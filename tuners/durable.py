@@ -50,6 +50,17 @@ instead of STOPPED, so someone is left to run a trial that comes back. A
 report that arrives for a trial no longer leased (the late report of a
 worker presumed dead) is ignored.
 
+Attempts. Each hand-out of a trial is an attempt, numbered per trial
+(`attempts`, saved with the state). The chief's server tells a worker the
+attempt it was given and sets `presented_attempt` to the one a call
+presents, for the length of the call; a heartbeat or report presenting an
+attempt that is no longer the trial's latest (its lease expired and the
+trial went to another worker, or to the same worker id restarted) is refused
+with `SupersededAttemptError`. A worker writes its checkpoint as
+`attempt_checkpoint(trial_dir, n)`; accepting the report of attempt n, the
+oracle moves that file into place before the trial is committed, so a
+superseded attempt's weights never replace the current attempt's.
+
 Only this project's own state is repaired: its directory holds `MARK_FILE`,
 written before the first oracle.json, and oracle.json carries `STATE_FORMAT`
 (searches written before the mark are known by NSGA-II's state). A directory
@@ -64,6 +75,7 @@ the project directory.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import time
@@ -93,7 +105,10 @@ __all__ = [
     "TRIAL_ID_DIGITS",
     "DurableOracle",
     "ForeignProjectError",
+    "SupersededAttemptError",
+    "attempt_checkpoint",
     "check_trial_id",
+    "presented_attempt",
 ]
 
 #: Written into oracle.json with the state: the mark of a project this oracle wrote.
@@ -109,8 +124,23 @@ MARK_FILE = "flatnas_tf_project.json"
 TRIAL_ID_DIGITS = 3
 
 
+#: The attempt the call being served presents (None: a local call, not checked).
+presented_attempt: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "presented_attempt", default=None
+)
+
+
 class ForeignProjectError(ValueError):
     """The directory holds a project that flatnas-tf did not write: it is left as it is."""
+
+
+class SupersededAttemptError(RuntimeError):
+    """A heartbeat or report of an attempt that is no longer its trial's latest."""
+
+
+def attempt_checkpoint(trial_dir: str | os.PathLike, attempt: int) -> Path:
+    """Where a distributed worker writes the weights of attempt `attempt` of a trial."""
+    return Path(trial_dir) / f"checkpoint.attempt-{attempt}.weights.h5"
 
 
 def own_project_problem(project_dir: Path) -> str | None:
@@ -163,6 +193,8 @@ class DurableOracle(keras_tuner.Oracle):
         self.repairs_files = True
         self.trial_id_digits = TRIAL_ID_DIGITS
         self._heard: dict[str, float] = {}  # trial or tuner id -> last call naming it
+        #: Trial id -> the number of its latest hand-out (1 for the first).
+        self.attempts: dict[str, int] = {}
 
     # -- leases ---------------------------------------------------------------------
 
@@ -181,7 +213,13 @@ class DurableOracle(keras_tuner.Oracle):
         # KerasTuner's own paths (the worker's ongoing trial, a retried one,
         # STOPPED) hand out no new id; a new trial is created here, under an
         # id of this oracle's format.
-        trial = self._create_new_trial(tuner_id) if new else super().create_trial(tuner_id)
+        if new:
+            trial = self._create_new_trial(tuner_id)
+        else:
+            trial = super().create_trial(tuner_id)
+            if trial.status == TrialStatus.RUNNING:  # handed out again: a new attempt
+                self.attempts[trial.trial_id] = self.attempts.get(trial.trial_id, 0) + 1
+                self.save()
         self._heard[trial.trial_id] = now
         return trial
 
@@ -197,6 +235,7 @@ class DurableOracle(keras_tuner.Oracle):
             self._record_values(trial)
             self.ongoing_trials[tuner_id] = trial
             self.trials[trial_id] = trial
+            self.attempts[trial_id] = 1
             self.start_order.append(trial_id)
             self._save_trial(trial)
             self._display.on_trial_begin(trial)  # its start time is in the state saved next
@@ -222,11 +261,13 @@ class DurableOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id: str) -> Trial:
+        self._check_attempt(trial_id)
         self._hear(trial_id)  # a worker's heartbeat
         return super().get_trial(trial_id)
 
     @keras_tuner.synchronized
     def update_trial(self, trial_id: str, metrics: Mapping[str, float], step: int = 0) -> Trial:
+        self._check_attempt(trial_id)
         if self._lease_lost(trial_id):
             return self.trials[trial_id]
         self._hear(trial_id)
@@ -234,10 +275,27 @@ class DurableOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def end_trial(self, trial: Trial) -> None:
+        self._check_attempt(trial.trial_id)
         if self._lease_lost(trial.trial_id):
             return
         self._hear(trial.trial_id)
+        attempt = presented_attempt.get()
+        if attempt is not None:  # a worker's weights, moved into place before the commit
+            trial_dir = self._get_trial_dir(trial.trial_id)
+            written = attempt_checkpoint(trial_dir, attempt)
+            if written.exists():
+                os.replace(written, Path(trial_dir) / compat.CHECKPOINT_FILE)
         super().end_trial(trial)
+
+    def _check_attempt(self, trial_id: str) -> None:
+        """Refuses a call presenting an attempt that is not the trial's latest."""
+        attempt, latest = presented_attempt.get(), self.attempts.get(trial_id)
+        if attempt is not None and attempt != latest:
+            raise SupersededAttemptError(
+                f"trial {trial_id}: attempt {attempt} was superseded by attempt {latest} (its "
+                "lease expired and the trial was handed out again); this call is refused and "
+                "its figures and weights are not used."
+            )
 
     def _hear(self, trial_id: str) -> None:
         """Renews the lease on `trial_id` and the life of the worker holding it.
@@ -338,7 +396,11 @@ class DurableOracle(keras_tuner.Oracle):
     # -- reading --------------------------------------------------------------------
 
     def get_state(self) -> dict:
-        return {**super().get_state(), "format": STATE_FORMAT}
+        return {**super().get_state(), "format": STATE_FORMAT, "attempts": dict(self.attempts)}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.attempts = {str(k): int(v) for k, v in state.get("attempts", {}).items()}
 
     def reload(self) -> None:
         """Reloads the search from its directory, repairing what a crash left (module docstring).

@@ -57,7 +57,15 @@ from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
 from flatnas_tf.regime import TrainingRegime
-from flatnas_tf.tuners import access, distributed, objectives, pareto, progress, tensorboard
+from flatnas_tf.tuners import (
+    access,
+    distributed,
+    durable,
+    objectives,
+    pareto,
+    progress,
+    tensorboard,
+)
 from flatnas_tf.tuners.archive import last_value
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.durable import ORACLE_FILE
@@ -499,9 +507,16 @@ class FlatNASTuner(keras_tuner.Tuner):
             )
 
     def on_trial_end(self, trial: Trial) -> None:
-        super().on_trial_end(trial)
-        if self._lines is not None:
-            print(self._lines.ended(self.oracle.get_trial(trial.trial_id)), flush=True)
+        try:
+            super().on_trial_end(trial)
+            ended = self.oracle.get_trial(trial.trial_id) if self._lines is not None else None
+        except Exception as error:
+            if not distributed.superseded(error):
+                raise
+            print(f"trial {trial.trial_id}: {error.details()}", flush=True)  # and on to the next
+            return
+        if ended is not None:
+            print(self._lines.ended(ended), flush=True)
 
     def trial_plan(self, params: int) -> str:
         """What a trial of `params` parameters will do, in words, for its start line."""
@@ -613,7 +628,11 @@ class FlatNASTuner(keras_tuner.Tuner):
             DiskFullError: The disk is full; the trial stays unfinished and
                 runs again when the search resumes.
         """
-        path = compat.checkpoint_file(self, trial_id)
+        attempt = getattr(self.oracle, "attempts", {}).get(trial_id)
+        if compat.is_worker(self) and attempt is not None:  # moved into place by the chief
+            path = durable.attempt_checkpoint(self.get_trial_dir(trial_id), attempt)
+        else:
+            path = compat.checkpoint_file(self, trial_id)
         try:
             with storage.atomic_path(path, suffix=".weights.h5") as temporary:
                 model.save_weights(temporary)
