@@ -16,7 +16,11 @@ leases (`durable.DurableOracle.lease_s`):
              a second and asks again. Every call (`connect`) presents the
              search's token and waits at most `chief_timeout_s` for a chief
              that is not there (gRPC reconnects with backoff meanwhile;
-             KerasTuner waits an hour), then fails with DEADLINE_EXCEEDED
+             KerasTuner waits an hour), then fails with DEADLINE_EXCEEDED; a
+             call the chief took but died before answering (UNAVAILABLE) is
+             sent again within that time: every oracle call is safe to repeat
+             (a repeated create_trial is given the worker's ongoing trial on a
+             new attempt, a repeated end_trial of an ended trial is ignored)
 
 A chief killed and restarted on the same directory and address keeps the
 leases its workers hold (`durable.DurableOracle.reload`): a worker that
@@ -207,12 +211,23 @@ def connect(client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> Non
             trial_id = _trial_id(call.method, request)
             if trial_id in attempts:
                 headers.append((ATTEMPT_HEADER, str(attempts[trial_id])))
-            timeout = min(call.timeout or chief_timeout_s, chief_timeout_s)
-            details = Details(
-                call.method, timeout, headers, call.credentials, call.wait_for_ready,
-                call.compression,
-            )  # fmt: skip
-            outcome = continuation(details, request)
+            deadline = time.monotonic() + min(call.timeout or chief_timeout_s, chief_timeout_s)
+            pause = 0.5
+            while True:
+                details = Details(
+                    call.method, max(deadline - time.monotonic(), 0.01), headers,
+                    call.credentials, call.wait_for_ready, call.compression,
+                )  # fmt: skip
+                outcome = continuation(details, request)
+                # A call the chief took but died before answering fails UNAVAILABLE
+                # (gRPC waits only to connect): sent again, as every call is safe to.
+                lost = outcome.exception() is not None and (
+                    outcome.code() == grpc.StatusCode.UNAVAILABLE
+                )
+                if not lost or time.monotonic() + pause > deadline:
+                    break
+                time.sleep(pause)
+                pause = min(2 * pause, 5.0)
             if call.method.endswith("/CreateTrial") and outcome.exception() is None:
                 for key, value in outcome.trailing_metadata() or ():
                     if key == ATTEMPT_HEADER:

@@ -613,6 +613,24 @@ class FlatNASTuner(keras_tuner.Tuner):
         self.save_checkpoint(trial.trial_id, model)
         return figures
 
+    def checkpoint_path(self, trial_id: str) -> str:
+        """Where this process writes a trial's weights.
+
+        KerasTuner's checkpoint file; on a distributed worker, the file of the
+        attempt it was given, which the chief moves into place when it accepts
+        the attempt's report (`flatnas_tf.tuners.durable`, "Attempts").
+
+        Args:
+            trial_id: The trial's id.
+
+        Returns:
+            The path.
+        """
+        attempt = getattr(self.oracle, "attempts", {}).get(trial_id)
+        if compat.is_worker(self) and attempt is not None:
+            return str(durable.attempt_checkpoint(self.get_trial_dir(trial_id), attempt))
+        return compat.checkpoint_file(self, trial_id)
+
     def save_checkpoint(self, trial_id: str, model: keras.Model) -> None:
         """Writes a trial's weights and build config, each file atomically.
 
@@ -628,11 +646,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             DiskFullError: The disk is full; the trial stays unfinished and
                 runs again when the search resumes.
         """
-        attempt = getattr(self.oracle, "attempts", {}).get(trial_id)
-        if compat.is_worker(self) and attempt is not None:  # moved into place by the chief
-            path = durable.attempt_checkpoint(self.get_trial_dir(trial_id), attempt)
-        else:
-            path = compat.checkpoint_file(self, trial_id)
+        path = self.checkpoint_path(trial_id)
         try:
             with storage.atomic_path(path, suffix=".weights.h5") as temporary:
                 model.save_weights(temporary)
