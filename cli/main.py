@@ -615,6 +615,26 @@ def main() -> None:
     "$FLATNAS_TF_TOKEN, else the token file the chief writes in OUT/search/).",
 )
 @click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --role chief: serve over TLS with this certificate (PEM; its names must include "
+    "--oracle-host), with --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --role chief: the private key of --tls-cert (PEM).",
+)
+@click.option(
+    "--tls-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --role worker: connect over TLS, trusting this CA (or the chief's self-signed "
+    "certificate; PEM).",
+)
+@click.option(
     "--chief-timeout",
     type=FiniteFloatRange(min=0, min_open=True),
     default=600,
@@ -752,6 +772,7 @@ def _search_in(
             surrogate=_surrogate(settings),
             token_file=options["token_file"],
             chief_timeout_s=options["chief_timeout"],
+            tls=_tls(options),
             directory=str(run.root),
             project_name=runs.PROJECT,
             overwrite=False,
@@ -785,6 +806,15 @@ def _search_in(
         click.echo("Worker finished: the chief holds the results.")
         return
     _finish(run, settings, data, options, tuner, started)
+
+
+def _tls(options: dict[str, Any]):
+    """--tls-cert/--tls-key (chief) and --tls-ca (worker) as the tuner's TLS files, or None."""
+    if not (options["tls_cert"] or options["tls_key"] or options["tls_ca"]):
+        return None
+    from flatnas_tf.tuners.access import TLS
+
+    return TLS(options["tls_cert"], options["tls_key"], trusted=options["tls_ca"])
 
 
 def _surrogate_settings(options: dict[str, Any]) -> dict[str, int] | None:

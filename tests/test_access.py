@@ -246,3 +246,54 @@ def test_a_heartbeat_refused_as_superseded_stops_training(capsys):
     heartbeat._pending.join(timeout=10)
     assert model.stop_training
     assert "attempt 1 was superseded" in capsys.readouterr().out
+
+
+def _self_signed(directory):
+    """A self-signed certificate for 127.0.0.1 and its key (openssl's command line)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = directory / "chief.pem", directory / "chief.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_over_tls_only_workers_trusting_the_chief_are_served(chief, tmp_path):
+    import grpc
+
+    cert, key = _self_signed(tmp_path)
+    chief.stop()
+    chief.server, _ = distributed.chief_server(
+        chief.oracle, "right", f"127.0.0.1:{chief.port}", tls=access.TLS(cert, key)
+    )
+    trusting = _client(tmp_path, None)
+    distributed.connect(trusting, "right", 10.0, tls=access.TLS(trusted=cert))
+    assert trusting.get_space().space
+    plain = _client(tmp_path, "right", chief_timeout_s=2.0)  # no TLS: no connection at all
+    with pytest.raises(grpc.RpcError) as failed:
+        plain.create_trial("tuner0")
+    assert failed.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    (tmp_path / "other").mkdir()
+    other, _ = _self_signed(tmp_path / "other")  # a certificate the chief does not have
+    doubting = _client(tmp_path, None)
+    distributed.connect(doubting, "right", 2.0, tls=access.TLS(trusted=other))
+    with pytest.raises(grpc.RpcError):
+        doubting.create_trial("tuner0")
+    assert chief.oracle.trials == {}
+
+
+def test_tls_files_are_checked_when_given(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    with pytest.raises(access.TokenError, match="certificate and its key together"):
+        access.TLS(certificate=cert)
+    with pytest.raises(access.TokenError, match="does not exist"):
+        access.TLS(trusted=tmp_path / "missing.pem")
+    with pytest.raises(access.TokenError, match="needs the trusted certificate"):
+        access.TLS(cert, key).channel_credentials()

@@ -17,12 +17,14 @@ Here the chief requires a token, and workers present it:
               interceptor that adds the metadata to every call
 
 A token file that other users can read is used, with a warning. The token
-keeps out processes that cannot read it; it is sent in clear text, so on an
-untrusted network the connection also needs TLS.
+keeps out processes that cannot read it; it is sent in clear text unless the
+connection uses TLS (`TLS`: the chief's certificate and key, the certificate
+workers trust), which an untrusted network needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
 import secrets
@@ -34,6 +36,7 @@ from pathlib import Path
 from flatnas_tf import storage
 
 __all__ = [
+    "TLS",
     "TOKEN_ENV",
     "TOKEN_FILE",
     "TOKEN_WAIT_S",
@@ -159,3 +162,50 @@ def token_check(token: str):
 def authorization(token: str) -> tuple[str, str]:
     """The gRPC metadata pair a worker's calls carry (`distributed.connect` adds it)."""
     return (_HEADER, f"Bearer {token}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TLS:
+    """PEM files of a search served over TLS (gRPC's own credentials).
+
+    Attributes:
+        certificate: The chief's certificate (chain); its names must include
+            the address workers connect to.
+        key: The chief's private key.
+        trusted: What workers trust: the CA that signed `certificate`, or the
+            certificate itself if self-signed.
+
+    Example:
+    ```python
+    FlatNASTuner(..., tls=TLS("chief.pem", "chief.key", trusted="ca.pem"))
+    ```
+    """
+
+    certificate: str | os.PathLike | None = None
+    key: str | os.PathLike | None = None
+    trusted: str | os.PathLike | None = None
+
+    def __post_init__(self):
+        if (self.certificate is None) != (self.key is None):
+            raise TokenError("TLS needs the chief's certificate and its key together.")
+        for name in ("certificate", "key", "trusted"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise TokenError(f"the TLS {name} file {path} does not exist.")
+
+    def server_credentials(self):
+        """The chief's `grpc.ServerCredentials`."""
+        import grpc
+
+        if self.certificate is None:
+            raise TokenError("a chief served over TLS needs its certificate and key.")
+        pair = (Path(self.key).read_bytes(), Path(self.certificate).read_bytes())
+        return grpc.ssl_server_credentials([pair])
+
+    def channel_credentials(self):
+        """A worker's `grpc.ChannelCredentials`."""
+        import grpc
+
+        if self.trusted is None:
+            raise TokenError("a worker of a search served over TLS needs the trusted certificate.")
+        return grpc.ssl_channel_credentials(root_certificates=Path(self.trusted).read_bytes())

@@ -125,7 +125,7 @@ def _attempt_scope(oracle):
     return AttemptScope()
 
 
-def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
+def serve(oracle, token: str, poll_s: float = POLL_S, tls: access.TLS | None = None) -> None:
     """Serves `oracle` to the workers until the search is over (see the module docstring).
 
     Args:
@@ -133,6 +133,7 @@ def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
         token: The search's token, which every call must present
             (`access.search_token`).
         poll_s: Seconds between checks.
+        tls: Serve over TLS with these files (None: unencrypted).
 
     Example:
     ```python
@@ -140,7 +141,7 @@ def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
     ```
     """
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    server, servicer = chief_server(oracle, token, address)
+    server, servicer = chief_server(oracle, token, address, tls)
     try:
         while not oracle.search_over(servicer.stop_triggered):
             time.sleep(poll_s)
@@ -149,13 +150,14 @@ def serve(oracle, token: str, poll_s: float = POLL_S) -> None:
         server.stop(grace=1.0)
 
 
-def chief_server(oracle, token: str, address: str):
+def chief_server(oracle, token: str, address: str, tls: access.TLS | None = None):
     """The chief's gRPC server, started: KerasTuner's servicer behind the token and attempt checks.
 
     Args:
         oracle: The chief's oracle (a `DurableOracle`).
         token: The search's token.
         address: "host:port" to listen on.
+        tls: Serve over TLS with these files (None: unencrypted).
 
     Returns:
         (the started `grpc.Server`, KerasTuner's `OracleServicer` it serves).
@@ -172,13 +174,19 @@ def chief_server(oracle, token: str, address: str):
     )
     servicer = OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if not server.add_insecure_port(address):
+    if tls is not None:
+        bound = server.add_secure_port(address, tls.server_credentials())
+    else:
+        bound = server.add_insecure_port(address)
+    if not bound:
         raise OSError(f"cannot serve the oracle on {address} (address in use or not local?).")
     server.start()
     return server, servicer
 
 
-def connect(client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> None:
+def connect(
+    client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S, tls: access.TLS | None = None
+) -> None:
     """Sends a worker's oracle calls to the chief with the token, waiting at most `chief_timeout_s`.
 
     The client keeps the attempt of each trial it was given in `client.attempts`
@@ -188,6 +196,7 @@ def connect(client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> Non
         client: The worker's KerasTuner `OracleClient` (its `stub` is replaced).
         token: The search's token (`access.search_token`).
         chief_timeout_s: Seconds a call waits for a chief that is not there.
+        tls: Connect over TLS, trusting `tls.trusted` (None: unencrypted).
 
     Example:
     ```python
@@ -235,7 +244,11 @@ def connect(client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> Non
             return outcome
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    channel = grpc.intercept_channel(grpc.insecure_channel(address), ChiefCalls())
+    if tls is not None:
+        plain = grpc.secure_channel(address, tls.channel_credentials())
+    else:
+        plain = grpc.insecure_channel(address)
+    channel = grpc.intercept_channel(plain, ChiefCalls())
     client.stub = protos.get_service_grpc().OracleStub(channel)
     client.attempts = attempts
 

@@ -324,6 +324,9 @@ class FlatNASTuner(keras_tuner.Tuner):
         chief_timeout_s: Distributed search (on a worker): seconds a call to
             the chief waits for a chief that is not there (restarting after
             a preemption, say) before the worker gives up.
+        tls: Distributed search: serve (chief) or connect (worker) over TLS
+            with these files (`flatnas_tf.tuners.access.TLS`); None: the
+            calls travel unencrypted (token included).
         **kwargs: Passed to `keras_tuner.Tuner` (directory, project_name,
             overwrite, ...). `executions_per_trial` must be 1. Subclasses may
             override KerasTuner's `on_epoch_*` / `on_batch_*` hooks (called
@@ -366,6 +369,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         surrogate: SurrogateSettings | None = None,
         token_file: str | os.PathLike | None = None,
         chief_timeout_s: float = distributed.CHIEF_TIMEOUT_S,
+        tls: access.TLS | None = None,
         **kwargs,
     ):
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -399,12 +403,14 @@ class FlatNASTuner(keras_tuner.Tuner):
             )
         oracle.lease_s = _check_positive(trial_lease_s, "trial_lease_s")
         chief_timeout_s = check_number(chief_timeout_s, "chief_timeout_s", 0, low_open=True)
+        if tls is not None and not isinstance(tls, access.TLS):
+            raise TypeError(f"`tls` must be an access.TLS or None; received {type(tls).__name__}.")
         _mark_for_reload(kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.token_file = token_file
+        self.token_file, self.tls = token_file, tls
         if compat.is_worker(self):
             token = access.search_token(self.project_dir, token_file, wait_s=access.TOKEN_WAIT_S)
-            distributed.connect(self.oracle, token, chief_timeout_s)
+            distributed.connect(self.oracle, token, chief_timeout_s, tls)
             self.oracle.create_trial = _patient(self.oracle.create_trial)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
@@ -471,7 +477,7 @@ class FlatNASTuner(keras_tuner.Tuner):
             if compat.is_chief_oracle():
                 self.save()
                 token = access.search_token(self.project_dir, self.token_file, create=True)
-                distributed.serve(self.oracle, token)  # until the workers are done
+                distributed.serve(self.oracle, token, tls=self.tls)  # until the workers are done
                 return
             self._search_and_check(*fit_args, **fit_kwargs)
 
