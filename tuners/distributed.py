@@ -36,8 +36,8 @@ heartbeat is refused so.
 
 The server is KerasTuner's servicer behind a token check
 (`flatnas_tf.tuners.access`): only callers presenting the search's token reach
-the oracle. The connection itself is not encrypted: on an untrusted network,
-keep the port on a loopback or private address (or tunnel it).
+the oracle. The connection is encrypted only with `tls` (`access.TLS`): without
+it, keep the port on a loopback or private address.
 """
 
 from __future__ import annotations
