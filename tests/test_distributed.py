@@ -294,7 +294,8 @@ def test_chief_killed_and_restarted_while_two_workers_train(cluster):
     assert chief.wait(timeout=30) == -signal.SIGKILL
     restarted = cluster.start("chief", "flatnas", *options)
 
-    assert cluster.wait_exit(restarted, "the restarted chief", alive=workers) == 0
+    # Any may exit first: the chief stops once every worker was told STOPPED.
+    assert cluster.wait_exit(restarted, "the restarted chief") == 0
     for worker in workers:
         assert cluster.wait_exit(worker, "a worker") == 0
     _check_complete_search(cluster, max_trials)
