@@ -24,35 +24,46 @@ Three kinds of reliance:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras_tuner
-
-# Why each import: Functional, the class Keras gives a `Model(inputs, outputs)`
-# call (SAMModel builds that form itself, sam.py); the distribution utilities
-# and tuner_utils, for the chief's role, KerasTuner's per-epoch reporting
-# callback and TensorBoard's HParams; MetricsTracker, a fresh metrics record for
-# a trial rebuilt from its file (durable.py); DefaultObjective, MultiObjective
-# and Display, subclassed so that a search is named after its first objective
-# and every objective of a trial is printed (nsga2.py, display.py).
+# Functional: the class Keras gives a `Model(inputs, outputs)` call (SAMModel
+# builds that form itself, sam.py). Imported now; KerasTuner's members only
+# when first used (`__getattr__` below and inside the functions): flatnas_tf.sam
+# imports this module when Keras finishes importing (`_registration`), which
+# may be half-way through KerasTuner's own import.
 from keras.src.models.functional import Functional
-from keras_tuner.src.distribute import utils as distribute_utils
-from keras_tuner.src.engine import tuner_utils
-from keras_tuner.src.engine.metrics_tracking import MetricsTracker
-from keras_tuner.src.engine.objective import DefaultObjective, MultiObjective
-from keras_tuner.src.engine.oracle import Display
+
+if TYPE_CHECKING:
+    import keras_tuner
+
+#: KerasTuner classes, by the module they live in (attributes of this module,
+#: imported on first use, so not in `__all__`): MetricsTracker, a fresh
+#: metrics record for a trial rebuilt from its file (durable.py);
+#: DefaultObjective, MultiObjective and Display, subclassed so that a search is
+#: named after its first objective and every objective of a trial is printed
+#: (nsga2.py, display.py).
+_KERAS_TUNER_CLASSES = {
+    "MetricsTracker": "keras_tuner.src.engine.metrics_tracking",
+    "DefaultObjective": "keras_tuner.src.engine.objective",
+    "MultiObjective": "keras_tuner.src.engine.objective",
+    "Display": "keras_tuner.src.engine.oracle",
+}
+
+
+def __getattr__(name: str):
+    if name in _KERAS_TUNER_CLASSES:
+        return getattr(importlib.import_module(_KERAS_TUNER_CLASSES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHECKPOINT_FILE",
     "ORACLE_HOOKS",
     "ORACLE_STATE",
     "TUNER_HOOKS",
-    "DefaultObjective",
-    "Display",
     "Functional",
-    "MetricsTracker",
-    "MultiObjective",
     "build_config_file",
     "checkpoint_file",
     "chief_service",
@@ -133,7 +144,9 @@ def is_worker(tuner: keras_tuner.Tuner) -> bool:
 
 def is_chief_oracle() -> bool:
     """Whether this process serves the oracle of a distributed search."""
-    return distribute_utils.is_chief_oracle()
+    from keras_tuner.src.distribute import utils
+
+    return utils.is_chief_oracle()
 
 
 def try_build(tuner: keras_tuner.Tuner, hp: keras_tuner.HyperParameters):
@@ -168,11 +181,15 @@ def tensorboard_callback_dir(tuner: keras_tuner.Tuner, callbacks: list, trial) -
 
 def tuner_callback(tuner: keras_tuner.Tuner, trial):
     """KerasTuner's callback that reports each epoch's metrics to the oracle."""
+    from keras_tuner.src.engine import tuner_utils
+
     return tuner_utils.TunerCallback(tuner, trial)
 
 
 def hparams_of(space, hparams_api) -> list:
     """The search space as TensorBoard HParams, KerasTuner's conversion."""
+    from keras_tuner.src.engine import tuner_utils
+
     return list(tuner_utils.convert_hyperparams_to_hparams(space, hparams_api))
 
 

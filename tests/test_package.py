@@ -24,6 +24,16 @@ def test_import_adds_no_output_beyond_tensorflow():
     assert ours <= tensorflows, ours - tensorflows
 
 
+def test_keras_imported_by_keras_tuner_still_registers_flatnas_tf_classes():
+    # flatnas_tf registers its Keras classes once Keras is imported; here that
+    # happens half-way through KerasTuner's own import.
+    code = "import flatnas_tf, keras_tuner, keras; print(keras.saving.get_registered_object("
+    code += "'flatnas_tf>SAMModel').__name__)"
+    stdout, lines = _stderr_lines(code)
+    assert stdout.strip() == "SAMModel"
+    assert not any("could not register" in line for line in lines), lines
+
+
 def test_subpackages_install_under_the_flatnas_tf_namespace():
     import flatnas_tf.cli.main
     import flatnas_tf.tuners
