@@ -14,7 +14,8 @@ every figure and every checkpoint can be checked:
                 chosen at random (the chief among them), start it again with
                 the same command after U(0, `--max-down-s`) s; every
                 `--intruder-every` rounds, also start a worker with a wrong
-                token, which must be refused (exit 2) and take no trial
+                token while the chief serves, which must be refused (exit 2)
+                and take no trial
     end         once the rounds are done, nothing is killed; the search must
                 end on its own (every process exits 0) within `--timeout-s`
 
@@ -24,11 +25,12 @@ Checked at the end, from the search directory:
     duplicated   configurations completed twice
     mismatched   completed trials whose figures are not f(configuration), or
                  whose checkpoint does not hold them
-    refused      intruders refused (exit 2, nothing written under their id)
+    refused      intruders refused (exit 2); served: intruders that took a
+                 trial or ended as a worker does (exit 0)
     longest_wait the longest a worker's create_trial call waited (a chief
                  that is away makes it wait; `--chief-timeout` bounds it)
 
-Target: 50 rounds, 0 lost, 0 duplicated, 0 mismatched, every intruder refused.
+Target: 50 rounds, 0 lost, 0 duplicated, 0 mismatched, 0 intruders served.
 
 Usage:
     python benchmarks/chaos.py [--rounds 50] [--workers 3] [--trials 80]
@@ -64,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--rounds", type=int, default=50)
     add("--workers", type=int, default=3)
-    add("--trials", type=int, default=80, help="The search's budget.")
+    add("--trials", type=int, default=150, help="The search's budget (outlasting the rounds).")
     add("--population", type=int, default=8)
     add("--trial-s", type=float, nargs=2, default=[0.2, 1.5], help="Trial length bounds.")
     add("--lease-s", type=float, default=8.0, help="The chief's --worker-timeout.")
@@ -143,15 +145,18 @@ def _process(args: argparse.Namespace) -> int:
         project_name=PROJECT,
         overwrite=False,
     )
-    if not chief:  # how long each create_trial waits (a chief away: up to the timeout)
+    if not chief:  # each create_trial: how long it waited, what it was given
         create = tuner.oracle.create_trial
 
         def timed(tuner_id):
-            started = time.monotonic()
+            started, status = time.monotonic(), "error"
             try:
-                return create(tuner_id)
+                trial = create(tuner_id)
+                status = trial.status
+                return trial
             finally:
-                line = json.dumps({"id": tuner_id, "s": time.monotonic() - started})
+                seconds = time.monotonic() - started
+                line = json.dumps({"id": tuner_id, "s": seconds, "status": status})
                 with open(pathlib.Path(args.directory) / WAITS, "a") as waits:
                     waits.write(line + "\n")
 
@@ -230,19 +235,29 @@ class Search:
                 process.wait()
 
 
-def _intrude(search: Search, rng: random.Random) -> bool:
-    """A worker with a wrong token: refused (exit 2) and no trial in its name."""
+def tuner_id_is_worker(tuner_id: str) -> bool:
+    """Whether a process is one of the search's workers (not the chief, not an intruder)."""
+    return tuner_id.startswith("tuner")
+
+
+def _intrude(search: Search, rng: random.Random) -> int | None:
+    """A worker with a wrong token; returns its exit code (2: refused), None if it hung."""
     wrong = search.root / "wrong-token"
     wrong.write_text(f"not-the-token-{rng.random()}\n")
     wrong.chmod(0o600)
     intruder = search.start("intruder", token_file=str(wrong))
     try:
-        code = intruder.wait(timeout=search.args.chief_timeout_s + 60)
+        return intruder.wait(timeout=search.args.chief_timeout_s + 60)
     except subprocess.TimeoutExpired:
         intruder.kill()
         intruder.wait()
-        return False
-    return code == 2
+        return None
+
+
+def _calls(root: pathlib.Path) -> list[dict]:
+    """Every create_trial call of a non-chief process: id, seconds, status given."""
+    lines = (root / WAITS).read_text().splitlines() if (root / WAITS).exists() else []
+    return [json.loads(line) for line in lines]
 
 
 def check(root: pathlib.Path, trials: int) -> dict[str, int]:
@@ -287,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         root = pathlib.Path(directory)
         search = Search(args, root)
         kills = {"chief": 0, "worker": 0}
-        refused, intruders = 0, 0
+        intruder_exits: list[int | None] = []
         try:
             search.start("chief")
             for i in range(args.workers):
@@ -302,9 +317,11 @@ def main(argv: list[str] | None = None) -> dict | None:
                 kills["chief" if name == "chief" else "worker"] += 1
                 time.sleep(rng.uniform(0.0, args.max_down_s))
                 search.start(name)
+                serving = search.running.get("chief")
                 if args.intruder_every and round_number % args.intruder_every == 0:
-                    intruders += 1
-                    refused += _intrude(search, rng)
+                    time.sleep(5.0)  # the restarted chief serving again, if it was the one killed
+                    if serving is not None and serving.poll() is None:
+                        intruder_exits.append(_intrude(search, rng))
                 print(f"round {round_number}: killed {name}", file=sys.stderr, flush=True)
             deadline = time.monotonic() + args.timeout_s
             while search.running and time.monotonic() < deadline:
@@ -313,14 +330,17 @@ def main(argv: list[str] | None = None) -> dict | None:
             ended_in_time = not search.running
         finally:
             search.close()
-        lines = (root / WAITS).read_text().splitlines() if (root / WAITS).exists() else []
-        waits = [json.loads(line)["s"] for line in lines]
+        calls = _calls(root)
+        waits = [c["s"] for c in calls if tuner_id_is_worker(c["id"])]
         figures = {
             "rounds": sum(kills.values()),
             "kills": kills,
             **check(root, args.trials),
-            "intruders": intruders,
-            "intruders_refused": refused,
+            "intruders": len(intruder_exits),
+            "intruders_refused": intruder_exits.count(2),
+            "intruders_served": sum(
+                not tuner_id_is_worker(c["id"]) and c["status"] == "RUNNING" for c in calls
+            ),
             "ended_in_time": ended_in_time,
             "failed_exits": [name for name, code in search.exits if code != 0],
             "longest_wait_s": round(max(waits, default=0.0), 2),
