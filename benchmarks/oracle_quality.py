@@ -72,7 +72,6 @@ import time
 
 import keras_tuner as kt
 import numpy as np
-import optuna
 from common import add_out_argument, report
 
 from flatnas_tf.tuners import pareto
@@ -166,6 +165,8 @@ def run_method(
 ) -> float:
     evaluate, n_variables, n_objectives, reference = PROBLEMS[problem]
     if method == "optuna_nsgaii":
+        import optuna  # the bench extra; the other methods run without it
+
         sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
         study = optuna.create_study(directions=["minimize"] * n_objectives, sampler=sampler)
 
@@ -412,6 +413,8 @@ def main() -> None:
     parser.add_argument("--surrogate-candidates", type=int, default=5)
     add_out_argument(parser, "oracle_quality")
     args = parser.parse_args()
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.curve_only:
         report("oracle_bookkeeping", {"curves": curves_side_by_side(args)}, args)
