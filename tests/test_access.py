@@ -10,7 +10,7 @@ import time
 import keras_tuner as kt
 import pytest
 
-from flatnas_tf import compat
+from flatnas_tf import compat, storage
 from flatnas_tf.tuners import access, distributed
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 
@@ -161,6 +161,28 @@ def test_a_worker_waits_for_a_restarted_chief_and_gives_up_after_its_timeout(chi
     assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - started < 10  # its own timeout, not KerasTuner's hour
     chief.start()  # for the fixture's stop
+
+
+def test_a_worker_with_no_chief_hears_at_once_that_the_search_has_ended(chief, tmp_path):
+    import grpc
+
+    chief.stop()
+    client = _client(tmp_path, None)
+    distributed.connect(client, "right", 60.0, project_dir=tmp_path)
+    storage.write_json(tmp_path / distributed.ENDED_FILE, {"ended": "2026-12-06T21:00:00+00:00"})
+    started = time.monotonic()
+    with pytest.raises(distributed.SearchEndedError, match="has ended .*21:00:00.* more trials"):
+        client.create_trial("tuner0")
+    assert time.monotonic() - started < 10  # not its 60 s
+    (tmp_path / distributed.ENDED_FILE).unlink()  # no mark: it waits out its time
+    impatient = _client(tmp_path, None)
+    distributed.connect(impatient, "right", 1.5, project_dir=tmp_path)
+    with pytest.raises(grpc.RpcError) as lost:
+        impatient.get_space()
+    assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    chief.start()  # a chief that serves is asked even where a stale mark lies
+    storage.write_json(tmp_path / distributed.ENDED_FILE, {"ended": "earlier"})
+    assert client.create_trial("tuner0").status == "RUNNING"
 
 
 def test_heartbeats_do_not_hold_up_training_while_the_chief_is_away():

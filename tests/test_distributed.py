@@ -410,6 +410,17 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     survivor_output = (cluster.root / "3-tuner0.out").read_text()
     assert f"trial {lost}" in survivor_output  # the survivor ran the lost trial
     assert "Traceback" not in survivor_output + chief_output
+    # A worker started after the end hears so from the chief's mark, not after its timeout.
+    started = time.monotonic()
+    late = cluster.start_cli(
+        "late", *common, *tiny, "--role", "worker", "--worker-id", "2", "--chief-timeout", "600"
+    )
+    assert cluster.wait_exit(late, "the late worker") == 0
+    assert time.monotonic() - started < 120
+    late_output = (cluster.root / "4-late.out").read_text()
+    assert "has ended (its chief finished at" in late_output
+    assert "Traceback" not in late_output
+    assert cluster_trials(out) == trials  # it changed nothing
 
 
 def cluster_trials(out: Path) -> dict[str, dict]:

@@ -22,6 +22,12 @@ leases (`durable.DurableOracle.lease_s`):
              (a repeated create_trial is given the worker's ongoing trial on a
              new attempt, a repeated end_trial of an ended trial is ignored)
 
+A chief that served its search to the end writes `ENDED_FILE` in the search
+directory (and removes it when it starts serving): a worker that finds no
+chief checks for it once a second, and a worker started after the search
+ended hears so at once (`SearchEndedError`) instead of waiting out
+`chief_timeout_s`. Only workers that share the directory see the mark.
+
 A chief killed and restarted on the same directory and address keeps the
 leases its workers hold (`durable.DurableOracle.reload`): a worker that
 trained on while it was away reports its trial when it is back.
@@ -43,21 +49,26 @@ it, keep the port on a loopback or private address.
 from __future__ import annotations
 
 import collections
+import datetime
+import json
 import os
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 
 import keras
 
-from flatnas_tf import compat
+from flatnas_tf import compat, storage
 from flatnas_tf.tuners import access, durable
 
 __all__ = [
     "ATTEMPT_HEADER",
     "CHIEF_TIMEOUT_S",
+    "ENDED_FILE",
     "HEARTBEAT_S",
     "Heartbeat",
+    "SearchEndedError",
     "chief_server",
     "connect",
     "serve",
@@ -72,8 +83,14 @@ POLL_S = 0.5
 CHIEF_TIMEOUT_S = 600.0
 #: The gRPC metadata key of an attempt number.
 ATTEMPT_HEADER = "flatnas-attempt"
+#: The chief's mark, in the search directory, that it served the search to its end.
+ENDED_FILE = "search_ended.json"
 #: The calls that name a trial, and where their request holds its id.
 _TRIAL_CALLS = {"GetTrial": "trial_id", "UpdateTrial": "trial_id", "EndTrial": "trial"}
+
+
+class SearchEndedError(Exception):
+    """A worker's call found no chief, and the chief's mark that the search has ended."""
 
 
 def superseded(error: BaseException) -> bool:
@@ -141,6 +158,8 @@ def serve(oracle, token: str, poll_s: float = POLL_S, tls: access.TLS | None = N
     ```
     """
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    ended = Path(oracle._project_dir) / ENDED_FILE
+    ended.unlink(missing_ok=True)  # a search extended past its old end serves again
     server, servicer = chief_server(oracle, token, address, tls)
     try:
         while not oracle.search_over(servicer.stop_triggered):
@@ -148,6 +167,8 @@ def serve(oracle, token: str, poll_s: float = POLL_S, tls: access.TLS | None = N
             oracle.expire_leases()
     finally:
         server.stop(grace=1.0)
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    storage.write_json(ended, {"ended": when, "trials": len(oracle.end_order)})
 
 
 def chief_server(oracle, token: str, address: str, tls: access.TLS | None = None):
@@ -185,7 +206,11 @@ def chief_server(oracle, token: str, address: str, tls: access.TLS | None = None
 
 
 def connect(
-    client, token: str, chief_timeout_s: float = CHIEF_TIMEOUT_S, tls: access.TLS | None = None
+    client,
+    token: str,
+    chief_timeout_s: float = CHIEF_TIMEOUT_S,
+    tls: access.TLS | None = None,
+    project_dir: str | os.PathLike | None = None,
 ) -> None:
     """Sends a worker's oracle calls to the chief with the token, waiting at most `chief_timeout_s`.
 
@@ -197,6 +222,12 @@ def connect(
         token: The search's token (`access.search_token`).
         chief_timeout_s: Seconds a call waits for a chief that is not there.
         tls: Connect over TLS, trusting `tls.trusted` (None: unencrypted).
+        project_dir: The search directory, shared with the chief: while no
+            chief answers, a call ends with `SearchEndedError` once the
+            chief's `ENDED_FILE` is there (None: calls wait out their time).
+
+    Raises:
+        SearchEndedError: (from a call) see `project_dir`.
 
     Example:
     ```python
@@ -223,6 +254,7 @@ def connect(
             deadline = time.monotonic() + min(call.timeout or chief_timeout_s, chief_timeout_s)
             pause = 0.5
             while True:
+                _await_chief(plain, deadline, ended)
                 details = Details(
                     call.method, max(deadline - time.monotonic(), 0.01), headers,
                     call.credentials, call.wait_for_ready, call.compression,
@@ -248,9 +280,44 @@ def connect(
         plain = grpc.secure_channel(address, tls.channel_credentials())
     else:
         plain = grpc.insecure_channel(address)
+    ended = None if project_dir is None else Path(project_dir) / ENDED_FILE
     channel = grpc.intercept_channel(plain, ChiefCalls())
     client.stub = protos.get_service_grpc().OracleStub(channel)
     client.attempts = attempts
+
+
+def _await_chief(channel, deadline: float, ended: Path | None) -> None:
+    """Returns once `channel` reaches a chief or at `deadline`, checking `ended` every second.
+
+    Raises:
+        SearchEndedError: No chief answers and its mark `ended` is there.
+    """
+    import grpc
+
+    while True:
+        ready = grpc.channel_ready_future(channel)
+        try:
+            ready.result(timeout=min(1.0, max(deadline - time.monotonic(), 0.0)))
+            return
+        except grpc.FutureTimeoutError:
+            ready.cancel()
+        when = _ended_at(ended)
+        if when is not None:
+            raise SearchEndedError(
+                f"the search in {ended.parent} has ended (its chief finished at {when}): this "
+                "worker has nothing left to do. To search on, start the chief again with more "
+                "trials, then the workers."
+            )
+        if time.monotonic() >= deadline:
+            return  # the call fails DEADLINE_EXCEEDED
+
+
+def _ended_at(ended: Path | None) -> str | None:
+    """When the chief's mark `ended` says the search ended (None: no mark)."""
+    try:
+        return json.loads(ended.read_text())["ended"] if ended is not None else None
+    except FileNotFoundError:
+        return None
 
 
 class Heartbeat(keras.callbacks.Callback):
@@ -287,6 +354,9 @@ class Heartbeat(keras.callbacks.Callback):
         except Exception as error:  # noqa: BLE001 (the trial's own report says what is wrong)
             if superseded(error):  # another worker has the trial: stop training it
                 print(f"trial {self.trial_id}: {error.details()}", flush=True)
+                self.model.stop_training = True
+            elif isinstance(error, SearchEndedError):  # and went on without this trial
+                print(error, flush=True)
                 self.model.stop_training = True
             else:
                 print(f"heartbeat of trial {self.trial_id} not delivered ({type(error).__name__})")

@@ -410,7 +410,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         self.token_file, self.tls = token_file, tls
         if compat.is_worker(self):
             token = access.search_token(self.project_dir, token_file, wait_s=access.TOKEN_WAIT_S)
-            distributed.connect(self.oracle, token, chief_timeout_s, tls)
+            distributed.connect(self.oracle, token, chief_timeout_s, tls, self.project_dir)
             self.oracle.create_trial = _patient(self.oracle.create_trial)
         # A resumed search keeps its saved limit (the oracle ranks by it); a
         # distributed worker's oracle proxy has none, and uses the argument.
@@ -440,6 +440,9 @@ class FlatNASTuner(keras_tuner.Tuner):
 
         Only one process searches a directory at a time (a lock file in
         the project directory; distributed workers do not take it).
+
+        A distributed worker that finds no chief and the chief's mark that
+        the search has ended (`distributed.ENDED_FILE`) returns, saying so.
 
         `verbose` (a keyword, default 1): 0 prints nothing; 1 one line when a
         trial starts and one when it ends (`flatnas_tf.tuners.progress`, the
@@ -479,7 +482,11 @@ class FlatNASTuner(keras_tuner.Tuner):
                 token = access.search_token(self.project_dir, self.token_file, create=True)
                 distributed.serve(self.oracle, token, tls=self.tls)  # until the workers are done
                 return
-            self._search_and_check(*fit_args, **fit_kwargs)
+            try:
+                self._search_and_check(*fit_args, **fit_kwargs)
+            except distributed.SearchEndedError as ended:  # a worker that came too late
+                if verbose:
+                    print(ended, flush=True)
 
     def _search_and_check(self, *fit_args, **fit_kwargs) -> None:
         """KerasTuner's search; failed trials turned into `SearchFailedError` (see `search`)."""
