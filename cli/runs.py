@@ -214,6 +214,23 @@ class RunDirectory:
                 found[path.stem.removeprefix("trial_")] = summary
         return found
 
+    def ended_trials(self) -> int:
+        """How many trials of the search here have ended (completed or failed).
+
+        Read from the trial files as the oracle's reload reads them, so a search
+        that a crash left damaged (oracle.json missing or half written, a trial
+        file lost) is counted, not refused: the tuner repairs it next. A lost
+        trial file counts as ended, as the oracle keeps its trial as FAILED.
+        """
+        from flatnas_tf.tuners import records
+        from flatnas_tf.tuners.result import TrialRecord
+
+        if not self.project_dir.is_dir():
+            return 0
+        files = records.read_project(self.project_dir, TrialRecord.from_state)
+        ended = sum(t.status in records.ENDED for t in files.trials.values())
+        return ended + len(files.lost)
+
     def is_search(self) -> bool:
         """Whether the directory holds a flatnas-tf search (a run.json)."""
         return self.settings_file.is_file()

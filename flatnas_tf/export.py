@@ -39,7 +39,15 @@ import tensorflow as tf
 from flatnas_tf import storage
 from flatnas_tf._version import __version__
 
-__all__ = ["MANIFEST_FILE", "TFLITE_FILE", "export_model", "load_model", "tflite_predict"]
+__all__ = [
+    "MANIFEST_FILE",
+    "TFLITE_FILE",
+    "export_model",
+    "exported_model",
+    "load_model",
+    "read_manifest",
+    "tflite_predict",
+]
 
 #: The description of an export, in its directory.
 MANIFEST_FILE = "manifest.json"
@@ -182,8 +190,53 @@ def load_model(
 
 def _manifest_input_shape(path: Path) -> list[int] | None:
     """The input shape an export's manifest records (None without a readable one)."""
-    try:
-        shape = json.loads(path.read_text(encoding="utf-8")).get("input_shape")
-    except (OSError, ValueError, AttributeError):
-        return None
+    shape = read_manifest(path.parent).get("input_shape")
     return shape if isinstance(shape, list) else None
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest.json of an export directory; empty when missing or unreadable.
+
+    Example:
+    ```python
+    read_manifest("runs/digits/models/trial_007")["trial_id"]  # "007"
+    ```
+    """
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: bad UTF-8 or JSON
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def exported_model(target: str | os.PathLike[str]) -> tuple[Path, Path, dict[str, Any]]:
+    """The model file, its home directory and the data split its manifest records.
+
+    Args:
+        target: An export directory (its model.keras is used), its
+            `saved_model/` or `model.keras`, or any SavedModel or .keras file.
+
+    Returns:
+        (the model's path for `load_model`, the export directory, holding
+        manifest.json, else the model's directory, and the manifest's "data",
+        "data_dir", "seed" and "validation_fraction": empty without one).
+
+    Example:
+    ```python
+    path, home, split = exported_model("runs/digits/models/trial_007")
+    model = load_model(path)
+    ```
+    """
+    target = Path(target)
+    if (
+        target.is_dir()
+        and (target / MANIFEST_FILE).is_file()
+        and (target / "model.keras").is_file()
+    ):
+        target = target / "model.keras"
+    home = (
+        target.parent if target.is_file() or (target.parent / MANIFEST_FILE).is_file() else target
+    )
+    manifest = read_manifest(home)
+    keys = ("data", "data_dir", "seed", "validation_fraction")
+    return target, home, {k: manifest[k] for k in keys if manifest.get(k) is not None}

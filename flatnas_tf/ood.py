@@ -35,12 +35,13 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import cifar10_corrupted
+from flatnas_tf import cifar10_corrupted, storage
 from flatnas_tf.corrupted_set import (
     SEVERITIES,
     CorruptedSet,
@@ -165,6 +166,33 @@ class OODResult:
                     [corruption, severity, f"{accuracy:.6f}", f"{100 * (1 - accuracy):.4f}"]
                 )
         return buffer.getvalue()
+
+    def write(self, stem: str | os.PathLike) -> list[Path]:
+        """Writes the result as `<stem>.json`, `.csv` and `.md`, each atomically.
+
+        Args:
+            stem: The files' path without a suffix (its directory is made).
+
+        Returns:
+            The three paths written.
+
+        Example:
+        ```python
+        evaluate_ood(model, data).write("runs/digits/ood/trial_003")
+        ```
+        """
+        stem = Path(stem)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for suffix, text in (
+            (".json", self.to_json()),
+            (".csv", self.to_csv()),
+            (".md", self.to_markdown()),
+        ):
+            path = stem.with_suffix(suffix)
+            storage.write_text(path, text)
+            paths.append(path)
+        return paths
 
     def to_markdown(self) -> str:
         """A Markdown table of accuracy (percent) with means, and the summary figures."""

@@ -16,8 +16,9 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from flatnas_tf import __version__, load_dataset, storage
-from flatnas_tf.cli import main as cli_main
+from flatnas_tf.cli import errors as cli_errors
 from flatnas_tf.cli import runs
+from flatnas_tf.cli import search as cli_search
 from flatnas_tf.cli.main import main
 from flatnas_tf.tuners.tuner import FlatNASTuner
 
@@ -100,7 +101,7 @@ def test_search_logs_every_trial_to_tensorboard(search_dir):
 
 
 def test_tensorboard_without_its_package_is_refused_at_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_main, "find_spec", lambda name: None)
+    monkeypatch.setattr(cli_search, "find_spec", lambda name: None)
     result = CliRunner().invoke(
         main, ["search", "--out", str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb")]
     )
@@ -535,12 +536,12 @@ def test_held_back_start_up_lines_are_shown_when_asked_or_on_failure(capfd):
         noisy()
         raise ImportError("no TensorFlow")
 
-    cli_main._held_back_stderr(noisy, show=False)
+    cli_errors._held_back_stderr(noisy, show=False)
     assert "cuInit" not in capfd.readouterr().err
-    cli_main._held_back_stderr(noisy, show=True)
+    cli_errors._held_back_stderr(noisy, show=True)
     assert "cuInit" in capfd.readouterr().err
     with pytest.raises(ImportError, match="no TensorFlow"):
-        cli_main._held_back_stderr(failing, show=False)
+        cli_errors._held_back_stderr(failing, show=False)
     assert "cuInit" in capfd.readouterr().err
 
 
@@ -576,7 +577,7 @@ def test_training_options_reach_the_sam_model():
 
 
 def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built(capsys):
-    with cli_main._without_reload_line():
+    with cli_search._without_reload_line():
         print("Reloading Tuner from runs/digits/search/tuner0.json")
         print("Recovered: trial 003: its trial.json is missing. It is kept as FAILED.")
     output = capsys.readouterr().out
@@ -591,7 +592,7 @@ def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):
 
     monkeypatch.delenv(access.TOKEN_ENV, raising=False)
 
-    @cli_main._fail_cleanly
+    @cli_errors.fail_cleanly
     def worker_without_a_token():
         access.search_token(tmp_path)
 
@@ -605,7 +606,7 @@ def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):
         def details(self):
             return "flatnas-tf: this search's chief refused a call without its token"
 
-    @cli_main._fail_cleanly
+    @cli_errors.fail_cleanly
     def refused_worker():
         raise Refused()
 
@@ -616,7 +617,7 @@ def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):
         def code(self):
             return grpc.StatusCode.DEADLINE_EXCEEDED
 
-    @cli_main._fail_cleanly
+    @cli_errors.fail_cleanly
     def lonely_worker():
         raise ChiefAway()
 

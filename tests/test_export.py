@@ -76,3 +76,23 @@ def test_a_failed_conversion_is_a_note_and_the_rest_stands(tmp_path, monkeypatch
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"] == ["saved_model/", "model.keras", "manifest.json"]
     assert (tmp_path / "model.keras").is_file() and (tmp_path / "saved_model").is_dir()
+
+
+def test_an_export_target_resolves_to_its_model_and_recorded_split(tmp_path):
+    from flatnas_tf.export import MANIFEST_FILE, exported_model, read_manifest
+
+    export = tmp_path / "trial_007"
+    export.mkdir()
+    (export / "model.keras").write_bytes(b"")
+    split = {"data": "digits", "seed": 3, "validation_fraction": 0.2}
+    (export / MANIFEST_FILE).write_text(json.dumps({**split, "data_dir": None, "trial_id": "007"}))
+    for target in (export, export / "model.keras"):
+        assert exported_model(target) == (export / "model.keras", export, split)
+    saved = export / "saved_model"
+    saved.mkdir()
+    assert exported_model(saved) == (saved, export, split)  # the manifest beside it
+    loose = tmp_path / "loose.keras"
+    loose.write_bytes(b"")
+    assert exported_model(loose) == (loose, tmp_path, {})  # no manifest: no split
+    (tmp_path / MANIFEST_FILE).write_text("[1, 2]")  # not an object: as if missing
+    assert read_manifest(tmp_path) == {} and read_manifest(tmp_path / "nowhere") == {}

@@ -43,6 +43,14 @@ def test_metrics_on_a_hand_made_table():
     assert no_clean.relative_mce is None
 
 
+def test_a_result_is_written_as_its_three_renderings(tmp_path):
+    result = _hand_made()
+    paths = result.write(tmp_path / "ood" / "trial_003")
+    assert [p.name for p in paths] == ["trial_003.json", "trial_003.csv", "trial_003.md"]
+    texts = [p.read_text() for p in paths]
+    assert texts == [result.to_json(), result.to_csv(), result.to_markdown()]
+
+
 def test_renderings_carry_the_table_and_say_what_was_averaged():
     result = _hand_made()
     summary = json.loads(result.to_json())
