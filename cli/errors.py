@@ -18,7 +18,7 @@ from collections.abc import Callable
 import click
 
 from flatnas_tf import storage
-from flatnas_tf.cli import runs
+from flatnas_tf.app import runs
 
 #: (module, class) of the library's errors that are bad input, and of those that are
 #: failures to report in one line; looked up only in modules already imported (an

@@ -7,10 +7,9 @@ from typing import Any
 
 import click
 
-from flatnas_tf import storage
-from flatnas_tf.cli import errors, inputs, runs
+from flatnas_tf.app import runs
+from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
-from flatnas_tf.defaults import VALIDATION_FRACTION
 
 
 @click.command()
@@ -51,16 +50,13 @@ def evaluate(**options: Any) -> None:
     A .keras file is loaded in Keras' safe mode (no code in it runs); a SavedModel is a
     TensorFlow program that runs its own ops: evaluate only SavedModels you trust.
     """
-    import numpy as np
-
-    from flatnas_tf.cli import models
+    from flatnas_tf.app import models
+    from flatnas_tf.app.evaluation import evaluate_model
     from flatnas_tf.export import exported_model, load_model
-    from flatnas_tf.ood import evaluate_ood
 
     target = pathlib.Path(options["target"])
     if options["ood"] == "builtin":
         inputs.check_frost_dir(options["frost_dir"])
-    settings: dict[str, Any] = {}
     from_search = (target / runs.RUN_FILE).is_file()
     if from_search:
         if not options["trial_id"]:
@@ -74,47 +70,36 @@ def evaluate(**options: Any) -> None:
     else:
         target, manifest_dir, settings = exported_model(target)
         out = pathlib.Path(options["out"] or manifest_dir)
-    spec = options["data"] or settings.get("data")
-    if spec is None:
+    if options["data"] is None and settings.get("data") is None:
         raise click.UsageError(
             "pass --data: the data set to evaluate on (no manifest.json beside TARGET says it)."
         )
-    seed = options["seed"] if options["seed"] is not None else settings.get("seed", 0)
+    split = inputs.recorded_split(
+        settings, data=options["data"], data_dir=options["data_dir"], seed=options["seed"]
+    )
     if not from_search and options["data"] is None:
-        click.echo(f"Data set from {manifest_dir / 'manifest.json'}: {spec}, split seed {seed}")
-    validation_fraction = settings.get("validation_fraction", VALIDATION_FRACTION)
-    data_dir = options["data_dir"] or settings.get("data_dir")
-    data = inputs.load_data(spec, data_dir, validation_fraction, seed)
+        click.echo(
+            f"Data set from {manifest_dir / 'manifest.json'}: {split.data}, split seed {split.seed}"
+        )
+    data = inputs.load_data(split)
     ood_source = None
     if options["ood"] != "none":
-        split = inputs.data_split(spec, seed, validation_fraction)
         ood_source = inputs.ood_source(options["ood"], data, split)
     if not from_search:
         try:
             model = load_model(target, data.input_shape)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="TARGET") from None
-    x, y = zip(*data.test.as_numpy_iterator(), strict=True)
-    accuracy = float(np.mean(np.argmax(model.predict(np.stack(x), verbose=0), -1) == np.array(y)))
-    click.echo(f"test accuracy ({spec}): {100 * accuracy:.2f}%")
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {
-        "target": str(target),
-        "trial": options["trial_id"],
-        "data": spec,
-        "test_accuracy": accuracy,
-    }
-    if ood_source is not None:
-        result = evaluate_ood(
-            model,
-            ood_source,
-            max_examples=options["max_examples"],
-            clean=data,
-            data_dir=options["data_dir"],
-            frost_dir=options["frost_dir"],
-        )
-        click.echo(result.to_markdown())
-        result.write(out / "ood")
-        summary["ood"] = result.to_dict()
-    storage.write_json(out / "evaluation.json", summary)
-    click.echo(f"Written: {out / 'evaluation.json'}")
+    evaluation = evaluate_model(
+        model,
+        data,
+        out,
+        target=target,
+        trial_id=options["trial_id"],
+        ood_source=ood_source,
+        max_examples=options["max_examples"],
+        data_dir=options["data_dir"],
+        frost_dir=options["frost_dir"],
+        echo=click.echo,
+    )
+    click.echo(f"Written: {evaluation.summary_file}")

@@ -20,7 +20,7 @@ from flatnas_tf.cli import errors, inputs
 @errors.quiet_tensorflow
 def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     """Export models of a search: SavedModel, .keras and manifest.json."""
-    from flatnas_tf.cli import models
+    from flatnas_tf.app import models
 
     run = inputs.search_dir(directory)
     settings = run.settings()

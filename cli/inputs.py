@@ -13,15 +13,33 @@ from typing import Any
 
 import click
 
-from flatnas_tf.cli import runs
+from flatnas_tf.app import runs
+from flatnas_tf.app.split import DataSplit
 
 
-def load_data(spec: str, data_dir: str | None, validation_fraction: float, seed: int):
-    """`flatnas_tf.load_dataset`; a spec it refuses is a --data error."""
-    from flatnas_tf.data import load_dataset
+def data_split(options: dict[str, Any]) -> DataSplit:
+    """The `DataSplit` of --data, --seed, --validation-fraction and --data-dir."""
+    return DataSplit(
+        options["data"], options["seed"], options["validation_fraction"], options["data_dir"]
+    )
 
+
+def recorded_split(settings: dict[str, Any], **options: Any) -> DataSplit:
+    """The split a search or a manifest records, with the options given (not None) instead.
+
+    Raises:
+        click.UsageError: What is recorded is not a split (a damaged file).
+    """
     try:
-        return load_dataset(spec, data_dir, validation_fraction, seed=seed)
+        return DataSplit.from_settings(settings, **options)
+    except ValueError as error:
+        raise click.UsageError(f"the recorded data split is unusable: {error}") from None
+
+
+def load_data(split: DataSplit):
+    """The data set of `split`; a spec it refuses is a --data error."""
+    try:
+        return split.load()
     except (ValueError, TypeError) as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
 
@@ -38,12 +56,7 @@ def check_frost_dir(path: str | None) -> None:
         raise click.BadParameter(str(error), param_hint="--frost-dir") from None
 
 
-def data_split(spec: str, seed: int, validation_fraction: float) -> dict[str, Any]:
-    """The data set and split a corrupted set must have been written from."""
-    return {"data": spec, "seed": seed, "validation_fraction": validation_fraction}
-
-
-def ood_source(choice: str, data, split: dict[str, Any]):
+def ood_source(choice: str, data, split: DataSplit):
     """What `evaluate_ood` reads for --ood (not "none"): CIFAR-10-C, a corrupted set or `data`.
 
     A corrupted set written by `prepare corrupted` records its data set and
@@ -57,10 +70,11 @@ def ood_source(choice: str, data, split: dict[str, Any]):
     from flatnas_tf.corrupted_set import load_corrupted_set
 
     corrupted = load_corrupted_set(choice)  # CorruptedSetError: a one-line exit 2
-    recorded = {key: corrupted.manifest["description"].get(key) for key in split}
-    if None not in recorded.values() and recorded != split:
+    identity = split.identity()
+    recorded = {key: corrupted.manifest["description"].get(key) for key in identity}
+    if None not in recorded.values() and recorded != identity:
         written = ", ".join(f"{key} {value}" for key, value in recorded.items())
-        asked = ", ".join(f"{key} {value}" for key, value in split.items())
+        asked = ", ".join(f"{key} {value}" for key, value in identity.items())
         raise click.BadParameter(
             f"{choice} was written from {written}; this run uses {asked}: its test images may "
             "be training images here. Write a set for this data (`flatnas-tf prepare corrupted`).",

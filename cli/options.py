@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from flatnas_tf.cli import runs
+from flatnas_tf.app import runs
 from flatnas_tf.defaults import MAX_WIDTH, SCHEDULES, VALIDATION_FRACTION
 
 # Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.

@@ -120,15 +120,9 @@ def _prepare_corrupted(options: dict[str, Any]) -> None:
     corruptions = options["corruptions"] or "builtin"
     if corruptions not in ("builtin", "benchmark", "all"):
         corruptions = [c.strip() for c in corruptions.split(",") if c.strip()]
-    data = inputs.load_data(
-        options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
-    )
-    description = {
-        "data": options["data"],
-        "data_dir": options["data_dir"],
-        "validation_fraction": options["validation_fraction"],
-        "seed": options["seed"],
-    }
+    split = inputs.data_split(options)
+    data = inputs.load_data(split)
+    description = split.to_settings()
     start = time.monotonic()
     done: list[str] = []
 

@@ -20,7 +20,9 @@ from typing import Any
 import click
 
 from flatnas_tf._version import __version__
-from flatnas_tf.cli import errors, inputs, runs
+from flatnas_tf.app import runs
+from flatnas_tf.app.split import DataSplit
+from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
 
 DEFAULT_EPOCHS = 8
@@ -174,20 +176,18 @@ def search(**options: Any) -> None:
     )
     if options["deterministic"]:
         inputs.enable_determinism()
+    split = inputs.data_split(options)
     if options["ood"] == "builtin":
         inputs.check_frost_dir(options["frost_dir"])
     elif options["ood"] not in opt.OOD_CHOICES:
-        split = inputs.data_split(options["data"], options["seed"], options["validation_fraction"])
         inputs.ood_source(options["ood"], None, split)  # a wrong or unfinished set fails at once
     if options["tensorboard_dir"] and find_spec("tensorboard") is None:
         raise click.BadParameter(
             'needs the tensorboard package: pip install "flatnas-tf[tensorboard]".',
             param_hint="--tensorboard",
         )
-    data = inputs.load_data(
-        options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
-    )
-    supernet_state = _supernet_for_search(options)
+    data = inputs.load_data(split)
+    supernet_state = _supernet_for_search(options, split)
     training = runs.Training(**{name: options[name] for name in runs.Training.names()})
     settings = {key: options[key] for key in runs.DEFINING if key in options}
     settings.update(
@@ -242,7 +242,7 @@ def _search_in(
         else:
             click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}{through}")
 
-    from flatnas_tf.cli import models
+    from flatnas_tf.app import models
 
     if supernet_state is None:
         from flatnas_tf.tuners import FlatNASTuner
@@ -359,7 +359,7 @@ def _already_exported(target: pathlib.Path, trial_id: str) -> bool:
     return read_manifest(target).get("trial_id") == trial_id
 
 
-def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
+def _supernet_for_search(options: dict[str, Any], split: DataSplit) -> dict[str, Any] | None:
     """Checks --supernet against the search's options; resolves --epochs and --widths.
 
     Returns:
@@ -379,12 +379,12 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
     from flatnas_tf.sandwich import read_supernet_state
 
     state = read_supernet_state(options["supernet_dir"])
-    split = {key: options[key] for key in ("data", "validation_fraction", "seed")}
+    identity = split.identity()
     trained_on = state.get("data") or {}
-    if {key: trained_on.get(key) for key in split} != split:
+    if {key: trained_on.get(key) for key in identity} != identity:
         raise click.UsageError(
             f"the supernet in {options['supernet_dir']} was trained on "
-            f"{trained_on or 'unknown data'}; this search uses {split}. Its training images "
+            f"{trained_on or 'unknown data'}; this search uses {identity}. Its training images "
             "could be in this search's validation split: pass the same --data, "
             "--validation-fraction and --seed, or train a supernet for these "
             "(`flatnas-tf supernet`)."
@@ -406,7 +406,7 @@ def _supernet_for_search(options: dict[str, Any]) -> dict[str, Any] | None:
 def _finish(
     run: runs.RunDirectory, settings: dict, data, options: dict, tuner, started: float
 ) -> None:
-    from flatnas_tf.cli import models
+    from flatnas_tf.app import models
     from flatnas_tf.tuners import report
     from flatnas_tf.tuners.progress import clock
 
@@ -434,9 +434,7 @@ def _finish(
                 inputs.ood_source(
                     options["ood"],
                     data,
-                    inputs.data_split(
-                        options["data"], options["seed"], options["validation_fraction"]
-                    ),
+                    inputs.data_split(options),
                 ),
                 max_examples=options["ood_examples"],
                 clean=data,

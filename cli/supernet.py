@@ -89,9 +89,8 @@ def supernet(**options: Any) -> None:
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"])
     out = pathlib.Path(options["out"] or os.path.join("runs", f"{name}-supernet"))
-    data = inputs.load_data(
-        options["data"], options["data_dir"], options["validation_fraction"], options["seed"]
-    )
+    split = inputs.data_split(options)
+    data = inputs.load_data(split)
     settings = SupernetSettings(
         epochs=options["epochs"],
         learning_rate=options["learning_rate"],
@@ -108,7 +107,7 @@ def supernet(**options: Any) -> None:
         f"Training a supernet of {network.count_params():,} parameters (width "
         f"{options['width']:g}) in {out} for {options['epochs']} epochs"
     )
-    description = {key: options[key] for key in ("data", "validation_fraction", "seed")}
+    description = split.identity()
     try:
         state = train_supernet(
             network,

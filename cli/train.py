@@ -8,11 +8,9 @@ from typing import Any
 
 import click
 
-from flatnas_tf import storage
-from flatnas_tf._version import __version__
-from flatnas_tf.cli import errors, inputs, runs
+from flatnas_tf.app import runs
+from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
-from flatnas_tf.defaults import VALIDATION_FRACTION
 
 
 @click.command()
@@ -54,10 +52,7 @@ def train(**options: Any) -> None:
     After training, BatchNorm statistics are recalibrated on training images;
     validation and test accuracy are then measured in inference mode.
     """
-    import keras
-    import keras_tuner
-
-    from flatnas_tf.cli import models
+    from flatnas_tf.app.training import train_architecture
 
     if options["deterministic"]:
         inputs.enable_determinism()
@@ -89,58 +84,25 @@ def train(**options: Any) -> None:
     training = runs.Training.from_settings(settings).override(
         **{name: options[name] for name in runs.Training.names()}
     )
-    data = inputs.load_data(
-        options["data"] or settings["data"],
-        options["data_dir"] or settings.get("data_dir"),
-        settings.get("validation_fraction", VALIDATION_FRACTION),
-        options["seed"],
+    split = inputs.recorded_split(
+        settings, data=options["data"], data_dir=options["data_dir"], seed=options["seed"]
     )
-    settings.update(
-        input_shape=list(data.input_shape),
-        num_classes=data.num_classes,
-        label_names=list(data.label_names),
-        data=options["data"] or settings["data"],
-    )
-    keras.utils.set_random_seed(options["seed"])
-    space = models.hypermodel(settings, training)
-    hp = keras_tuner.HyperParameters()
-    space.declare_hyperparameters(hp)
-    unknown = sorted(set(values) - {p.name for p in hp.space})
-    if unknown:
-        raise click.BadParameter(
-            f"unknown hyperparameters {unknown} for this search space.",
-            param_hint="--hyperparameters",
+    data = inputs.load_data(split)
+    try:
+        trained = train_architecture(
+            values,
+            data,
+            options["out"],
+            split=split,
+            settings=settings,
+            training=training,
+            epochs=options["epochs"],
+            batch_size=options["batch_size"],
+            verbose=1 if options["verbose"] else 2,
         )
-    hp.values.update(values)
-    model = space.build(hp)
-    training.regime().fit(
-        model,
-        data.batches("train", options["batch_size"], training=True, seed=options["seed"]),
-        epochs=options["epochs"],
-        verbose=1 if options["verbose"] else 2,
-    )
-    _, val_accuracy = model.evaluate(data.batches("validation", options["batch_size"]), verbose=0)
-    _, accuracy = model.evaluate(data.batches("test", options["batch_size"]), verbose=0)
-    out = pathlib.Path(options["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    manifest = {
-        "hyperparameters": hp.values,
-        "val_accuracy": val_accuracy,
-        "test_accuracy": accuracy,
-        "epochs": options["epochs"],
-        "input_shape": list(data.input_shape),
-        "label_names": list(data.label_names),
-        "data": settings["data"],
-        # The split its data was loaded with: `evaluate` of this directory reuses it.
-        "data_dir": options["data_dir"] or settings.get("data_dir"),
-        "seed": options["seed"],
-        "validation_fraction": settings.get("validation_fraction", VALIDATION_FRACTION),
-        "training": training.to_settings(),
-        "flatnas_tf_version": __version__,
-    }
-    storage.write_json(out / "manifest.json", manifest)
+    except ValueError as error:  # hyperparameters the space does not have
+        raise click.BadParameter(str(error), param_hint="--hyperparameters") from None
     click.echo(
-        f"validation accuracy {100 * val_accuracy:.2f}%, test accuracy {100 * accuracy:.2f}%; "
-        f"saved {out / 'model.keras'}"
+        f"validation accuracy {100 * trained.val_accuracy:.2f}%, test accuracy "
+        f"{100 * trained.test_accuracy:.2f}%; saved {trained.model_file}"
     )

@@ -16,8 +16,8 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from flatnas_tf import __version__, load_dataset, storage
+from flatnas_tf.app import runs
 from flatnas_tf.cli import errors as cli_errors
-from flatnas_tf.cli import runs
 from flatnas_tf.cli import search as cli_search
 from flatnas_tf.cli.main import main
 from flatnas_tf.tuners.tuner import FlatNASTuner
@@ -285,6 +285,10 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
             ["train", "--hyperparameters", "BAD.toml", "--data", "digits", "--out", "x"],
             "--hyperparameters",
         ),
+        (
+            ["train", "--hyperparameters", "DEPTH1.json", "--data", "digits", "--out", "x"],
+            "stage1_depth=1 is not in the search space",
+        ),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_exit_code_2(
@@ -295,6 +299,7 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
     (tmp_path / "BAD.toml").write_text("alpha = [unclosed")
     (tmp_path / "UNKNOWN.toml").write_text("alhpa = 0.3\n")
     (tmp_path / "NAN.toml").write_text("sigma = nan\n")
+    (tmp_path / "DEPTH1.json").write_text('{"stage1_depth": 1}')
     images = np.zeros((20, 8, 8), np.uint8)
     labels = np.arange(20) % 3
     np.savez(
@@ -324,6 +329,7 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
         "BAD.toml": tmp_path / "BAD.toml",
         "UNKNOWN.toml": tmp_path / "UNKNOWN.toml",
         "NAN.toml": tmp_path / "NAN.toml",
+        "DEPTH1.json": tmp_path / "DEPTH1.json",
         "FOREIGN": tmp_path / "FOREIGN",
         "MISSING_DIR": tmp_path / "missing_dir",
         "SEARCH": search_dir[0],
@@ -550,7 +556,7 @@ def test_training_options_reach_the_sam_model():
     import keras_tuner
 
     from flatnas_tf import SAMModel
-    from flatnas_tf.cli import models
+    from flatnas_tf.app import models
 
     settings = {"input_shape": [8, 8, 1], "num_classes": 10, "widths": [0.25]}
     for training, sam in (

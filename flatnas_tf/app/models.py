@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flatnas_tf.cli.runs import RunDirectory, Training
+from flatnas_tf.app.runs import RunDirectory, Training
+from flatnas_tf.app.split import DataSplit
 from flatnas_tf.hypermodel import FlatNASHyperModel
 from flatnas_tf.tuners.result import SearchResult
 
@@ -39,8 +40,5 @@ def export_metadata(settings: dict[str, Any]) -> dict[str, Any]:
     """
     return {
         "label_names": list(settings["label_names"]),
-        "data": settings["data"],
-        "data_dir": settings.get("data_dir"),
-        "seed": settings.get("seed", 0),
-        "validation_fraction": settings.get("validation_fraction", 0.1),
+        **DataSplit.from_settings(settings).to_settings(),
     }

@@ -1,0 +1,9 @@
+"""The application layer: what the `flatnas-tf` commands do, as functions a Python user can call.
+
+    runs        a search's output directory and its `run.json` (no TensorFlow)
+    models      a search's library objects rebuilt from its `run.json`
+    training    one architecture trained as a search's trial is, then saved
+    evaluation  a model's test accuracy and OOD table, written beside it
+
+The CLI (`flatnas_tf.cli`) parses options, calls these and prints.
+"""

@@ -1,0 +1,131 @@
+"""A model's test accuracy and its OOD table, written beside it: what `flatnas-tf evaluate` does.
+
+accuracy   the model's predictions on the test split of the data set,
+argmax against the labels (a SavedModel wrapped for prediction
+has no `evaluate`, so predictions, not Keras' metric)
+OOD        `flatnas_tf.ood.evaluate_ood` on the given source (built-in
+corruptions of the data, TFDS CIFAR-10-C or a corrupted set),
+written as OUT/ood.json, .csv and .md
+summary    OUT/evaluation.json (atomically, last): target, trial, data
+set, test accuracy and the OOD summary
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from flatnas_tf import storage
+
+__all__ = ["EVALUATION_FILE", "Evaluation", "accuracy_on_test_split", "evaluate_model"]
+
+#: The summary of an evaluation, in its directory.
+EVALUATION_FILE = "evaluation.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate_model` measured and wrote.
+
+    Attributes:
+        test_accuracy: Accuracy on the test split, in [0, 1].
+        ood: The OOD result (`flatnas_tf.ood.OODResult`), or None without a source.
+        summary_file: The evaluation.json written.
+    """
+
+    test_accuracy: float
+    ood: Any
+    summary_file: Path
+
+
+def accuracy_on_test_split(model, data) -> float:
+    """The fraction of `data`'s test images that `model` classifies right.
+
+    Example:
+    ```python
+    accuracy_on_test_split(flatnas_tf.load_model("runs/digits/models/trial_007/model.keras"), data)
+    ```
+    """
+    import numpy as np
+
+    x, y = zip(*data.test.as_numpy_iterator(), strict=True)
+    predicted = np.argmax(model.predict(np.stack(x), verbose=0), -1)
+    return float(np.mean(predicted == np.array(y)))
+
+
+def evaluate_model(
+    model,
+    data,
+    out: str | os.PathLike,
+    *,
+    target: str | os.PathLike,
+    trial_id: str | None = None,
+    ood_source: Any = None,
+    corruptions: str | Sequence[str] | None = None,
+    severities: Sequence[int] | None = None,
+    max_examples: int | None = None,
+    data_dir: str | None = None,
+    frost_dir: str | None = None,
+    echo: Callable[[str], None] = lambda line: None,
+) -> Evaluation:
+    """Measures `model` on `data`'s test split, and under corruptions; writes the results in `out`.
+
+    Args:
+        model: A Keras model: pixels in [0, 255] -> logits.
+        data: The data set (`flatnas_tf.load_dataset`), split as the model's
+            training split was, so that its test images were never trained on.
+        out: Directory of the results (made if missing).
+        target: What was evaluated, as the summary names it.
+        trial_id: The search's trial, when the model is one.
+        ood_source: What `evaluate_ood` reads ("cifar10_corrupted", a
+            `CorruptedSet`, or `data` for the built-in corruptions); None:
+            accuracy only.
+        corruptions: Which corruptions of the source (None: `evaluate_ood`'s
+            default for it: CIFAR-10-C's 15, or every built-in one).
+        severities: Which severities (None: 1 to 5).
+        max_examples: Test images per corruption and severity (None: all).
+        data_dir: TFDS data directory of CIFAR-10-C.
+        frost_dir: The frost photographs of the built-in frost corruption.
+        echo: Called with each line to show (the accuracy, the OOD table).
+
+    Returns:
+        What was measured, and the summary's path.
+
+    Example:
+    ```python
+    evaluate_model(model, data, "runs/eval", target="model.keras", ood_source=data, echo=print)
+    ```
+    """
+    accuracy = accuracy_on_test_split(model, data)
+    echo(f"test accuracy ({data.name}): {100 * accuracy:.2f}%")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "target": str(target),
+        "trial": trial_id,
+        "data": data.name,
+        "test_accuracy": accuracy,
+    }
+    result = None
+    if ood_source is not None:
+        from flatnas_tf.ood import evaluate_ood
+
+        result = evaluate_ood(
+            model,
+            ood_source,
+            corruptions,
+            severities,
+            max_examples=max_examples,
+            clean=data,
+            data_dir=data_dir,
+            frost_dir=frost_dir,
+        )
+        echo(result.to_markdown())
+        result.write(out / "ood")
+        summary["ood"] = result.to_dict()
+    summary_file = out / EVALUATION_FILE
+    storage.write_json(summary_file, summary)
+    return Evaluation(accuracy, result, summary_file)

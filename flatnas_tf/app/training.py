@@ -1,0 +1,147 @@
+"""One architecture trained as a search's trial is (for as long as asked), measured and saved.
+
+build      the search space of the run (`models.hypermodel`: its data
+shape and widths, compiled under `Training`) at the given
+hyperparameter values, the seed set first
+train      the regime's `fit` (schedule, warm-up; BatchNorm statistics
+recalibrated on training images after the last epoch)
+measure    validation and test accuracy, in inference mode
+save       OUT/model.keras, then OUT/manifest.json (atomically, last):
+the values, both accuracies, the data set and the split it was
+loaded with, so that `evaluate OUT` measures on the same test
+images
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from flatnas_tf import storage
+from flatnas_tf._version import __version__
+from flatnas_tf.app import models
+from flatnas_tf.app.runs import Training
+from flatnas_tf.app.split import DataSplit
+from flatnas_tf.export import MANIFEST_FILE
+
+__all__ = ["TrainedArchitecture", "train_architecture"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedArchitecture:
+    """What `train_architecture` trained and wrote.
+
+    Attributes:
+        model: The trained Keras model.
+        val_accuracy: Accuracy on the validation split, in [0, 1].
+        test_accuracy: Accuracy on the test split, in [0, 1].
+        model_file: The saved `.keras` file.
+        manifest: The manifest written beside it.
+    """
+
+    model: Any
+    val_accuracy: float
+    test_accuracy: float
+    model_file: Path
+    manifest: dict[str, Any]
+
+
+def train_architecture(
+    values: dict[str, Any],
+    data,
+    out: str | os.PathLike,
+    *,
+    split: DataSplit,
+    settings: dict[str, Any] | None = None,
+    training: Training | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    verbose: int = 2,
+) -> TrainedArchitecture:
+    """Trains the architecture of hyperparameter `values` on `data` and saves it in `out`.
+
+    Args:
+        values: Hyperparameter values (a trial's `values`); the others keep
+            the space's defaults.
+        data: The data set, loaded (`split.load()`).
+        out: Directory for model.keras and manifest.json (made if missing).
+        split: How `data` was loaded and split (its seed also seeds the build
+            and the training); the manifest records it.
+        settings: The search's run.json settings (its widths, data set and
+            TFDS directory), or None for the default space.
+        training: How to train (None: the search's, else the defaults).
+        epochs: Training epochs, >= 1.
+        batch_size: Examples per step.
+        verbose: Keras' `fit` verbosity.
+
+    Returns:
+        The model, its accuracies and what was written.
+
+    Raises:
+        ValueError: `values` names a hyperparameter the space does not have,
+            or a value it does not allow.
+
+    Example:
+    ```python
+    split = DataSplit("digits", seed=0)
+    trained = train_architecture(values, split.load(), "runs/best", split=split, epochs=20)
+    ```
+    """
+    import keras
+    import keras_tuner
+
+    settings = dict(settings or {})
+    training = training or Training.from_settings(settings)
+    settings.update(input_shape=list(data.input_shape), num_classes=data.num_classes)
+    seed = split.seed
+    keras.utils.set_random_seed(seed)
+    space = models.hypermodel(settings, training)
+    _check_values(space, values)
+    hp = keras_tuner.HyperParameters()
+    hp.values.update(values)  # building declares the rest, at their defaults
+    model = space.build(hp)
+    training.regime().fit(
+        model,
+        data.batches("train", batch_size, training=True, seed=seed),
+        epochs=epochs,
+        verbose=verbose,
+    )
+    _, val_accuracy = model.evaluate(data.batches("validation", batch_size), verbose=0)
+    _, test_accuracy = model.evaluate(data.batches("test", batch_size), verbose=0)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = out / "model.keras"
+    model.save(model_file)
+    manifest = {
+        "hyperparameters": hp.values,
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
+        "epochs": epochs,
+        "input_shape": list(data.input_shape),
+        "label_names": list(data.label_names),
+        **split.to_settings(),
+        "training": training.to_settings(),
+        "flatnas_tf_version": __version__,
+    }
+    storage.write_json(out / MANIFEST_FILE, manifest)
+    return TrainedArchitecture(model, val_accuracy, test_accuracy, model_file, manifest)
+
+
+def _check_values(space, values: dict[str, Any]) -> None:
+    """Refuses names the space lacks and values outside their hyperparameter's choices."""
+    import keras_tuner
+
+    declared = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(declared)
+    parameters = {p.name: p for p in declared.space}
+    unknown = sorted(set(values) - set(parameters))
+    if unknown:
+        raise ValueError(f"unknown hyperparameters {unknown} for this search space.")
+    for name, value in values.items():
+        allowed = getattr(parameters[name], "values", None)
+        if allowed is not None and value not in allowed:
+            raise ValueError(
+                f"{name}={value!r} is not in the search space; choose one of {allowed}."
+            )
