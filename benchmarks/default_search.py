@@ -1,0 +1,96 @@
+"""What `flatnas-tf search` costs and finds with its defaults, beside other budgets.
+
+The main job of the README's first set-up command: a search of the bundled
+digits data set, offline, on a laptop CPU. Each `--variant` (extra options
+for `flatnas-tf search`; "" is the defaults) runs as a user runs it, as a
+subprocess into a fresh directory, one after another (never two at once), in
+the order given, `--repeats` times; for each run:
+
+    wall_s        from the command's start to its exit (import, search,
+                  report and exports included)
+    trials        trials in the search
+    front         trials on its Pareto front
+    front_best    the front's best validation accuracy (percent)
+    front_median  the front's median validation accuracy (percent)
+
+Issue 27's aim for the defaults: wall <= 300 s on 2 cores, front best >= 97 %,
+front median >= 95 %.
+
+Usage:
+    python benchmarks/default_search.py [--variant ""] [--variant "--max-trials 8 --epochs 5"]
+        [--repeats 1] [--out docs/benchmarks/default_search.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import add_out_argument, report
+
+_CLI = "from flatnas_tf.cli.main import main; main()"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        help='Extra options of `flatnas-tf search` (repeatable; "" = the defaults, the default).',
+    )
+    parser.add_argument("--repeats", type=int, default=1)
+    add_out_argument(parser, "default_search")
+    args = parser.parse_args(argv)
+    args.variant = args.variant or [""]
+    return args
+
+
+def front_figures(out: Path) -> dict[str, float | int]:
+    """Trials, front size and the front's best and median validation accuracy of a search."""
+    from flatnas_tf.tuners.result import SearchResult
+
+    result = SearchResult.load(out / "search")
+    accuracies = [100 * t.figures["val_accuracy"] for t in result.front()]
+    return {
+        "trials": len(result.trials),
+        "front": len(accuracies),
+        "front_best": round(max(accuracies), 2) if accuracies else None,
+        "front_median": round(statistics.median(accuracies), 2) if accuracies else None,
+    }
+
+
+def run_search(options: str) -> dict[str, float | int]:
+    """One `flatnas-tf search` with `options` in a fresh directory: its wall time and front."""
+    with tempfile.TemporaryDirectory(prefix="default-search-") as directory:
+        out = Path(directory) / "run"
+        command = [sys.executable, "-c", _CLI, "search", "--out", str(out), *shlex.split(options)]
+        started = time.perf_counter()
+        completed = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if completed.returncode != 0:
+            raise RuntimeError(f"{options!r} failed:\n{completed.stderr[-3000:]}")
+        return {"wall_s": round(wall, 1), **front_figures(out)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    variants = []
+    for options in args.variant:
+        runs = [run_search(options) for _ in range(args.repeats)]
+        walls = [run["wall_s"] for run in runs]
+        variants.append(
+            {"options": options, "median_wall_s": statistics.median(walls), "runs": runs}
+        )
+        print(f"{options or '(defaults)'}: {runs}", file=sys.stderr, flush=True)
+    return report("default_search", {"variants": variants}, args)
+
+
+if __name__ == "__main__":
+    main()
