@@ -28,7 +28,7 @@ from flatnas_tf.cli import options as opt
 @errors.fail_cleanly
 def report(directory: str, alpha: float | None, out: str | None) -> None:
     """Rebuild the report of a search directory (also while it runs), and print its front."""
-    from flatnas_tf.tuners.report import write_report
+    from flatnas_tf.tuners.report import front_lines, write_report
     from flatnas_tf.tuners.result import SearchResult
 
     run = inputs.search_dir(directory)
@@ -45,9 +45,5 @@ def report(directory: str, alpha: float | None, out: str | None) -> None:
     front = ranking.front()
     under = f", re-ranked with alpha {alpha:g}" if reranked else ""
     click.echo(f"\nPareto front: {len(front)} of {len(result.completed)} completed trials{under}")
-    for trial in front:
-        figures = trial.figures
-        click.echo(
-            f"  trial {trial.trial_id}  val_acc {100 * figures['val_accuracy']:5.1f}%  "
-            f"R {figures['robustness']:5.2f}  params {int(figures['params']):>10,}"
-        )
+    if front:
+        click.echo(front_lines(front))

@@ -352,13 +352,6 @@ def _without_reload_line():
                 click.echo(line)
 
 
-def _already_exported(target: pathlib.Path, trial_id: str) -> bool:
-    """Whether `target` holds a finished export of trial `trial_id` (its manifest is last)."""
-    from flatnas_tf.export import read_manifest
-
-    return read_manifest(target).get("trial_id") == trial_id
-
-
 def _supernet_for_search(options: dict[str, Any], split: DataSplit) -> dict[str, Any] | None:
     """Checks --supernet against the search's options; resolves --epochs and --widths.
 
@@ -406,70 +399,42 @@ def _supernet_for_search(options: dict[str, Any], split: DataSplit) -> dict[str,
 def _finish(
     run: runs.RunDirectory, settings: dict, data, options: dict, tuner, started: float
 ) -> None:
-    from flatnas_tf.app import models
-    from flatnas_tf.tuners import report
+    """The report, the front's OOD evaluation and exports (`finish_search`), then a summary."""
+    from flatnas_tf.app.finishing import finish_search
     from flatnas_tf.tuners.progress import clock
 
-    result = models.search_result(run, settings)
-    written = report.write_report(result, run.report_dir, ood=run.ood_results())
-    front = result.front()
-    click.echo(f"\nPareto front ({len(front)} of {len(result.trials)} trials):")
-    click.echo(tuner.results_table([tuner.oracle.trials[t.trial_id] for t in front]))
-    if not front:
-        click.echo(
-            "No trial is on the front: report.md says why each was excluded (networks not "
-            "clearly above chance usually need more --epochs)."
-        )
-    metadata = models.export_metadata(settings)
-    kept = []  # front members exported by an earlier run of this search
-    for trial in front:
-        model = None
-        if options["ood"] != "none":
-            from flatnas_tf.ood import evaluate_ood
-
-            click.echo(f"Evaluating trial {trial.trial_id} under corruptions ...")
-            model = result.load_model(trial)
-            ood = evaluate_ood(
-                model,
-                inputs.ood_source(
-                    options["ood"],
-                    data,
-                    inputs.data_split(options),
-                ),
-                max_examples=options["ood_examples"],
-                clean=data,
-                data_dir=options["data_dir"],
-                frost_dir=options["frost_dir"],
-            )
-            ood.write(run.ood_dir / f"trial_{trial.trial_id}")
-            click.echo(
-                f"OOD trial {trial.trial_id}: mean corruption accuracy "
-                f"{100 * ood.mean_corruption_accuracy:.1f}%, mCE {ood.mce:.1f}"
-            )
-        if options["export"]:
-            target = run.model_dir(trial.trial_id)
-            if _already_exported(target, trial.trial_id):
-                kept.append(trial.trial_id)
-                continue
-            click.echo(f"Exporting trial {trial.trial_id} to {target} ...")
-            for note in result.export(trial, target, metadata=metadata, model=model):
-                click.echo(note)
-    if options["ood"] != "none" and front:  # again, now with the front's OOD section
-        written = report.write_report(result, run.report_dir, ood=run.ood_results())
+    ood_source = None
+    if options["ood"] != "none":
+        ood_source = inputs.ood_source(options["ood"], data, inputs.data_split(options))
+    finished = finish_search(
+        run,
+        settings,
+        data=data,
+        ood_source=ood_source,
+        ood_examples=options["ood_examples"],
+        data_dir=options["data_dir"],
+        frost_dir=options["frost_dir"],
+        export=options["export"],
+        front_table=lambda front: tuner.results_table(
+            [tuner.oracle.trials[t.trial_id] for t in front]
+        ),
+        echo=click.echo,
+    )
+    front, kept = finished.front, finished.kept
     if kept:
         click.echo(
             f"Kept the exports of trial{'s' if len(kept) > 1 else ''} {', '.join(kept)} from an "
             f"earlier run (`flatnas-tf export {run.root}` writes them again)."
         )
-    click.echo(f"Report: {written['report.md']}")
+    click.echo(f"Report: {finished.report_file}")
     if options["export"] and front:
         click.echo(f"Models: {run.root / 'models'}")
-    if options["ood"] != "none" and front:
+    if finished.ood:
         click.echo(f"OOD: {run.ood_dir}")
     exported = ""
     if options["export"] and front:
-        exported = f", {len(front) - len(kept)} exported" + (f", {len(kept)} kept" if kept else "")
+        exported = f", {len(finished.exported)} exported" + (f", {len(kept)} kept" if kept else "")
     click.echo(
-        f"Done in {clock(time.monotonic() - started)}: {len(result.trials)} trials, "
+        f"Done in {clock(time.monotonic() - started)}: {len(finished.result.trials)} trials, "
         f"{len(front)} on the Pareto front{exported}."
     )

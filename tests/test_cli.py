@@ -217,6 +217,33 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     assert f"{100 * summary['test_accuracy']:.2f}%" in from_saved.output
 
 
+def test_finishing_a_search_again_keeps_its_exports_and_adds_the_front_under_corruptions(
+    search_dir, tmp_path
+):
+    # The library's finishing step (flatnas_tf.app.finishing), on a copy of the CLI's search.
+    from flatnas_tf.app.finishing import finish_search
+
+    run = runs.RunDirectory(tmp_path / "run")
+    shutil.copytree(search_dir[0], run.root, ignore=shutil.ignore_patterns("models", "ood"))
+    settings = run.settings()
+    data = load_dataset("digits", seed=1)
+    lines = []
+    first = finish_search(
+        run, settings, data=data, ood_source=data, corruptions=["brightness"], severities=[2],
+        ood_examples=30, echo=lines.append,
+    )  # fmt: skip
+    ids = [t.trial_id for t in first.front]
+    assert ids and first.exported == ids and first.kept == [] and list(first.ood) == ids
+    for trial_id in ids:
+        manifest = json.loads((run.model_dir(trial_id) / "manifest.json").read_text())
+        assert manifest["trial_id"] == trial_id and manifest["seed"] == 1
+        assert json.loads((run.ood_dir / f"trial_{trial_id}.json").read_text())["severities"] == [2]
+    assert "Front members evaluated under corruptions" in first.report_file.read_text()
+    assert f"trial {ids[0]}  val_acc" in "\n".join(lines)  # the front, one line per trial
+    again = finish_search(run, settings, export=True)
+    assert again.exported == [] and again.kept == ids and again.ood == {}
+
+
 def test_train_a_trial_of_the_search(search_dir, tmp_path):
     out, _, _ = search_dir
     result = _run(

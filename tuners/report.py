@@ -41,6 +41,7 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from flatnas_tf.storage import write_bytes, write_text
 from flatnas_tf.tuners.records import COMPLETED
 from flatnas_tf.tuners.result import HV_OBJECTIVES, HypervolumeHistory, SearchResult
 
-__all__ = ["FILES", "write_report"]
+__all__ = ["FILES", "front_lines", "write_report"]
 
 #: The files of a report, in the output directory.
 PARETO_JSON = "pareto.json"
@@ -656,6 +657,25 @@ def _hyperparameter_lines(front: list[_Row]) -> list[str]:
         cells = (str(row.hyperparameters.get(name, "-")) for row in front)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def front_lines(front: Sequence) -> str:
+    """A front's trials, one line each: id, validation accuracy, R and parameters.
+
+    Args:
+        front: Trial records (`TrialRecord`) with `val_accuracy`, `robustness`
+            and `params` among their figures.
+
+    Example:
+    ```python
+    print(front_lines(SearchResult.load("runs/digits/search").front()))
+    ```
+    """
+    return "\n".join(
+        f"  trial {t.trial_id}  val_acc {100 * t.figures['val_accuracy']:5.1f}%  "
+        f"R {t.figures['robustness']:5.2f}  params {int(t.figures['params']):>10,}"
+        for t in front
+    )
 
 
 def write_report(

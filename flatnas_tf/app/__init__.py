@@ -4,6 +4,8 @@
     models      a search's library objects rebuilt from its `run.json`
     training    one architecture trained as a search's trial is, then saved
     evaluation  a model's test accuracy and OOD table, written beside it
+    finishing   after a search's last trial: report, the front's OOD, exports
+    split       DataSplit: a data set and its split, as runs record them
 
 The CLI (`flatnas_tf.cli`) parses options, calls these and prints.
 """
