@@ -125,6 +125,19 @@ def test_predictions_are_in_the_target_units_and_reproducible():
     np.testing.assert_allclose(scaled.predict(test), 1000 * alone.predict(test) + 5, rtol=1e-6)
 
 
+def test_a_member_fitted_alone_predicts_as_its_fit_after_switching():
+    train, test = _configurations(40), _configurations(10, seed=2)
+    target = np.array(_smooth(train))
+    switched = AdaptivePredictor(_space(), seed=4).fit(train, target)
+    alone = AdaptivePredictor(_space(), seed=4).fit_member(train, target, switched.selection.winner)
+    assert alone.selection is None  # nothing was cross-validated
+    np.testing.assert_allclose(alone.predict(test), switched.predict(test), rtol=1e-9)
+    with pytest.raises(ValueError, match="`member` must be one of"):
+        AdaptivePredictor(_space(), pool=["rbf"]).fit_member(train, target, "gp")
+    with pytest.raises(ValueError, match="at least 4 finite"):
+        AdaptivePredictor(_space()).fit_member(train[:3], target[:3], "rbf")
+
+
 @pytest.mark.parametrize(
     "build, message",
     [

@@ -211,6 +211,30 @@ def test_after_the_initial_design_trials_take_the_surrogates_proposals(tmp_path)
     )
 
 
+@pytest.mark.parametrize(
+    "growth, switched",
+    [(0.0, [12, 16, 20, 24]), (0.25, [12, 16, 20]), (0.5, [12, 20])],
+)
+def test_the_switching_runs_again_once_the_archive_has_grown(tmp_path, growth, switched):
+    oracle = _oracle(tmp_path, f"growth{growth}", reselect_growth=growth)
+    _run(oracle)
+    log = oracle.surrogate.log
+    assert [e["trial"] for e in log] == [12, 16, 20, 24]
+    for name in ("f1", "f2"):
+        refits = [e["predictors"][name] for e in log]
+        pairs = list(zip(log, refits, strict=True))
+        assert [e["trial"] for e, r in pairs if not r.get("refitted")] == switched
+        last = None
+        for entry, refit in pairs:
+            if refit.get("refitted"):  # the last switching's winner and scores, refitted
+                assert refit == {**last, "refitted": True}
+                assert entry["points"] < last["switched_at"] * (1 + growth)
+            else:
+                assert refit["switched_at"] == entry["points"]
+                last = refit
+    assert all(entry["trusted"] and entry["proposed"] == 4 for entry in log)
+
+
 def test_the_spread_choice_runs_the_same_iterations(tmp_path):
     oracle = _oracle(tmp_path, "spread", choice="spread")
     trials = _run(oracle)
@@ -291,6 +315,7 @@ def _finish_smooth(oracle, trial):
         ({"pool": ("rbf", "svm")}, "`pool` must name some of"),
         ({"min_score": 2.0}, "min_score"),
         ({"choice": "even"}, "`choice` must be one of"),
+        ({"reselect_growth": -0.1}, "reselect_growth"),
     ],
 )
 def test_bad_surrogate_settings_are_refused(settings, message):

@@ -300,19 +300,7 @@ class AdaptivePredictor:
             ValueError: Fewer than 4 points, lengths that differ, a non-finite
                 target, or a configuration outside the space.
         """
-        y = np.asarray(y, dtype=np.float64)
-        if len(configurations) != len(y):
-            raise ValueError(
-                f"{len(configurations)} configurations but {len(y)} target values; "
-                "pass one value per configuration."
-            )
-        if len(y) < 4 or not np.all(np.isfinite(y)):
-            raise ValueError(
-                f"`fit` needs at least 4 finite target values; received {len(y)} values, "
-                f"{int(np.sum(~np.isfinite(y)))} of them not finite."
-            )
-        x = self.encoding.encode(configurations)
-        target, mean, sd = _standardised(y)
+        x, target, mean, sd = self._training_rows(configurations, y)
         folds = min(self.folds, len(y) // 2)
         order = np.random.default_rng(self.seed).permutation(len(y))
         parts = np.array_split(order, folds)
@@ -329,7 +317,50 @@ class AdaptivePredictor:
         winner = max(self.pool, key=lambda n: (members[n].score, -self.pool.index(n)))
         self._model = fitted[winner]
         self._scale = (mean, sd)
-        self.selection = Selection(winner, members, folds, len(y))
+        self.selection = Selection(winner, members, folds, len(target))
+        return self
+
+    def _training_rows(self, configurations, y) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """The encoded rows and the standardised target (with its mean and s.d.), checked."""
+        y = np.asarray(y, dtype=np.float64)
+        if len(configurations) != len(y):
+            raise ValueError(
+                f"{len(configurations)} configurations but {len(y)} target values; "
+                "pass one value per configuration."
+            )
+        if len(y) < 4 or not np.all(np.isfinite(y)):
+            raise ValueError(
+                f"`fit` needs at least 4 finite target values; received {len(y)} values, "
+                f"{int(np.sum(~np.isfinite(y)))} of them not finite."
+            )
+        target, mean, sd = _standardised(y)
+        return self.encoding.encode(configurations), target, mean, sd
+
+    def fit_member(
+        self, configurations: Sequence[Mapping[str, Any]], y: Sequence[float], member: str
+    ) -> AdaptivePredictor:
+        """Fits `member` alone on every point: no cross-validation, `selection` stays None.
+
+        What a search does between two switchings (`SurrogateSettings.reselect_growth`):
+        the member an earlier switching chose, refitted on the grown archive.
+
+        Args:
+            configurations: Hyperparameter values of the trained candidates.
+            y: The figure of each, finite.
+            member: A name of the pool.
+
+        Returns:
+            self, ready to predict.
+
+        Raises:
+            ValueError: `member` is not in the pool, or what `fit` refuses.
+        """
+        if member not in self.pool:
+            raise ValueError(f"`member` must be one of {list(self.pool)}; received {member!r}.")
+        x, target, mean, sd = self._training_rows(configurations, y)
+        self._model = _fit(member, x, target, self.seed)
+        self._scale = (mean, sd)
+        self.selection = None
         return self
 
     def predict(self, configurations: Sequence[Mapping[str, Any]]) -> np.ndarray:

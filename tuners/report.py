@@ -567,7 +567,9 @@ def _surrogate_lines(report: _Report) -> list[str]:
         "are the initial design and NSGA-II's offspring. Each refit predicts "
         f"{', '.join(names) or 'nothing'}; tau is the winner's mean cross-validated Kendall "
         f"tau, and a winner whose mean minus s.d. falls below {report.refits[-1]['min_score']:g} "
-        "is not trusted: the next trials are left to NSGA-II.",
+        "is not trusted: the next trials are left to NSGA-II. The switching that chooses the "
+        'winner runs again only once the archive has grown enough; a tau marked "@N" is '
+        "that of the switching on N points, whose winner was refitted on all points.",
         "",
         "| refit at trial | points | "
         + " | ".join(f"{name} tau (winner)" for name in names)
@@ -578,9 +580,11 @@ def _surrogate_lines(report: _Report) -> list[str]:
         cells = []
         for name in names:
             predictor = entry["predictors"].get(name)
-            cells.append(
-                "-" if predictor is None else f"{predictor['tau']:.2f} ({predictor['winner']})"
-            )
+            if predictor is None:
+                cells.append("-")
+                continue
+            at = f" @{predictor['switched_at']}" if predictor.get("refitted") else ""
+            cells.append(f"{predictor['tau']:.2f}{at} ({predictor['winner']})")
         outcome = (
             f"{entry['proposed']} queued" if entry["trusted"] else f"not trusted: {entry['reason']}"
         )

@@ -44,7 +44,11 @@ proposal; an empty queue is refilled by one iteration:
               from (the oracle's `surrogate_metrics()`), on every completed
               trial with a finite value; metrics the oracle computes exactly
               (`exact_metrics`, e.g. params from the configuration) are not
-              predicted
+              predicted. Adaptive switching (the pool cross-validated) runs
+              at the first refit and again once the archive has grown by
+              `reselect_growth` since it last ran; in between, the winner it
+              chose is refitted on every point and its scores stand
+              (`reselect_growth` 0: switching at every refit)
     trust     a predictor whose cross-validated score (mean - s.d. of Kendall
               tau) is below `min_score` is not trusted: the iteration
               proposes nothing and the oracle breeds as plain NSGA-II until
@@ -281,6 +285,9 @@ class SurrogateSettings:
         generations: The inner NSGA-II's generations.
         pool: The predictors adaptive switching chooses from.
         folds: Cross-validation folds of the switching.
+        reselect_growth: Run the switching again once the archive has grown
+            by this fraction since it last ran; refit its winner in between
+            (0: at every refit).
         min_score: The cross-validated score (mean - s.d. of tau) below which
             a predictor is not trusted.
         choice: How the candidates are chosen, one of `CHOICES`.
@@ -297,6 +304,7 @@ class SurrogateSettings:
     generations: int = 20
     pool: tuple[str, ...] = POOL
     folds: int = 10
+    reselect_growth: float = 0.25
     min_score: float = POOR_TAU
     choice: str = "hypervolume"
 
@@ -306,6 +314,7 @@ class SurrogateSettings:
         check_integer(self.population, "population", 2)
         check_integer(self.generations, "generations", 0)
         check_integer(self.folds, "folds", 2)
+        check_number(self.reselect_growth, "reselect_growth", 0)
         check_number(self.min_score, "min_score", -1, 1)
         if self.choice not in CHOICES:
             raise ValueError(f"`choice` must be one of {list(CHOICES)}; received {self.choice!r}.")
@@ -442,14 +451,20 @@ class SurrogateProposer:
             points = [c for c, f in zip(archive.configurations, finite, strict=True) if f]
             predictor = AdaptivePredictor(
                 space, pool=settings.pool, folds=settings.folds, seed=host.seed
-            ).fit(points, values[finite])
-            selection = predictor.selection
-            entry["predictors"][name] = {
-                "winner": selection.winner,
-                "tau": selection.tau,
-                "score": selection.score,
-                "members": {m: s.score for m, s in selection.members.items()},
-            }
+            )
+            chosen = self._switching_in_force(name, len(points))
+            if chosen is not None:
+                predictor.fit_member(points, values[finite], chosen["winner"])
+                entry["predictors"][name] = chosen
+            else:
+                selection = predictor.fit(points, values[finite]).selection
+                entry["predictors"][name] = {
+                    "winner": selection.winner,
+                    "tau": selection.tau,
+                    "score": selection.score,
+                    "members": {m: s.score for m, s in selection.members.items()},
+                    "switched_at": len(points),
+                }
             predictors[name] = predictor
         else:
             scores = {name: e["score"] for name, e in entry["predictors"].items()}
@@ -487,6 +502,23 @@ class SurrogateProposer:
         self.log.append(entry)
         self.queue = proposed[1:]
         return proposed[0] if proposed else None
+
+    def _switching_in_force(self, metric: str, points: int) -> dict[str, Any] | None:
+        """The last switching's record for `metric` while the archive is within its growth.
+
+        None when the switching must run: none ran yet, or the archive of
+        `points` has grown by `reselect_growth` since (read from the log, so
+        that a resumed search decides as the uninterrupted one).
+        """
+        for entry in reversed(self.log):
+            chosen = entry.get("predictors", {}).get(metric)
+            if chosen is None:
+                continue
+            switched_at = chosen.get("switched_at", entry["points"])
+            if points < switched_at * (1 + self.settings.reselect_growth):
+                return {**chosen, "switched_at": switched_at, "refitted": True}
+            return None
+        return None
 
     def get_state(self) -> dict[str, Any]:
         """The settings, queue and log, as plain JSON."""
