@@ -7,8 +7,6 @@ finishes it: the report, the front's OOD evaluation and its exports.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import pathlib
 import re
@@ -19,15 +17,10 @@ from typing import Any
 
 import click
 
-from flatnas_tf._version import __version__
 from flatnas_tf.app import runs
-from flatnas_tf.app.split import DataSplit
+from flatnas_tf.app.search import DEFAULT_EPOCHS, DEFAULT_FINE_TUNE_EPOCHS, SearchConfig
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
-
-DEFAULT_EPOCHS = 8
-#: Fine-tuning epochs of a candidate that inherits a supernet's weights.
-DEFAULT_FINE_TUNE_EPOCHS = 2
 
 
 @click.command()
@@ -170,6 +163,10 @@ def search(**options: Any) -> None:
     With no options: a small real search on the bundled digits data set that
     runs offline in minutes on a laptop CPU.
     """
+    from flatnas_tf.app.search import run_search
+    from flatnas_tf.tuners.progress import clock
+
+    started = time.monotonic()
     out = options["out"] or os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"]))
     inputs.distributed_roles(
         options["role"], options["oracle_host"], options["oracle_port"], options["worker_id"]
@@ -187,124 +184,114 @@ def search(**options: Any) -> None:
             param_hint="--tensorboard",
         )
     data = inputs.load_data(split)
-    supernet_state = _supernet_for_search(options, split)
-    training = runs.Training(**{name: options[name] for name in runs.Training.names()})
-    settings = {key: options[key] for key in runs.DEFINING if key in options}
-    settings.update(
-        **training.to_settings(),
-        surrogate=_surrogate_settings(options),
-        data_dir=options["data_dir"],
-        max_trials=options["max_trials"],
-        input_shape=list(data.input_shape),
-        num_classes=data.num_classes,
-        label_names=list(data.label_names),
-        flatnas_tf_version=__version__,
-    )
-    if supernet_state is not None:
-        settings["supernet"] = {
-            "path": str(pathlib.Path(options["supernet_dir"]).resolve()),
-            "weights": supernet_state["weights"],
-        }
-    run = runs.RunDirectory(pathlib.Path(out))
-    if options["role"] == "worker":
-        run.settings()  # the chief lays the directory out and holds its lock; workers join it
-        _search_in(run, settings, training, data, options, supernet_state)
-        return
-    with run.lock():
-        _search_in(run, settings, training, data, options, supernet_state)
-
-
-def _search_in(
-    run: runs.RunDirectory,
-    settings: dict[str, Any],
-    training: runs.Training,
-    data,
-    options: dict[str, Any],
-    supernet_state: dict[str, Any] | None,
-) -> None:
-    """The search itself, once the options are checked (under the directory's lock)."""
-    started = time.monotonic()
-    if options["role"] != "worker":
-        resumed = run.prepare(settings, overwrite=options["overwrite"])
-        ended = run.ended_trials() if resumed else 0
-        through = ""
-        if supernet_state is not None:
-            through = (
-                f" through the supernet in {options['supernet_dir']} "
-                f"({supernet_state['epochs_done']} epochs, width {supernet_state['width']:g})"
-            )
-        if ended >= options["max_trials"]:
-            click.echo(
-                f"The search in {run.root} is finished ({ended} of {options['max_trials']} "
-                "trials ran): nothing to train; its report is rebuilt. A larger --max-trials "
-                "extends it."
-            )
-        else:
-            click.echo(("Resuming" if resumed else "Starting") + f" search in {run.root}{through}")
-
-    from flatnas_tf.app import models
-
-    if supernet_state is None:
-        from flatnas_tf.tuners import FlatNASTuner
-
-        first = (FlatNASTuner, models.hypermodel(settings, training))
-    else:
-        from flatnas_tf.sandwich import load_supernet
-        from flatnas_tf.tuners import SupernetTuner
-
-        space = models.hypermodel(settings, training)
-        supernet, _ = load_supernet(options["supernet_dir"], space)
-        first = (SupernetTuner, supernet)
-    with _without_reload_line():  # the line above said whether the search resumes
-        tuner = first[0](
-            first[1],
-            regime=training.regime(),
-            mode=options["mode"],
-            alpha=options["alpha"],
-            max_params=options["max_params"],
-            population_size=options["population"],
-            max_trials=options["max_trials"],
-            seed=options["seed"],
-            sigma=options["sigma"],
-            samples=options["samples"],
-            trial_lease_s=options["worker_timeout"] if options["role"] == "chief" else None,
-            surrogate=_surrogate(settings),
-            token_file=options["token_file"],
-            chief_timeout_s=options["chief_timeout"],
-            tls=_tls(options),
-            directory=str(run.root),
-            project_name=runs.PROJECT,
-            overwrite=False,
-        )
-    tuner.oracle.max_trials = options["max_trials"]  # a resumed search may be extended
-    train = data.batches("train", options["batch_size"], training=True, seed=options["seed"])
-    validation = data.batches("validation", options["batch_size"])
+    config = _config(options, split)
     callbacks = []
     if options["tensorboard_dir"]:
         import keras
 
         callbacks.append(keras.callbacks.TensorBoard(options["tensorboard_dir"]))
+    ood_source = None
+    if options["ood"] != "none":
+        ood_source = inputs.ood_source(options["ood"], data, split)
+    tuner_options = {
+        "trial_lease_s": options["worker_timeout"] if options["role"] == "chief" else None,
+        "token_file": options["token_file"],
+        "chief_timeout_s": options["chief_timeout"],
+        "tls": _tls(options),
+    }
+    run = runs.RunDirectory(pathlib.Path(out))
     try:
-        tuner.search(
-            train,
-            validation_data=validation,
-            epochs=options["epochs"],
-            verbose=2 if options["verbose"] else 1,  # a line per trial start and end; bars
-            shuffle=False,  # the pipeline shuffles; Keras would warn at every trial
+        finished = run_search(
+            config,
+            out,
+            overwrite=options["overwrite"],
+            data=data,
+            ood_source=ood_source,
+            ood_examples=options["ood_examples"],
+            frost_dir=options["frost_dir"],
+            export=options["export"],
             callbacks=callbacks,
+            tuner_options=tuner_options,
+            verbose=2 if options["verbose"] else 1,  # a line per trial start and end; bars
+            echo=click.echo,
         )
     except KeyboardInterrupt:
-        tuner.save()
         click.echo(
-            f"\nInterrupted: finished trials are saved in {run.project_dir}. Run the "
-            "same command again to resume.",
+            f"\nInterrupted: finished trials are saved in {run.project_dir}. Run the same "
+            "command again to resume.",
             err=True,
         )
         sys.exit(130)
-    if options["role"] is not None and os.environ["KERASTUNER_TUNER_ID"] != "chief":
+    if finished is None:
         click.echo("Worker finished: the chief holds the results.")
         return
-    _finish(run, settings, data, options, tuner, started)
+    front, kept = finished.front, finished.kept
+    if kept:
+        click.echo(
+            f"Kept the exports of trial{'s' if len(kept) > 1 else ''} {', '.join(kept)} from an "
+            f"earlier run (`flatnas-tf export {run.root}` writes them again)."
+        )
+    click.echo(f"Report: {finished.report_file}")
+    if options["export"] and front:
+        click.echo(f"Models: {run.root / 'models'}")
+    if finished.ood:
+        click.echo(f"OOD: {run.ood_dir}")
+    exported = ""
+    if options["export"] and front:
+        exported = f", {len(finished.exported)} exported" + (f", {len(kept)} kept" if kept else "")
+    click.echo(
+        f"Done in {clock(time.monotonic() - started)}: {len(finished.result.trials)} trials, "
+        f"{len(front)} on the Pareto front{exported}."
+    )
+
+
+def _config(options: dict[str, Any], split) -> SearchConfig:
+    """The SearchConfig of the options; --epochs, --learning-rate and --widths resolved."""
+    epochs, learning_rate, widths = options["epochs"], options["learning_rate"], options["widths"]
+    if options["supernet_dir"] is None:
+        if epochs == 0:
+            raise click.BadParameter(
+                "0 epochs trains nothing: from scratch a trial needs at least 1 (0 is for "
+                "--supernet, whose candidates inherit trained weights).",
+                param_hint="--epochs",
+            )
+        epochs = DEFAULT_EPOCHS if epochs is None else epochs
+        learning_rate = learning_rate or opt.TRAINING.learning_rate
+    else:
+        from flatnas_tf.sandwich import read_supernet_state
+
+        width = float(read_supernet_state(options["supernet_dir"])["width"])
+        source = click.get_current_context().get_parameter_source("widths")
+        if source not in (None, click.core.ParameterSource.DEFAULT) and widths != [width]:
+            raise click.BadParameter(
+                f"the supernet has width {width:g}: leave --widths out, or pass {width:g}.",
+                param_hint="--widths",
+            )
+        widths = [width]
+        epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
+        learning_rate = learning_rate or runs.Training.FINE_TUNE_LEARNING_RATE
+    training = runs.Training(
+        **{
+            **{name: options[name] for name in runs.Training.names()},
+            "learning_rate": learning_rate,
+        }
+    )
+    return SearchConfig(
+        split=split,
+        mode=options["mode"],
+        alpha=options["alpha"],
+        max_trials=options["max_trials"],
+        widths=tuple(widths),
+        population=options["population"],
+        epochs=epochs,
+        batch_size=options["batch_size"],
+        training=training,
+        sigma=options["sigma"],
+        samples=options["samples"],
+        max_params=options["max_params"],
+        surrogate=_surrogate_settings(options),
+        supernet_dir=options["supernet_dir"],
+    )
 
 
 def _tls(options: dict[str, Any]):
@@ -328,113 +315,3 @@ def _surrogate_settings(options: dict[str, Any]) -> dict[str, int] | None:
         "initial_trials": options["surrogate_initial"] or options["population"],
         "candidates": options["surrogate_candidates"] or options["population"],
     }
-
-
-def _surrogate(settings: dict[str, Any]):
-    """The tuner's SurrogateSettings of a run's settings (None for plain NSGA-II)."""
-    if not settings.get("surrogate"):
-        return None
-    from flatnas_tf.tuners import SurrogateSettings
-
-    return SurrogateSettings(**settings["surrogate"])
-
-
-@contextlib.contextmanager
-def _without_reload_line():
-    """Drops KerasTuner's "Reloading Tuner from ..." line; other output passes (e.g. recoveries)."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield
-    finally:
-        for line in buffer.getvalue().splitlines():
-            if not line.startswith("Reloading Tuner from "):
-                click.echo(line)
-
-
-def _supernet_for_search(options: dict[str, Any], split: DataSplit) -> dict[str, Any] | None:
-    """Checks --supernet against the search's options; resolves --epochs and --widths.
-
-    Returns:
-        The supernet's state, or None for a from-scratch search.
-    """
-    ctx = click.get_current_context()
-    if options["supernet_dir"] is None:
-        if options["epochs"] == 0:
-            raise click.BadParameter(
-                "0 epochs trains nothing: from scratch a trial needs at least 1 (0 is for "
-                "--supernet, whose candidates inherit trained weights).",
-                param_hint="--epochs",
-            )
-        options["epochs"] = options["epochs"] or DEFAULT_EPOCHS
-        options["learning_rate"] = options["learning_rate"] or opt.TRAINING.learning_rate
-        return None
-    from flatnas_tf.sandwich import read_supernet_state
-
-    state = read_supernet_state(options["supernet_dir"])
-    identity = split.identity()
-    trained_on = state.get("data") or {}
-    if {key: trained_on.get(key) for key in identity} != identity:
-        raise click.UsageError(
-            f"the supernet in {options['supernet_dir']} was trained on "
-            f"{trained_on or 'unknown data'}; this search uses {identity}. Its training images "
-            "could be in this search's validation split: pass the same --data, "
-            "--validation-fraction and --seed, or train a supernet for these "
-            "(`flatnas-tf supernet`)."
-        )
-    width = float(state["width"])
-    source = ctx.get_parameter_source("widths")
-    if source not in (None, click.core.ParameterSource.DEFAULT) and options["widths"] != [width]:
-        raise click.BadParameter(
-            f"the supernet has width {width:g}: leave --widths out, or pass {width:g}.",
-            param_hint="--widths",
-        )
-    options["widths"] = [width]
-    if options["epochs"] is None:
-        options["epochs"] = DEFAULT_FINE_TUNE_EPOCHS
-    options["learning_rate"] = options["learning_rate"] or runs.Training.FINE_TUNE_LEARNING_RATE
-    return state
-
-
-def _finish(
-    run: runs.RunDirectory, settings: dict, data, options: dict, tuner, started: float
-) -> None:
-    """The report, the front's OOD evaluation and exports (`finish_search`), then a summary."""
-    from flatnas_tf.app.finishing import finish_search
-    from flatnas_tf.tuners.progress import clock
-
-    ood_source = None
-    if options["ood"] != "none":
-        ood_source = inputs.ood_source(options["ood"], data, inputs.data_split(options))
-    finished = finish_search(
-        run,
-        settings,
-        data=data,
-        ood_source=ood_source,
-        ood_examples=options["ood_examples"],
-        data_dir=options["data_dir"],
-        frost_dir=options["frost_dir"],
-        export=options["export"],
-        front_table=lambda front: tuner.results_table(
-            [tuner.oracle.trials[t.trial_id] for t in front]
-        ),
-        echo=click.echo,
-    )
-    front, kept = finished.front, finished.kept
-    if kept:
-        click.echo(
-            f"Kept the exports of trial{'s' if len(kept) > 1 else ''} {', '.join(kept)} from an "
-            f"earlier run (`flatnas-tf export {run.root}` writes them again)."
-        )
-    click.echo(f"Report: {finished.report_file}")
-    if options["export"] and front:
-        click.echo(f"Models: {run.root / 'models'}")
-    if finished.ood:
-        click.echo(f"OOD: {run.ood_dir}")
-    exported = ""
-    if options["export"] and front:
-        exported = f", {len(finished.exported)} exported" + (f", {len(kept)} kept" if kept else "")
-    click.echo(
-        f"Done in {clock(time.monotonic() - started)}: {len(finished.result.trials)} trials, "
-        f"{len(front)} on the Pareto front{exported}."
-    )

@@ -149,6 +149,13 @@ def is_chief_oracle() -> bool:
     return utils.is_chief_oracle()
 
 
+def is_worker_process() -> bool:
+    """Whether this process is a worker of a distributed search (KerasTuner's variables)."""
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+
+
 def try_build(tuner: keras_tuner.Tuner, hp: keras_tuner.HyperParameters):
     """The tuner's model for `hp`, built as a trial builds it (KerasTuner's checks included)."""
     return tuner._try_build(hp)

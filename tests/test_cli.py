@@ -609,14 +609,6 @@ def test_training_options_reach_the_sam_model():
     }
 
 
-def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built(capsys):
-    with cli_search._without_reload_line():
-        print("Reloading Tuner from runs/digits/search/tuner0.json")
-        print("Recovered: trial 003: its trial.json is missing. It is kept as FAILED.")
-    output = capsys.readouterr().out
-    assert output == "Recovered: trial 003: its trial.json is missing. It is kept as FAILED.\n"
-
-
 def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):
     import click
     import grpc

@@ -1,0 +1,70 @@
+"""SearchConfig and run_search: a search from a typed configuration, as the CLI runs one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flatnas_tf.app import runs
+from flatnas_tf.app.search import SearchConfig, _without_reload_line, run_search
+from flatnas_tf.app.split import DataSplit
+
+
+def test_the_settings_are_what_run_json_records_of_a_search():
+    config = SearchConfig(
+        split=DataSplit("digits", seed=2), alpha=0.25, widths=[0.5], surrogate={"candidates": 3}
+    )
+    settings = config.settings()
+    assert set(runs.DEFINING) - set(settings) == {"supernet"}  # added by run_search when used
+    assert settings["widths"] == [0.5] and settings["seed"] == 2 and settings["alpha"] == 0.25
+    assert settings["sam"] == runs.Training().sam  # the training's own record
+    assert json.loads(json.dumps(settings)) == settings
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"mode": "accuracy"}, "`mode` must be one of"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"max_trials": 0}, "max_trials"),
+        ({"widths": (0.5, 9.0)}, "widths"),
+        ({"widths": ()}, "at least one width"),
+        ({"population": 1}, "population"),
+        ({"epochs": 0}, "epochs"),
+        ({"sigma": float("nan")}, "sigma"),
+        ({"surrogate": {"initial": 4}}, "initial_trials and candidates"),
+        ({"split": "digits"}, "`split` must be a DataSplit"),
+    ],
+)
+def test_a_configuration_that_cannot_be_is_refused_with_its_name(values, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        SearchConfig(**values)
+    SearchConfig(epochs=0, supernet_dir="somewhere")  # fine-tuning nothing: inherited weights
+
+
+def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built():
+    shown = []
+    with _without_reload_line(shown.append):
+        print("Reloading Tuner from runs/digits/search/tuner0.json")
+        print("Recovered: trial 003: its trial.json is missing. It is kept as FAILED.")
+    assert shown == ["Recovered: trial 003: its trial.json is missing. It is kept as FAILED."]
+
+
+def test_a_search_runs_finishes_and_refuses_another_configuration_in_its_directory(tmp_path):
+    config = SearchConfig(
+        split=DataSplit("digits", seed=1), max_trials=2, population=2, widths=(0.25,), epochs=2,
+        samples=2,
+    )  # fmt: skip
+    lines = []
+    finished = run_search(config, tmp_path / "run", export=False, verbose=0, echo=lines.append)
+    assert lines[0] == f"Starting search in {tmp_path / 'run'}"
+    assert len(finished.result.trials) == 2 and finished.front
+    assert finished.report_file.is_file() and finished.exported == []
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert {k: recorded[k] for k in config.settings()} == config.settings()
+    again = run_search(config, tmp_path / "run", export=False, verbose=0, echo=lines.append)
+    assert "is finished (2 of 2 trials ran): nothing to train" in "\n".join(lines)
+    assert [t.trial_id for t in again.front] == [t.trial_id for t in finished.front]
+    with pytest.raises(runs.RunError, match=r"other settings \(alpha 0.5 -> 0.75\)"):
+        run_search(SearchConfig(**{**vars(config), "alpha": 0.75}), tmp_path / "run", verbose=0)
