@@ -18,9 +18,17 @@ from typing import Any
 import click
 
 from flatnas_tf.app import runs
-from flatnas_tf.app.search import DEFAULT_EPOCHS, DEFAULT_FINE_TUNE_EPOCHS, SearchConfig
+from flatnas_tf.app.search import (
+    DEFAULT_EPOCHS,
+    DEFAULT_FINE_TUNE_EPOCHS,
+    MODES,
+    SearchConfig,
+)
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+
+#: The defaults of the search's options (`SearchConfig`'s, the one place they are set).
+DEFAULTS = SearchConfig()
 
 
 @click.command()
@@ -33,32 +41,35 @@ from flatnas_tf.cli import options as opt
 )
 @click.option(
     "--mode",
-    type=click.Choice(["flatnas", "pareto"]),
-    default="flatnas",
+    type=click.Choice(MODES),
+    default=DEFAULTS.mode,
     help="flatnas: alpha*err + alpha_norm*(1-alpha)*R and params; pareto: accuracy, "
     "R and params as three objectives.",
 )
 @click.option(
     "--alpha",
     type=opt.FiniteFloatRange(0, 1),
-    default=0.5,
+    default=DEFAULTS.alpha,
     help="Error/flatness trade-off of --mode flatnas (1 = accuracy only).",
 )
 @click.option(
     "--max-trials",
     type=click.IntRange(min=1),
-    default=10,
+    default=DEFAULTS.max_trials,
     help="Trials in all (over-budget and failed ones count).",
 )
 @click.option(
     "--widths",
-    default="0.25,0.5",
+    default=",".join(f"{w:g}" for w in DEFAULTS.widths),
     callback=lambda ctx, param, value: opt.widths(value),
     help="Width multipliers the search may choose, comma-separated (the paper's space: "
     "0.5,0.75,1.0; the default keeps the quick digits search to minutes).",
 )
 @click.option(
-    "--population", type=click.IntRange(min=2), default=5, help="NSGA-II population size."
+    "--population",
+    type=click.IntRange(min=2),
+    default=DEFAULTS.population,
+    help="NSGA-II population size.",
 )
 @click.option(
     "--surrogate",
@@ -106,19 +117,19 @@ from flatnas_tf.cli import options as opt
 @click.option(
     "--sigma",
     type=opt.FiniteFloatRange(min=0),
-    default=0.05,
+    default=DEFAULTS.sigma,
     help="Weight-noise scale of the flatness measure R.",
 )
 @click.option(
     "--samples",
     type=click.IntRange(min=1),
-    default=10,
+    default=DEFAULTS.samples,
     help="Weight perturbations per R measurement.",
 )
 @click.option(
     "--max-params",
     type=opt.FiniteFloatRange(min=0, min_open=True),
-    default=5e6,
+    default=DEFAULTS.max_params,
     help="Parameter limit: larger candidates are recorded, never trained.",
 )
 @opt.seed("Seed of the split and the search.")

@@ -68,3 +68,15 @@ def test_a_search_runs_finishes_and_refuses_another_configuration_in_its_directo
     assert [t.trial_id for t in again.front] == [t.trial_id for t in finished.front]
     with pytest.raises(runs.RunError, match=r"other settings \(alpha 0.5 -> 0.75\)"):
         run_search(SearchConfig(**{**vars(config), "alpha": 0.75}), tmp_path / "run", verbose=0)
+
+
+def test_the_search_commands_defaults_are_the_configurations():
+    from flatnas_tf.cli.main import main
+
+    defaults = {p.name: p.default for p in main.commands["search"].params}
+    config = SearchConfig()
+    names = ("mode", "alpha", "max_trials", "population", "batch_size", "sigma", "samples")
+    assert {n: defaults[n] for n in names} == {n: getattr(config, n) for n in names}
+    assert defaults["max_params"] == config.max_params
+    assert [float(w) for w in defaults["widths"].split(",")] == list(config.widths)
+    assert defaults["validation_fraction"] == config.split.validation_fraction
