@@ -19,21 +19,25 @@ from flatnas_tf.app.split import DataSplit
 
 def data_split(options: dict[str, Any]) -> DataSplit:
     """The `DataSplit` of --data, --seed, --validation-fraction and --data-dir."""
-    return DataSplit(
-        options["data"], options["seed"], options["validation_fraction"], options["data_dir"]
-    )
+    try:
+        return DataSplit(
+            options["data"], options["seed"], options["validation_fraction"], options["data_dir"]
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--data") from None
 
 
 def recorded_split(settings: dict[str, Any], **options: Any) -> DataSplit:
     """The split a search or a manifest records, with the options given (not None) instead.
 
     Raises:
-        click.UsageError: What is recorded is not a split (a damaged file).
+        click.BadParameter: The split is not one (a --data given empty, or a
+            damaged file's values).
     """
     try:
         return DataSplit.from_settings(settings, **options)
     except ValueError as error:
-        raise click.UsageError(f"the recorded data split is unusable: {error}") from None
+        raise click.BadParameter(f"no usable data split: {error}", param_hint="--data") from None
 
 
 def load_data(split: DataSplit):

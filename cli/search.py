@@ -1,8 +1,10 @@
 """`flatnas-tf search`: the Pareto front of accuracy, flatness and size, from the options.
 
-The command checks its options, lays out the output directory (`runs.py`),
-builds the tuner (from scratch, or through a supernet), runs the search, and
-finishes it: the report, the front's OOD evaluation and its exports.
+The command checks its options (each failure one line naming the option),
+resolves those that depend on others (--epochs, --learning-rate and --widths
+through a supernet), builds the `SearchConfig`, and runs it with the
+library's `run_search` (run.json, resume, the tuner, the search, its report,
+the front's OOD evaluation and exports); then it prints the summary.
 """
 
 from __future__ import annotations
@@ -177,7 +179,6 @@ def search(**options: Any) -> None:
     from flatnas_tf.app.search import run_search
     from flatnas_tf.tuners.progress import clock
 
-    started = time.monotonic()
     out = options["out"] or os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"]))
     inputs.distributed_roles(
         options["role"], options["oracle_host"], options["oracle_port"], options["worker_id"]
@@ -211,6 +212,7 @@ def search(**options: Any) -> None:
         "tls": _tls(options),
     }
     run = runs.RunDirectory(pathlib.Path(out))
+    started = time.monotonic()
     try:
         finished = run_search(
             config,

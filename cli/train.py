@@ -52,7 +52,7 @@ def train(**options: Any) -> None:
     After training, BatchNorm statistics are recalibrated on training images;
     validation and test accuracy are then measured in inference mode.
     """
-    from flatnas_tf.app.training import train_architecture
+    from flatnas_tf.app.training import HyperparameterValueError, train_architecture
 
     if options["deterministic"]:
         inputs.enable_determinism()
@@ -100,7 +100,7 @@ def train(**options: Any) -> None:
             batch_size=options["batch_size"],
             verbose=1 if options["verbose"] else 2,
         )
-    except ValueError as error:  # hyperparameters the space does not have
+    except HyperparameterValueError as error:
         raise click.BadParameter(str(error), param_hint="--hyperparameters") from None
     click.echo(
         f"validation accuracy {100 * trained.val_accuracy:.2f}%, test accuracy "

@@ -180,9 +180,14 @@ def test_a_worker_with_no_chief_hears_at_once_that_the_search_has_ended(chief, t
     with pytest.raises(grpc.RpcError) as lost:
         impatient.get_space()
     assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    chief.start()  # a chief that serves is asked even where a stale mark lies
+    (tmp_path / distributed.ENDED_FILE).write_text("{not json")  # still the chief's mark
+    with pytest.raises(distributed.SearchEndedError, match="at an unknown time"):
+        client.create_trial("tuner0")
+    (tmp_path / distributed.ENDED_FILE).unlink()  # as a chief does before it serves
+    chief.start()
+    assert client.get_space().space  # connected again
     storage.write_json(tmp_path / distributed.ENDED_FILE, {"ended": "earlier"})
-    assert client.create_trial("tuner0").status == "RUNNING"
+    assert client.create_trial("tuner0").status == "RUNNING"  # a chief that answers is asked
 
 
 def test_heartbeats_do_not_hold_up_training_while_the_chief_is_away():

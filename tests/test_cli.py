@@ -281,6 +281,8 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
     "args, option",
     [
         (["search", "--data", "no_such_data"], "--data"),
+        (["search", "--data", ""], "--data"),
+        (["evaluate", "SEARCH", "--trial", "0", "--data", ""], "--data"),
         (["search", "--alpha", "1.5"], "--alpha"),
         (["search", "--sigma", "-0.1"], "--sigma"),
         (["search", "--samples", "0"], "--samples"),

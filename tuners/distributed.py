@@ -313,11 +313,19 @@ def _await_chief(channel, deadline: float, ended: Path | None) -> None:
 
 
 def _ended_at(ended: Path | None) -> str | None:
-    """When the chief's mark `ended` says the search ended (None: no mark)."""
+    """When the chief's mark `ended` says the search ended (None: no mark).
+
+    A mark that cannot be read as the chief writes it still marks the end
+    (only the chief writes it, atomically): its time is then unknown.
+    """
+    if ended is None:
+        return None
     try:
-        return json.loads(ended.read_text())["ended"] if ended is not None else None
+        return str(json.loads(ended.read_text())["ended"])
     except FileNotFoundError:
         return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an unknown time"
 
 
 class Heartbeat(keras.callbacks.Callback):

@@ -6,6 +6,7 @@
     evaluation  a model's test accuracy and OOD table, written beside it
     finishing   after a search's last trial: report, the front's OOD, exports
     split       DataSplit: a data set and its split, as runs record them
+    search      SearchConfig and run_search: a search from a typed configuration
 
 The CLI (`flatnas_tf.cli`) parses options, calls these and prints.
 """

@@ -1,13 +1,15 @@
 """A model's test accuracy and its OOD table, written beside it: what `flatnas-tf evaluate` does.
 
-accuracy   the model's predictions on the test split of the data set,
-argmax against the labels (a SavedModel wrapped for prediction
-has no `evaluate`, so predictions, not Keras' metric)
-OOD        `flatnas_tf.ood.evaluate_ood` on the given source (built-in
-corruptions of the data, TFDS CIFAR-10-C or a corrupted set),
-written as OUT/ood.json, .csv and .md
-summary    OUT/evaluation.json (atomically, last): target, trial, data
-set, test accuracy and the OOD summary
+What it measures and writes:
+
+    accuracy   the model's predictions on the test split of the data set,
+               argmax against the labels (a SavedModel wrapped for
+               prediction has no `evaluate`, so predictions, not Keras' metric)
+    OOD        `flatnas_tf.ood.evaluate_ood` on the given source (built-in
+               corruptions of the data, TFDS CIFAR-10-C or a corrupted set),
+               written as OUT/ood.json, .csv and .md
+    summary    OUT/evaluation.json (atomically, last): target, trial, data
+               set, test accuracy and the OOD summary
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flatnas_tf.app.runs import RunDirectory, Training
+from flatnas_tf.app.runs import RunDirectory, RunError, Training
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.hypermodel import FlatNASHyperModel
 from flatnas_tf.tuners.result import SearchResult
@@ -38,7 +38,10 @@ def export_metadata(settings: dict[str, Any]) -> dict[str, Any]:
     The data set and its split (seed, validation fraction, TFDS directory), so
     that `flatnas-tf evaluate` of the export measures on the same test images.
     """
-    return {
-        "label_names": list(settings["label_names"]),
-        **DataSplit.from_settings(settings).to_settings(),
-    }
+    if "data" not in settings:
+        raise RunError("the search's run.json records no data set (key `data`); it is damaged.")
+    try:
+        split = DataSplit.from_settings(settings)
+    except ValueError as error:
+        raise RunError(f"the search's run.json records no usable data split: {error}") from None
+    return {"label_names": list(settings["label_names"]), **split.to_settings()}

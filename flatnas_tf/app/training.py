@@ -1,15 +1,18 @@
 """One architecture trained as a search's trial is (for as long as asked), measured and saved.
 
-build      the search space of the run (`models.hypermodel`: its data
-shape and widths, compiled under `Training`) at the given
-hyperparameter values, the seed set first
-train      the regime's `fit` (schedule, warm-up; BatchNorm statistics
-recalibrated on training images after the last epoch)
-measure    validation and test accuracy, in inference mode
-save       OUT/model.keras, then OUT/manifest.json (atomically, last):
-the values, both accuracies, the data set and the split it was
-loaded with, so that `evaluate OUT` measures on the same test
-images
+What `flatnas-tf train` does, step by step:
+
+    build      the search space of the run (`models.hypermodel`: its data
+               shape and widths, compiled under `Training`) at the given
+               hyperparameter values (the others at their defaults), the
+               seed set first; a name or value outside the space is refused
+    train      the regime's `fit` (schedule, warm-up; BatchNorm statistics
+               recalibrated on training images after the last epoch)
+    measure    validation and test accuracy, in inference mode
+    save       OUT/model.keras, then OUT/manifest.json (atomically, last):
+               the values, both accuracies, the data set and the split it
+               was loaded with, so that `evaluate OUT` measures on the same
+               test images
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from flatnas_tf.app.runs import Training
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.export import MANIFEST_FILE
 
-__all__ = ["TrainedArchitecture", "train_architecture"]
+__all__ = ["HyperparameterValueError", "TrainedArchitecture", "train_architecture"]
+
+
+class HyperparameterValueError(ValueError):
+    """A hyperparameter name the space lacks, or a value outside its choices."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +87,8 @@ def train_architecture(
         The model, its accuracies and what was written.
 
     Raises:
-        ValueError: `values` names a hyperparameter the space does not have,
-            or a value it does not allow.
+        HyperparameterValueError: `values` names a hyperparameter the space
+            does not have, or a value it does not allow.
 
     Example:
     ```python
@@ -138,10 +145,10 @@ def _check_values(space, values: dict[str, Any]) -> None:
     parameters = {p.name: p for p in declared.space}
     unknown = sorted(set(values) - set(parameters))
     if unknown:
-        raise ValueError(f"unknown hyperparameters {unknown} for this search space.")
+        raise HyperparameterValueError(f"unknown hyperparameters {unknown} for this search space.")
     for name, value in values.items():
         allowed = getattr(parameters[name], "values", None)
         if allowed is not None and value not in allowed:
-            raise ValueError(
+            raise HyperparameterValueError(
                 f"{name}={value!r} is not in the search space; choose one of {allowed}."
             )
