@@ -35,7 +35,7 @@ from flatnas_tf.defaults import MAX_WIDTH
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_FINE_TUNE_EPOCHS", "SearchConfig", "run_search"]
 
 #: Training epochs of a candidate trained from random weights.
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 6
 #: Fine-tuning epochs of a candidate that inherits a supernet's weights.
 DEFAULT_FINE_TUNE_EPOCHS = 2
 #: What FlatNAS optimises: its objective and params, or accuracy, R and params.
@@ -73,7 +73,7 @@ class SearchConfig:
     split: DataSplit = DataSplit()
     mode: str = "flatnas"
     alpha: float = 0.5
-    max_trials: int = 10
+    max_trials: int = 8
     widths: tuple[float, ...] = (0.25, 0.5)
     population: int = 5
     epochs: int = DEFAULT_EPOCHS
