@@ -186,10 +186,11 @@ def search(**options: Any) -> None:
     if options["deterministic"]:
         inputs.enable_determinism()
     split = inputs.data_split(options)
+    ood_source = None  # built-in corruptions: the data set, once loaded
     if options["ood"] == "builtin":
         inputs.check_frost_dir(options["frost_dir"])
-    elif options["ood"] not in opt.OOD_CHOICES:
-        inputs.ood_source(options["ood"], None, split)  # a wrong or unfinished set fails at once
+    elif options["ood"] != "none":  # read now: a wrong or unfinished set fails at once
+        ood_source = inputs.ood_source(options["ood"], None, split)
     if options["tensorboard_dir"] and find_spec("tensorboard") is None:
         raise click.BadParameter(
             'needs the tensorboard package: pip install "flatnas-tf[tensorboard]".',
@@ -202,9 +203,8 @@ def search(**options: Any) -> None:
         import keras
 
         callbacks.append(keras.callbacks.TensorBoard(options["tensorboard_dir"]))
-    ood_source = None
-    if options["ood"] != "none":
-        ood_source = inputs.ood_source(options["ood"], data, split)
+    if options["ood"] == "builtin":
+        ood_source = data
     tuner_options = {
         "trial_lease_s": options["worker_timeout"] if options["role"] == "chief" else None,
         "token_file": options["token_file"],

@@ -213,11 +213,10 @@ def run_search(
             _announce(run, config, settings, overwrite, supernet_state, echo)
         tuner = _tuner(run, config, settings, supernet_state, tuner_options or {}, echo)
         tuner.oracle.max_trials = config.max_trials  # a resumed search may be extended
-        batches = config.batch_size
         try:
             tuner.search(
-                data.batches("train", batches, training=True, seed=config.split.seed),
-                validation_data=data.batches("validation", batches),
+                data.batches("train", config.batch_size, training=True, seed=config.split.seed),
+                validation_data=data.batches("validation", config.batch_size),
                 epochs=config.epochs,
                 verbose=verbose,
                 shuffle=False,  # the pipeline shuffles; Keras would warn at every trial
