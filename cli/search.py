@@ -23,11 +23,11 @@ from flatnas_tf.app import runs
 from flatnas_tf.app.search import (
     DEFAULT_EPOCHS,
     DEFAULT_FINE_TUNE_EPOCHS,
-    MODES,
     SearchConfig,
 )
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+from flatnas_tf.tuners.objectives import MODES
 
 #: The defaults of the search's options (`SearchConfig`'s, the one place they are set).
 DEFAULTS = SearchConfig()

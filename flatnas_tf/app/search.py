@@ -31,6 +31,7 @@ from flatnas_tf.app.runs import PROJECT, RunDirectory, RunError, Training
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.defaults import MAX_WIDTH
+from flatnas_tf.tuners.objectives import MODES
 
 __all__ = ["DEFAULT_EPOCHS", "DEFAULT_FINE_TUNE_EPOCHS", "SearchConfig", "run_search"]
 
@@ -38,8 +39,6 @@ __all__ = ["DEFAULT_EPOCHS", "DEFAULT_FINE_TUNE_EPOCHS", "SearchConfig", "run_se
 DEFAULT_EPOCHS = 6
 #: Fine-tuning epochs of a candidate that inherits a supernet's weights.
 DEFAULT_FINE_TUNE_EPOCHS = 2
-#: What FlatNAS optimises: its objective and params, or accuracy, R and params.
-MODES = ("flatnas", "pareto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +146,6 @@ def run_search(
     callbacks: Sequence[Any] = (),
     tuner_options: Mapping[str, Any] | None = None,
     verbose: int = 1,
-    front_table: bool = True,
     echo: Callable[[str], None] = print,
 ):
     """Runs (or resumes) the search `config` defines in `out`, then finishes it.
@@ -167,7 +165,6 @@ def run_search(
             search's `trial_lease_s`, `token_file`, `chief_timeout_s`, `tls`).
         verbose: 0 silent, 1 a line per trial start and end, 2 also Keras'
             progress bars.
-        front_table: Show the front as the tuner's table (else one line per trial).
         echo: Called with each line to show.
 
     Returns:
@@ -238,7 +235,7 @@ def run_search(
             data_dir=config.split.data_dir,
             frost_dir=frost_dir,
             export=export,
-            front_table=_results_table(tuner) if front_table else None,
+            front_table=_results_table(tuner),
             echo=echo,
         )
 
