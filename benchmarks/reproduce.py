@@ -79,8 +79,9 @@ from flatnas_tf import (  # noqa: E402
     TrainingSettings,
     evaluate_ood,
     load_dataset,
-    weight_robustness,
+    measure_candidate,
 )
+from flatnas_tf.app.evaluation import accuracy_on_test_split  # noqa: E402
 from flatnas_tf.chance import DEFAULT_SIGNIFICANCE  # noqa: E402
 from flatnas_tf.ood import SEVERITIES  # noqa: E402
 from flatnas_tf.regime import SCHEDULES, TrainingRegime  # noqa: E402
@@ -213,11 +214,9 @@ def train_and_measure(
     # As a search's trial: the schedule, then BatchNorm recalibration.
     TrainingRegime(schedule=args.schedule).fit(model, train, epochs, verbose=0, shuffle=False)
     train_s = time.perf_counter() - start
-    validation = data.batches("validation", 256)
-    val = model.evaluate(validation, verbose=0, return_dict=True)
-    test = model.evaluate(data.batches("test", 256), verbose=0, return_dict=True)
-    robustness = weight_robustness(
-        model, validation, sigma=args.sigma, samples=args.samples, seed=seed
+    # As a trial measures: one clean pass and M perturbed ones on the validation split.
+    figures = measure_candidate(
+        model, data.batches("validation", 256), sigma=args.sigma, samples=args.samples, seed=seed
     )
     ood = evaluate_ood(
         model,
@@ -233,10 +232,10 @@ def train_and_measure(
         "seed": seed,
         "epochs": epochs,
         "params": int(model.count_params()),
-        "val_accuracy": float(val["accuracy"]),
-        "robustness": robustness.R,
-        "robustness_loss_gap": robustness.loss_gap,
-        "test_accuracy": float(test["accuracy"]),
+        "val_accuracy": figures["val_accuracy"],
+        "robustness": figures["robustness"],
+        "robustness_loss_gap": figures["robustness_loss_gap"],
+        "test_accuracy": accuracy_on_test_split(model, data),
         "ood_clean_accuracy": ood_clean,
         "corruption_accuracy": ood.mean_corruption_accuracy,
         "mce": ood.mce,

@@ -31,6 +31,7 @@ _USAGE_ERRORS = (
 )
 _FAILURES = (
     ("flatnas_tf.data", "DatasetUnavailableError"),
+    ("flatnas_tf.regime", "TrainingDivergedError"),
     ("flatnas_tf.tuners.tuner", "SearchFailedError"),
 )
 
@@ -43,8 +44,8 @@ def fail_cleanly(command: Callable) -> Callable:
     """Turns the library's errors into one-line Click errors.
 
     Exit code 2 for bad input (a busy --out included), 1 for a data set that
-    cannot be had, a search whose trials all failed, or a full disk (the state
-    written before it is intact: rerunning resumes).
+    cannot be had, training that diverged, a search whose trials all failed,
+    or a full disk (the state written before it is intact: rerunning resumes).
     """
 
     @functools.wraps(command)

@@ -50,7 +50,8 @@ def train(**options: Any) -> None:
     """Train one architecture as a search's trial does (longer if asked) and save it.
 
     After training, BatchNorm statistics are recalibrated on training images;
-    validation and test accuracy are then measured in inference mode.
+    the validation figures a trial records (accuracy, R at the search's sigma)
+    and test accuracy are then measured in inference mode.
     """
     from flatnas_tf.app.training import HyperparameterValueError, train_architecture
 
@@ -103,6 +104,7 @@ def train(**options: Any) -> None:
     except HyperparameterValueError as error:
         raise click.BadParameter(str(error), param_hint="--hyperparameters") from None
     click.echo(
-        f"validation accuracy {100 * trained.val_accuracy:.2f}%, test accuracy "
+        f"validation accuracy {100 * trained.val_accuracy:.2f}%, R "
+        f"{trained.figures['robustness']:.2f}, test accuracy "
         f"{100 * trained.test_accuracy:.2f}%; saved {trained.model_file}"
     )

@@ -11,9 +11,11 @@ The public API is re-exported here:
 - `Supernet`, `train_supernet`, `load_supernet`: weight sharing. The space
   as one elastic supernet trained with the sandwich rule; candidates inherit
   its weights (`flatnas_tf.tuners.SupernetTuner` searches through it).
-- `TrainingRegime`: how a trial trains a candidate from random weights
-  (warm-up + cosine schedule, BatchNorm recalibration via
-  `recalibrate_batch_norm`, one trace of the step).
+- `TrainingRegime`, `measure_candidate`: how a trial trains a candidate
+  (warm-up + cosine schedule, NaN guard, BatchNorm recalibration via
+  `recalibrate_batch_norm`, one trace of the step) and measures it
+  (validation accuracy and loss, R, the chance test): the one trainer and
+  the one measurer of the tuner, `flatnas-tf train` and the benchmarks.
 - `load_dataset`: data sets by name (bundled `digits`, `npz:`, `folder:`,
   TFDS) with their tf.data pipelines.
 - `evaluate_ood`, `corrupt`: accuracy under corruptions (TFDS CIFAR-10-C or
@@ -62,6 +64,8 @@ _EXPORTS = {
     "SparseCrossentropyWithSmoothing": "losses",
     "OODResult": "ood",
     "evaluate_ood": "ood",
+    "measure_candidate": "measurement",
+    "TrainingDivergedError": "regime",
     "TrainingRegime": "regime",
     "SAMModel": "sam",
     "SupernetSettings": "sandwich",
@@ -74,41 +78,7 @@ _EXPORTS = {
     "tflite_predict": "export",
 }
 
-__all__ = [
-    "BENCHMARK_CORRUPTIONS",
-    "CORRUPTIONS",
-    "CorruptedSet",
-    "DatasetUnavailableError",
-    "FlatNASHyperModel",
-    "FlatnessCallback",
-    "FusedBatchNormalization",
-    "ImageDataset",
-    "OODResult",
-    "PerturbedEvaluator",
-    "ResNetHyperModel",
-    "RobustnessResult",
-    "SAMModel",
-    "SparseCrossentropyWithSmoothing",
-    "SubNetworkModel",
-    "Supernet",
-    "SupernetSettings",
-    "TrainingRegime",
-    "TrainingSettings",
-    "__version__",
-    "corrupt",
-    "evaluate_ood",
-    "export_model",
-    "from_arrays",
-    "load_corrupted_set",
-    "load_dataset",
-    "load_model",
-    "load_supernet",
-    "recalibrate_batch_norm",
-    "tflite_predict",
-    "train_supernet",
-    "weight_robustness",
-    "write_corrupted_set",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)
@@ -130,8 +100,9 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     )
     from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
     from flatnas_tf.losses import SparseCrossentropyWithSmoothing
+    from flatnas_tf.measurement import measure_candidate
     from flatnas_tf.ood import OODResult, evaluate_ood
-    from flatnas_tf.regime import TrainingRegime
+    from flatnas_tf.regime import TrainingDivergedError, TrainingRegime
     from flatnas_tf.sam import SAMModel
     from flatnas_tf.sandwich import SupernetSettings, load_supernet, train_supernet
     from flatnas_tf.supernet import SubNetworkModel, Supernet

@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import keras
 import tensorflow as tf
@@ -47,7 +47,13 @@ from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.defaults import SCHEDULES
 from flatnas_tf.tracing import build_training_state, graph_optimizer, release_custom_gradients
 
-__all__ = ["SCHEDULES", "TrainingRegime", "WarmupCosine", "steps_per_epoch"]
+__all__ = [
+    "SCHEDULES",
+    "TrainingDivergedError",
+    "TrainingRegime",
+    "WarmupCosine",
+    "steps_per_epoch",
+]
 
 
 def steps_per_epoch(data, batch_size: int | None = None) -> int | None:
@@ -121,6 +127,10 @@ class WarmupCosine(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.model.optimizer.learning_rate = self._peak
+
+
+class TrainingDivergedError(ValueError):
+    """Training ended with a non-finite loss: the candidate has no figures to rank."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,26 +251,47 @@ class TrainingRegime:
             return 0
         return recalibrate_batch_norm(model, data, max_examples=self.recalibration_examples)
 
-    def fit(self, model: keras.Model, data, epochs: int, **fit_kwargs) -> keras.callbacks.History:
-        """`prepare`, `model.fit(data, epochs=epochs, **fit_kwargs)`, then `finish`.
+    def train(
+        self,
+        model: keras.Model,
+        data,
+        epochs: int,
+        *,
+        fit: Callable[..., keras.callbacks.History] | None = None,
+        **fit_kwargs,
+    ) -> keras.callbacks.History | None:
+        """Trains a compiled model as a search trial does: the project's one trainer.
 
-        Runs inside `scope()`. With `validation_data`, per-epoch validation
-        sees the statistics before recalibration.
+        `prepare` (the schedule), `fit(data, epochs=epochs, ...)` with
+        TerminateOnNaN, a diverged loss refused, then `finish` (BatchNorm
+        recalibration). At 0 epochs nothing is trained: only `finish` runs
+        (a model that inherited trained weights). It does not enter `scope()`:
+        `fit` does; a caller that keeps tracing the same model (a supernet)
+        sets the graph optimiser itself.
 
         Args:
-            model: A compiled, untrained Keras model.
+            model: A compiled Keras model.
             data: Training data (a dataset, or x with `y=` in `fit_kwargs`).
-            epochs: Epochs.
-            **fit_kwargs: Passed to `model.fit` (callbacks, verbose, ...).
+            epochs: Epochs, >= 0.
+            fit: What trains, called as `model.fit` is (default `model.fit`;
+                a tuner passes its hypermodel's `fit`).
+            **fit_kwargs: Passed to `fit` (callbacks, verbose, ...).
 
         Returns:
-            The History of `fit`.
+            The History of `fit`; None at 0 epochs.
+
+        Raises:
+            TrainingDivergedError: The last epoch's loss is not finite.
+
+        Example:
+        ```python
+        with regime.scope():
+            history = regime.train(model, train_ds, epochs=10, verbose=0)
+        ```
         """
         train = (data, fit_kwargs["y"]) if fit_kwargs.get("y") is not None else data
-        if isinstance(data, tf.data.Dataset):
-            # A dataset shuffles itself; Keras' default shuffle=True only warns.
-            fit_kwargs.setdefault("shuffle", False)
-        with self.scope():
+        history = None
+        if check_integer(epochs, "epochs", 0):
             schedule = self.prepare(
                 model,
                 train,
@@ -268,9 +299,37 @@ class TrainingRegime:
                 steps=fit_kwargs.get("steps_per_epoch"),
                 batch_size=fit_kwargs.get("batch_size"),
             )
-            callbacks = [*(fit_kwargs.pop("callbacks", None) or []), *schedule]
+            callbacks = fit_kwargs.pop("callbacks", None) or []
+            callbacks = [*callbacks, keras.callbacks.TerminateOnNaN(), *schedule]
             # A dataset shuffles itself; Keras would warn that `shuffle` is ignored.
             fit_kwargs.setdefault("shuffle", not isinstance(data, tf.data.Dataset))
-            history = model.fit(data, epochs=epochs, callbacks=callbacks, **fit_kwargs)
-            self.finish(model, train)
+            history = (fit or model.fit)(data, epochs=epochs, callbacks=callbacks, **fit_kwargs)
+            losses = history.history.get("loss") or [math.nan]
+            if not math.isfinite(losses[-1]):
+                raise TrainingDivergedError(
+                    f"Training diverged (loss {losses[-1]}); a lower learning rate may help."
+                )
+        self.finish(model, train)
         return history
+
+    def fit(self, model: keras.Model, data, epochs: int, **fit_kwargs) -> keras.callbacks.History:
+        """`train` inside `scope()`, for at least one epoch.
+
+        With `validation_data`, per-epoch validation sees the statistics
+        before recalibration.
+
+        Args:
+            model: A compiled, untrained Keras model.
+            data: Training data (a dataset, or x with `y=` in `fit_kwargs`).
+            epochs: Epochs, >= 1.
+            **fit_kwargs: Passed to `model.fit` (callbacks, verbose, ...).
+
+        Returns:
+            The History of `fit`.
+
+        Raises:
+            TrainingDivergedError: The last epoch's loss is not finite.
+        """
+        check_integer(epochs, "epochs", 1)
+        with self.scope():
+            return self.train(model, data, epochs, **fit_kwargs)

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from flatnas_tf import __version__, load_dataset, storage
+from flatnas_tf import __version__, load_dataset, storage, weight_robustness
 from flatnas_tf.app import runs
 from flatnas_tf.cli import errors as cli_errors
 from flatnas_tf.cli import search as cli_search
@@ -255,8 +255,19 @@ def test_train_a_trial_of_the_search(search_dir, tmp_path):
     # model.evaluate's figure, recorded by train, against a count of the saved model's answers.
     trained = keras.models.load_model(tmp_path / "trained" / "model.keras")
     assert manifest["test_accuracy"] == pytest.approx(_test_accuracy(trained, manifest), abs=1e-6)
+    # R as a trial of this search measures it: its sigma and samples, the split's seed.
+    settings = json.loads((out / "run.json").read_text())
+    data = load_dataset(
+        manifest["data"], manifest["data_dir"], manifest["validation_fraction"], manifest["seed"]
+    )
+    robustness = weight_robustness(
+        trained, data.batches("validation", 64), sigma=settings["sigma"],
+        samples=settings["samples"], seed=manifest["seed"],
+    )  # fmt: skip
+    assert manifest["figures"]["robustness"] == pytest.approx(robustness.R, abs=1e-9)
+    assert f"R {robustness.R:.2f}" in result.output
     # The search's training, as run.json recorded it, with the option given overriding it.
-    searched = runs.Training.from_settings(json.loads((out / "run.json").read_text()))
+    searched = runs.Training.from_settings(settings)
     assert manifest["training"] == {**searched.to_settings(), "rho": 0.2}
     assert searched.to_settings() == runs.Training().override(learning_rate=0.1).to_settings()
     # Its manifest records the split it was trained on: evaluate needs no --data or --seed.

@@ -1,3 +1,5 @@
+import ast
+import pathlib
 import re
 import subprocess
 import sys
@@ -65,12 +67,28 @@ def test_import_is_lazy_and_pareto_needs_no_tensorflow():
     assert loaded == "[]"
 
 
+def _type_checking_names(package) -> dict[str, str]:
+    """Name -> module of every import under `if TYPE_CHECKING:` in a package's __init__."""
+    tree = ast.parse(pathlib.Path(package.__file__).read_text())
+    (block,) = [
+        node for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    ]  # fmt: skip
+    return {
+        alias.name: statement.module.rsplit(".", 1)[-1]
+        for statement in block.body
+        for alias in statement.names
+    }
+
+
 def test_lazy_namespaces_declare_their_exports():
     import flatnas_tf.tuners
 
     for package in (flatnas_tf, flatnas_tf.tuners):
         assert set(package.__all__) - {"__version__"} == set(package._EXPORTS)
         assert set(package.__all__) <= set(dir(package))
+        # What type checkers see is what the lazy map serves, from the same modules.
+        assert _type_checking_names(package) == package._EXPORTS
     assert flatnas_tf.tuners.pareto.fronts is flatnas_tf.tuners.fronts  # submodules too
     try:
         flatnas_tf.no_such_name  # noqa: B018

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, load_dataset
-from flatnas_tf.regime import TrainingRegime, WarmupCosine, steps_per_epoch
+from flatnas_tf.regime import TrainingDivergedError, TrainingRegime, WarmupCosine, steps_per_epoch
 
 
 def _model():
@@ -130,3 +130,58 @@ def test_small_default_candidate_learns_digits_within_the_default_budget():
     assert math.isfinite(history.history["loss"][-1])
     _, accuracy = model.evaluate(data.batches("validation", 256), verbose=0)
     assert accuracy >= 0.90
+
+
+def _classifier(learning_rate=0.1):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.ReLU()(x)))
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _arrays(n=64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype("float32") * 3 + 1
+    return x, np.argmax(x[:, :3], axis=1)
+
+
+def test_train_at_zero_epochs_only_recalibrates():
+    x, y = _arrays()
+    model = _classifier()
+    model(x[:1])
+    kernels = [v.numpy().copy() for v in model.trainable_variables]
+    history = TrainingRegime().train(model, x, 0, y=y, batch_size=16)
+    assert history is None
+    for before, after in zip(kernels, model.trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())  # not trained
+    mean = model.layers[2].moving_mean.numpy()
+    # Recalibrated: the moving mean is the mean of the first layer's outputs.
+    np.testing.assert_allclose(mean, model.layers[1](x).numpy().mean(0), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="epochs"):
+        TrainingRegime().train(model, x, -1, y=y)
+
+
+def test_train_uses_the_given_fit_and_refuses_a_diverged_loss():
+    x, y = _arrays()
+    calls = []
+
+    def fit(*args, **kwargs):
+        calls.append(kwargs["epochs"])
+        return model.fit(*args, **kwargs)
+
+    model = _classifier()
+    history = TrainingRegime().train(model, x, 2, fit=fit, y=y, batch_size=16, verbose=0)
+    assert calls == [2] and len(history.history["loss"]) == 2
+    model = _classifier(learning_rate=math.inf)  # the first step makes every weight non-finite
+    with pytest.raises(TrainingDivergedError, match=r"Training diverged \(loss nan\)"):
+        TrainingRegime(schedule="constant").train(model, x, 5, y=y, batch_size=16, verbose=0)
+    # TerminateOnNaN ended the run: not every epoch was spent on a dead model.
+    assert len(model.history.history["loss"]) < 5
+    with pytest.raises(ValueError, match="epochs"):
+        TrainingRegime().fit(_classifier(), x, 0, y=y)  # fit trains at least one epoch

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import reproduce
 
+from flatnas_tf import weight_robustness
+
 TOY = [
     "--data", "digits", "--max-train", "120", "--archs", "2", "--epochs", "1",
     "--widths", "0.25", "--depths", "1", "--samples", "2", "--ood-examples", "16",
@@ -41,7 +43,7 @@ def measured_here():
 def toy_run(tmp_path_factory, measured_here):
     root = tmp_path_factory.mktemp("reproduce")
     argv = [*TOY, "--work", str(root / "work"), "--out", str(root / "out")]
-    train_and_measure, weight_robustness = reproduce.train_and_measure, reproduce.weight_robustness
+    train_and_measure, measure_candidate = reproduce.train_and_measure, reproduce.measure_candidate
     current = {}
 
     def measuring_train_and_measure(hypermodel, hp, data, *args, **kwargs):
@@ -50,7 +52,7 @@ def toy_run(tmp_path_factory, measured_here):
         measured_here[record["total_s"]] = current.pop("figures")
         return record
 
-    def measuring_weight_robustness(model, validation, **kwargs):
+    def measuring_measure_candidate(model, validation, **kwargs):
         # The trained model, before R perturbs its weights: the accuracies by NumPy.
         data = current["data"]
         figures = {
@@ -58,14 +60,14 @@ def toy_run(tmp_path_factory, measured_here):
             "test_accuracy": _accuracy(model, data.test),
             "ood_clean_accuracy": _accuracy(model, data.test, 16),  # --ood-examples
         }
-        result = weight_robustness(model, validation, **kwargs)
+        result = measure_candidate(model, validation, **kwargs)
         figures["robustness"] = weight_robustness(model, validation, **kwargs).R  # same seed
         current["figures"] = figures
         return result
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reproduce, "train_and_measure", measuring_train_and_measure)
-        patch.setattr(reproduce, "weight_robustness", measuring_weight_robustness)
+        patch.setattr(reproduce, "measure_candidate", measuring_measure_candidate)
         report = reproduce.main(argv)
     return root, argv, report
 
@@ -91,7 +93,7 @@ def test_toy_run_writes_a_well_formed_report(toy_run, measured_here):
     # Every model trained once (searches that pick the same architecture share a retrain).
     assert len(measured_here) == len(results["study"]) + len({r["total_s"] for r in retrains})
     for record in results["study"] + retrains:
-        # As recorded (model.evaluate, weight_robustness) and as measured here on the model.
+        # As recorded (measure_candidate) and as measured here on the model.
         here = measured_here[record["total_s"]]
         for name in ("val_accuracy", "test_accuracy", "ood_clean_accuracy", "robustness"):
             assert record[name] == pytest.approx(here[name], abs=1e-6), name

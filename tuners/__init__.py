@@ -56,30 +56,7 @@ _EXPORTS = {
     "SupernetTuner": "weight_sharing",
 }
 
-__all__ = [
-    "AdaptivePredictor",
-    "DiskFullError",
-    "FlatNASOracle",
-    "FlatNASTuner",
-    "HypervolumeHistory",
-    "NSGA2Oracle",
-    "Ranking",
-    "SearchFailedError",
-    "SearchResult",
-    "SpaceEncoding",
-    "SupernetTuner",
-    "SurrogateSettings",
-    "TrialRecord",
-    "constrained_dominates",
-    "crowding_distance",
-    "fronts",
-    "hypervolume",
-    "non_dominated_ranks",
-    "rank_and_crowd",
-    "survival_order",
-    "to_minimisation",
-    "total_violation",
-]
+__all__ = sorted(_EXPORTS)
 
 
 __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)

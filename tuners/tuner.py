@@ -36,6 +36,7 @@ afterwards, from the search directory.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -48,15 +49,15 @@ from typing import TYPE_CHECKING, Any
 import keras
 import keras_tuner
 import numpy as np
-import tensorflow as tf
 from keras_tuner.engine.trial import Trial
 
 from flatnas_tf import compat, storage
-from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, chance_p_value, label_counts
+from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, label_counts
 from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
-from flatnas_tf.regime import TrainingRegime
+from flatnas_tf.measurement import measure_candidate
+from flatnas_tf.regime import TrainingDivergedError, TrainingRegime
 from flatnas_tf.tuners import (
     access,
     distributed,
@@ -710,26 +711,27 @@ class FlatNASTuner(keras_tuner.Tuner):
         model, figures = tuner.train_and_measure(hp, train_ds, validation_data=val_ds, epochs=10)
         ```
         """
-        validation, train, fit_kwargs = split_fit_arguments(args, kwargs)
+        validation, fit_kwargs = split_fit_arguments(args, kwargs)
         with self.regime.scope():
             model = compat.try_build(self, hp)
-            figures = self.fit_and_measure(hp, model, train, validation, **fit_kwargs)
+            figures = self.fit_and_measure(hp, model, validation, **fit_kwargs)
         return model, figures
 
     def fit_and_measure(
         self,
         hp: keras_tuner.HyperParameters,
         model: keras.Model,
-        train,
         validation,
         **kwargs,
     ) -> dict[str, float]:
         """Trains a compiled model as a trial does (no training at 0 epochs), then measures it.
 
+        `TrainingRegime.train` trains (with the hypermodel's `fit`) and
+        `measure` measures: the project's one trainer and one measurer.
+
         Args:
             hp: The candidate's hyperparameters (for `hypermodel.fit`).
             model: The compiled model.
-            train: The training data (for the schedule and recalibration).
             validation: The validation data.
             **kwargs: `fit`'s arguments, as keywords (x, y, epochs, callbacks,
                 ...; see `split_fit_arguments`), passed to `hypermodel.fit`.
@@ -741,33 +743,25 @@ class FlatNASTuner(keras_tuner.Tuner):
         Raises:
             keras_tuner.errors.FailedTrialError: Training diverged, or R is not finite.
         """
-        epochs = kwargs.get("epochs", 1)
-        callbacks = [*(kwargs.pop("callbacks", None) or []), keras.callbacks.TerminateOnNaN()]
-        figures: dict[str, float] = {"train_time_s": 0.0}
-        if epochs:
-            callbacks += self.regime.prepare(
-                model,
-                train,
-                epochs,
-                steps=kwargs.get("steps_per_epoch"),
-                batch_size=kwargs.get("batch_size"),
+        epochs = kwargs.pop("epochs", 1)
+        data = kwargs.pop("x", None)
+        start = time.perf_counter()
+        try:
+            history = self.regime.train(
+                model, data, epochs, fit=functools.partial(self.hypermodel.fit, hp, model), **kwargs
             )
-            if isinstance(train, tf.data.Dataset):
-                # A dataset shuffles itself; Keras' default shuffle=True only warns.
-                kwargs.setdefault("shuffle", False)
-            start = time.perf_counter()
-            history = self.hypermodel.fit(hp, model, callbacks=callbacks, **kwargs)
+        except TrainingDivergedError as error:
+            raise keras_tuner.errors.FailedTrialError(
+                f"{error} The candidate is not ranked."
+            ) from None
+        figures: dict[str, float] = {"train_time_s": 0.0}
+        if history is not None:  # recalibration counts as training; at 0 epochs, as measuring
             figures["train_time_s"] = time.perf_counter() - start
+            start = time.perf_counter()
             logs = {name: values[-1] for name, values in history.history.items() if values}
-            if not math.isfinite(logs.get("loss", math.nan)):
-                raise keras_tuner.errors.FailedTrialError(
-                    f"Training diverged (loss {logs.get('loss')}); the candidate is not ranked."
-                )
             figures.update(
                 {name: float(logs[name]) for name in ("accuracy", "loss") if name in logs}
             )
-        start = time.perf_counter()
-        self.regime.finish(model, train)
         figures.update(self.measure(model, validation))
         figures["measure_time_s"] = time.perf_counter() - start
         if not math.isfinite(figures["robustness"]):
@@ -777,7 +771,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         return figures
 
     def measure(self, model: keras.Model, validation) -> dict[str, float]:
-        """Validation figures of a trained model, in inference mode, as a trial records them.
+        """Validation figures of a trained model, as a trial records them (`measure_candidate`).
 
         Args:
             model: A trained model (BatchNorm statistics already recalibrated).
@@ -787,17 +781,16 @@ class FlatNASTuner(keras_tuner.Tuner):
             val_accuracy, val_loss, the flatness figures (`FlatnessCallback`'s
             names) and chance_p_value.
         """
-        evaluator = self.perturbed_evaluator(model, validation)
-        result = evaluator.robustness(
-            self.sigma, self.samples, self.seed, max_batches=self.flatness_batches
+        return measure_candidate(
+            model,
+            validation,
+            sigma=self.sigma,
+            samples=self.samples,
+            seed=self.seed,
+            max_batches=self.flatness_batches,
+            evaluator=self.perturbed_evaluator(model, validation),
+            counts=self._label_counts(validation),
         )
-        if self.flatness_batches is None:
-            accuracy, loss = result.clean_accuracy, result.clean_loss
-        else:
-            accuracy, loss, _ = evaluator.clean()
-        counts = self._label_counts(validation)
-        p_value = chance_p_value(accuracy, int(counts.sum()), float(counts.max() / counts.sum()))
-        return {"val_accuracy": accuracy, "val_loss": loss, **result.logs(), CHANCE_METRIC: p_value}
 
     def perturbed_evaluator(self, model: keras.Model, validation) -> PerturbedEvaluator:
         """The evaluator `measure` uses: a new one per model (each trial builds its own)."""
@@ -947,8 +940,8 @@ def _mark_for_reload(kwargs: Mapping[str, Any]) -> None:
 _FIT_PARAMETERS = tuple(inspect.signature(keras.Model.fit).parameters)[1:]
 
 
-def split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any, dict[str, Any]]:
-    """(validation data, training data, fit's arguments as keywords) of a `search` call.
+def split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, dict[str, Any]]:
+    """(validation data, fit's arguments as keywords) of a `search` call.
 
     `search` takes what `keras.Model.fit` takes, positionally or by keyword
     (`search(x, y, validation_data=...)` as KerasTuner's tutorials call it, or
@@ -976,10 +969,7 @@ def split_fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any, dict[str, 
         raise keras_tuner.errors.FatalValueError(
             "FlatNASTuner.search needs validation_data=...: every figure is measured on it."
         )
-    train = fit_kwargs.get("x")
-    if fit_kwargs.get("y") is not None:
-        train = (train, fit_kwargs["y"])
-    return validation, train, fit_kwargs
+    return validation, fit_kwargs
 
 
 def _failure_summary(ended: Sequence[Trial], how: str) -> str:

@@ -99,9 +99,9 @@ class SupernetTuner(FlatNASTuner):
         model, figures = tuner.train_and_measure(hp, train_ds, validation_data=val_ds, epochs=1)
         ```
         """
-        validation, train, fit_kwargs = split_fit_arguments(args, kwargs)
+        validation, fit_kwargs = split_fit_arguments(args, kwargs)
         with graph_optimizer(self.regime.uses_grappler()), self.supernet.candidate(hp) as model:
-            figures = self.fit_and_measure(hp, model, train, validation, **fit_kwargs)
+            figures = self.fit_and_measure(hp, model, validation, **fit_kwargs)
             return self.supernet.extract(hp), figures
 
     def perturbed_evaluator(self, model: keras.Model, validation) -> PerturbedEvaluator:

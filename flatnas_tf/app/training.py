@@ -6,13 +6,17 @@ What `flatnas-tf train` does, step by step:
                shape and widths, compiled under `Training`) at the given
                hyperparameter values (the others at their defaults), the
                seed set first; a name or value outside the space is refused
-    train      the regime's `fit` (schedule, warm-up; BatchNorm statistics
-               recalibrated on training images after the last epoch)
-    measure    validation and test accuracy, in inference mode
+    train      the regime's `fit`, the trainer of every trial
+               (`TrainingRegime.train`: schedule, warm-up, NaN guard;
+               BatchNorm statistics recalibrated on training images after
+               the last epoch)
+    measure    in inference mode: the validation figures a trial records
+               (`measure_candidate`: accuracy, loss, R at the search's sigma
+               and samples, the chance test), then test accuracy
     save       OUT/model.keras, then OUT/manifest.json (atomically, last):
-               the values, both accuracies, the data set and the split it
-               was loaded with, so that `evaluate OUT` measures on the same
-               test images
+               the values, the figures, the data set and the split it was
+               loaded with, so that `evaluate OUT` measures on the same test
+               images
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any
 from flatnas_tf import storage
 from flatnas_tf._version import __version__
 from flatnas_tf.app import models
+from flatnas_tf.app.evaluation import accuracy_on_test_split
 from flatnas_tf.app.runs import Training
+from flatnas_tf.app.search import SearchConfig
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.export import MANIFEST_FILE
 
@@ -44,6 +50,8 @@ class TrainedArchitecture:
         model: The trained Keras model.
         val_accuracy: Accuracy on the validation split, in [0, 1].
         test_accuracy: Accuracy on the test split, in [0, 1].
+        figures: The validation figures a search's trial records
+            (`flatnas_tf.measurement.measure_candidate`), R among them.
         model_file: The saved `.keras` file.
         manifest: The manifest written beside it.
     """
@@ -51,6 +59,7 @@ class TrainedArchitecture:
     model: Any
     val_accuracy: float
     test_accuracy: float
+    figures: dict[str, float]
     model_file: Path
     manifest: dict[str, Any]
 
@@ -76,8 +85,9 @@ def train_architecture(
         out: Directory for model.keras and manifest.json (made if missing).
         split: How `data` was loaded and split (its seed also seeds the build
             and the training); the manifest records it.
-        settings: The search's run.json settings (its widths, data set and
-            TFDS directory), or None for the default space.
+        settings: The search's run.json settings (its widths, data set,
+            TFDS directory, and the sigma and samples of R), or None for the
+            default space and R's defaults.
         training: How to train (None: the search's, else the defaults).
         epochs: Training epochs, >= 1.
         batch_size: Examples per step.
@@ -89,6 +99,7 @@ def train_architecture(
     Raises:
         HyperparameterValueError: `values` names a hyperparameter the space
             does not have, or a value it does not allow.
+        flatnas_tf.regime.TrainingDivergedError: The loss became non-finite.
 
     Example:
     ```python
@@ -98,6 +109,8 @@ def train_architecture(
     """
     import keras
     import keras_tuner
+
+    from flatnas_tf.measurement import measure_candidate
 
     settings = dict(settings or {})
     training = training or Training.from_settings(settings)
@@ -115,8 +128,15 @@ def train_architecture(
         epochs=epochs,
         verbose=verbose,
     )
-    _, val_accuracy = model.evaluate(data.batches("validation", batch_size), verbose=0)
-    _, test_accuracy = model.evaluate(data.batches("test", batch_size), verbose=0)
+    figures = measure_candidate(
+        model,
+        data.batches("validation", batch_size),
+        sigma=settings.get("sigma", SearchConfig.sigma),
+        samples=settings.get("samples", SearchConfig.samples),
+        seed=seed,
+    )
+    val_accuracy = figures["val_accuracy"]
+    test_accuracy = accuracy_on_test_split(model, data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model_file = out / "model.keras"
@@ -125,6 +145,7 @@ def train_architecture(
         "hyperparameters": hp.values,
         "val_accuracy": val_accuracy,
         "test_accuracy": test_accuracy,
+        "figures": figures,
         "epochs": epochs,
         "input_shape": list(data.input_shape),
         "label_names": list(data.label_names),
@@ -133,7 +154,7 @@ def train_architecture(
         "flatnas_tf_version": __version__,
     }
     storage.write_json(out / MANIFEST_FILE, manifest)
-    return TrainedArchitecture(model, val_accuracy, test_accuracy, model_file, manifest)
+    return TrainedArchitecture(model, val_accuracy, test_accuracy, figures, model_file, manifest)
 
 
 def _check_values(space, values: dict[str, Any]) -> None:
