@@ -17,6 +17,9 @@ VERSION = re.search(
     re.MULTILINE,
 ).group(1)
 
+#: What builds the guide's site (mkdocs.yml).
+DOCS = ["mkdocs>=1.6", "mkdocstrings-python>=1.10", "pyyaml>=6"]
+
 setup(
     name="flatnas-tf",
     version=VERSION,
@@ -49,7 +52,16 @@ setup(
     ],
     extras_require={
         # tensorboard: so that the tests cover the TensorBoard path too.
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "pillow>=9", "tensorboard>=2.16"],
+        # mkdocs: the tests build the guide's site (tests/test_docs_site.py).
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "hypothesis>=6",
+            "pillow>=9",
+            "tensorboard>=2.16",
+            *DOCS,
+        ],
+        "docs": DOCS,  # mkdocs build: the guide in docs/ as a site
         "tensorboard": ["tensorboard>=2.16"],  # search --tensorboard, TensorBoard callbacks
         "bench": ["scipy>=1.9", "pillow>=9", "optuna>=3.4"],
         "lint": ["ruff>=0.5"],

@@ -1,7 +1,8 @@
-"""Every benchmark figure the README quotes comes from a committed run.
+"""Every benchmark figure the README and the guide quote comes from a committed run.
 
 Benchmarks write their JSON (figures, settings, machine, commit, date) with
-`--out docs/benchmarks/<name>.json`. A paragraph of README.md that links such
+`--out docs/benchmarks/<name>.json`. A paragraph of README.md or of a guide
+page (`support.guide`; pages link `benchmarks/<name>.json`) that links such
 a file quotes that one run: every number in its prose (code spans and link
 targets aside) must be a number of that JSON, at the precision the paragraph
 shows (a fraction may be shown in percent, seconds in milliseconds). A
@@ -11,13 +12,11 @@ run it quotes, unless the benchmark is in `PENDING`.
 
 import json
 import math
-import pathlib
 import re
 
 import pytest
+from support.guide import ROOT, guide_pages
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 RUNS = ROOT / "docs" / "benchmarks"
 
 #: Benchmarks whose README figures predate committed runs: each is re-run with
@@ -30,7 +29,7 @@ PENDING = {
     "weight_sharing",
 }
 
-RUN_LINK = re.compile(r"docs/benchmarks/([a-z_]+)\.json")
+RUN_LINK = re.compile(r"(?:docs/)?benchmarks/([a-z_]+)\.json")
 SCRIPT = re.compile(r"benchmarks/([a-z_]+)\.py")
 FIGURE = re.compile(r"^(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:e(-?\d+))?(x|%|s|ms)?$")
 SCALES = (1, 100, 1000)  # as stored; a fraction in percent; seconds in milliseconds
@@ -110,10 +109,15 @@ def unquoted_figures(paragraph: str, *runs: dict) -> list[str]:
     ]
 
 
+def _guide_paragraphs() -> list[str]:
+    """Every paragraph of README.md and of the guide's pages."""
+    return [paragraph for page in guide_pages() for paragraph in _paragraphs(page.read_text())]
+
+
 def _linking_paragraphs() -> list[tuple[list[str], str]]:
-    """(stems of the runs it links, paragraph) for each README paragraph linking a run."""
+    """(stems of the runs it links, paragraph) for each paragraph linking a run."""
     found = []
-    for paragraph in _paragraphs(README.read_text()):
+    for paragraph in _guide_paragraphs():
         stems = RUN_LINK.findall(paragraph)
         if stems:
             found.append((stems, paragraph))
@@ -140,7 +144,7 @@ def _run(stem: str) -> dict:
 
 def test_every_linked_run_exists_and_says_where_and_when_it_ran():
     cited = {stem for stems, _ in _linking_paragraphs() for stem in stems}
-    assert cited, "README.md links no committed benchmark run"
+    assert cited, "neither README.md nor the guide links a committed benchmark run"
     for stem in cited:
         run = _run(stem)
         # <benchmark>.json, or <benchmark>_<variant>.json for a second setting.
@@ -157,11 +161,11 @@ def test_every_figure_of_a_paragraph_is_in_the_runs_it_links(stems, paragraph):
 
 
 def test_a_paragraph_quoting_a_benchmark_links_its_run():
-    for paragraph in _paragraphs(README.read_text()):
+    for paragraph in _guide_paragraphs():
         linked = {_run(stem)["benchmark"] for stem in RUN_LINK.findall(paragraph)}
         for name in set(SCRIPT.findall(paragraph)) - linked - PENDING:
             if _figures(paragraph):
-                pytest.fail(f"README quotes benchmarks/{name}.py without its run: {paragraph}")
+                pytest.fail(f"the guide quotes benchmarks/{name}.py without its run: {paragraph}")
 
 
 def test_pending_benchmarks_are_not_yet_linked():

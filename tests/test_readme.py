@@ -1,10 +1,11 @@
-"""README.md's examples, run as written.
+"""The examples of README.md and of the guide (docs/, in the site's order), run as written.
 
-The Python blocks continue one another (the README says so), so they run in
-order in one namespace, in an empty working directory, and the test then
-checks what each one promises. The command lines of the shell blocks are
-parsed by the real CLI, so that a renamed command or option, or a value it no
-longer takes, fails here; the example's files and directories are made empty.
+The Python blocks continue one another (the README says so), from the README
+through the guide's pages, so they run in order in one namespace, in an empty
+working directory, and the test then checks what each one promises. The
+command lines of the shell blocks are parsed by the real CLI, so that a
+renamed command or option, or a value it no longer takes, fails here; the
+example's files and directories are made empty.
 """
 
 import ast
@@ -15,36 +16,37 @@ import shlex
 
 import click
 import pytest
+from support.guide import guide_pages
 
 from flatnas_tf.cli.main import main
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
-
-def _blocks(*languages: str) -> list[str]:
-    """The README's fenced code blocks in these languages ("" for a fence without one)."""
-    blocks, language, lines = [], None, []
-    for line in README.read_text().splitlines():
-        if not line.startswith("```"):
-            lines.append(line)
-        elif language is None:  # an opening fence
-            language, lines = line[3:].strip(), []
-        else:
-            if language in languages:
-                blocks.append("\n".join(lines) + "\n")
-            language = None
+def _blocks(*languages: str) -> list[tuple[str, str]]:
+    """(where, code) of each fenced block in these languages ("" for a fence without one)."""
+    blocks = []
+    for page in guide_pages():
+        language, lines = None, []
+        for line in page.read_text().splitlines():
+            if not line.startswith("```"):
+                lines.append(line)
+            elif language is None:  # an opening fence
+                language, lines = line[3:].strip(), []
+            else:
+                if language in languages:
+                    blocks.append((page.name, "\n".join(lines) + "\n"))
+                language = None
     return blocks
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    """The namespace after every Python block of the README ran, in order."""
+    """The namespace after every Python block of the README and the guide ran, in order."""
     workdir = tmp_path_factory.mktemp("readme")
     namespace: dict = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
-        for number, block in enumerate(_blocks("python"), start=1):
-            exec(compile(block, f"README.md, Python block {number}", "exec"), namespace)
+        for number, (page, block) in enumerate(_blocks("python"), start=1):
+            exec(compile(block, f"{page}, Python block {number}", "exec"), namespace)
     return namespace, workdir
 
 
@@ -121,7 +123,7 @@ def test_the_regime_and_weight_sharing_examples_learn(session):
 def _command_lines() -> list[list[str]]:
     """Every `flatnas-tf ...` line of the shell and output blocks, as arguments."""
     lines = []
-    for block in _blocks("bash", ""):
+    for _, block in _blocks("bash", ""):
         for line in block.splitlines():
             # A command begins a line (after a prompt), or follows "&&" or "...: ".
             found = re.search(r"(?:^(?:\$ )?|&& |: )flatnas-tf (.*)", line)
@@ -163,7 +165,7 @@ def _check_command_line(arguments: list[str]) -> None:
     README) is created in the working directory and the line parsed again,
     so that the parameters after it are checked too.
     """
-    line = f"README: flatnas-tf {shlex.join(arguments)}"
+    line = f"flatnas-tf {shlex.join(arguments)}"
     command = main.commands.get(arguments[0])
     if command is None:
         pytest.fail(f"{line}: no such command")

@@ -158,9 +158,9 @@ def to_minimisation(objectives: ArrayLike, directions: str | Sequence[str]) -> n
     Returns:
         A new float64 array of the same shape; NaN stays NaN.
 
-    Example:
-    >>> to_minimisation([[0.9, 2.0]], ["max", "min"]).tolist()
-    [[-0.9, 2.0]]
+    Examples:
+        >>> to_minimisation([[0.9, 2.0]], ["max", "min"]).tolist()
+        [[-0.9, 2.0]]
     """
     array = _as_objectives(objectives)
     maximise = _as_directions(directions, array.shape[1])
@@ -183,9 +183,9 @@ def total_violation(values: ArrayLike, bounds: ArrayLike) -> np.ndarray:
     Returns:
         A float64 array of shape (n_points,), >= 0.
 
-    Example:
-    >>> total_violation([[4e6], [6e6], [float("nan")]], [5e6]).tolist()
-    [0.0, 1000000.0, inf]
+    Examples:
+        >>> total_violation([[4e6], [6e6], [float("nan")]], [5e6]).tolist()
+        [0.0, 1000000.0, inf]
     """
     array = np.array(values, dtype=np.float64)
     if array.ndim == 1:
@@ -249,11 +249,11 @@ def constrained_dominates(
     Returns:
         True if `a` dominates `b`. Never True for identical points.
 
-    Example:
-    >>> constrained_dominates([0.9, 1.0], [0.8, 1.0], ["max", "min"])
-    True
-    >>> constrained_dominates([0.9, 1.0], [0.8, 1.0], ["max", "min"], violation_a=2.0)
-    False
+    Examples:
+        >>> constrained_dominates([0.9, 1.0], [0.8, 1.0], ["max", "min"])
+        True
+        >>> constrained_dominates([0.9, 1.0], [0.8, 1.0], ["max", "min"], violation_a=2.0)
+        False
     """
     points = np.stack([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
     minimised, violation = _prepare(points, directions, [violation_a, violation_b])
@@ -295,9 +295,9 @@ def non_dominated_ranks(
         An int64 array of shape (n_points,): 0 for the first (best) front,
         consecutive integers after it. Identical points share a rank.
 
-    Example:
-    >>> non_dominated_ranks([[1, 3], [2, 2], [2, 3], [float("nan"), 0]], "min").tolist()
-    [0, 0, 1, 2]
+    Examples:
+        >>> non_dominated_ranks([[1, 3], [2, 2], [2, 3], [float("nan"), 0]], "min").tolist()
+        [0, 0, 1, 2]
     """
     minimised, effective = _prepare(objectives, directions, violations)
     return _ranks(minimised, effective)
@@ -327,9 +327,9 @@ def fronts(
         A list of int64 index arrays, one per front in rank order, each in
         increasing index order; together they partition range(n_points).
 
-    Example:
-    >>> [f.tolist() for f in fronts([[1, 3], [2, 2], [2, 3]], ["min", "min"])]
-    [[0, 1], [2]]
+    Examples:
+        >>> [f.tolist() for f in fronts([[1, 3], [2, 2], [2, 3]], ["min", "min"])]
+        [[0, 1], [2]]
     """
     return _split(non_dominated_ranks(objectives, directions, violations))
 
@@ -353,9 +353,9 @@ def crowding_distance(objectives: ArrayLike) -> np.ndarray:
         rows are at most two distinct points. Rows with a NaN or infinite
         entry are left out of the computation and get 0.
 
-    Example:
-    >>> crowding_distance([[0, 4], [1, 2], [4, 0]]).tolist()
-    [inf, 2.0, inf]
+    Examples:
+        >>> crowding_distance([[0, 4], [1, 2], [4, 0]]).tolist()
+        [inf, 2.0, inf]
     """
     array = _as_objectives(objectives)
     complete = np.isfinite(array).all(axis=1)
@@ -397,10 +397,10 @@ def rank_and_crowd(
         (ranks, distances): int64 and float64 arrays of shape (n_points,);
         distances are `crowding_distance` of each point within its front.
 
-    Example:
-    >>> ranks, crowding = rank_and_crowd([[0, 4], [1, 2], [4, 0], [2, 3]], "min")
-    >>> ranks.tolist(), crowding.tolist()
-    ([0, 0, 0, 1], [inf, 2.0, inf, inf])
+    Examples:
+        >>> ranks, crowding = rank_and_crowd([[0, 4], [1, 2], [4, 0], [2, 3]], "min")
+        >>> ranks.tolist(), crowding.tolist()
+        ([0, 0, 0, 1], [inf, 2.0, inf, inf])
     """
     minimised, effective = _prepare(objectives, directions, violations)
     ranks = _ranks(minimised, effective)
@@ -453,10 +453,10 @@ def survival(
     Returns:
         A `Survival`: every point's rank, the order, and the scores.
 
-    Example:
-    >>> result = survival([[2, 3], [0, 4], [1, 2], [4, 0]], "min", count=2)
-    >>> result.order.tolist(), result.scores.tolist()
-    ([1, 3], [nan, 0.0, 0.6666666666666666, 0.3333333333333333])
+    Examples:
+        >>> result = survival([[2, 3], [0, 4], [1, 2], [4, 0]], "min", count=2)
+        >>> result.order.tolist(), result.scores.tolist()
+        ([1, 3], [nan, 0.0, 0.6666666666666666, 0.3333333333333333])
     """
     minimised, effective = _prepare(objectives, directions, violations)
     return _survival(minimised, _ranks(minimised, effective), count)
@@ -502,9 +502,9 @@ def survival_score(
     Returns:
         rank + (position in its front) / (front size) of point `index`.
 
-    Example:
-    >>> survival_score([[2, 3], [0, 4], [1, 2], [4, 0]], "min", None, 2)
-    0.6666666666666666
+    Examples:
+        >>> survival_score([[2, 3], [0, 4], [1, 2], [4, 0]], "min", None, 2)
+        0.6666666666666666
     """
     minimised, effective = _prepare(objectives, directions, violations)
     return _score(minimised, _ranks(minimised, effective), index)
@@ -542,9 +542,9 @@ def survival_order(
     Returns:
         An int64 permutation of range(n_points), or its first `count` entries.
 
-    Example:
-    >>> survival_order([[2, 3], [0, 4], [1, 2], [4, 0]], "min").tolist()
-    [1, 3, 2, 0]
+    Examples:
+        >>> survival_order([[2, 3], [0, 4], [1, 2], [4, 0]], "min").tolist()
+        [1, 3, 2, 0]
     """
     return survival(objectives, directions, violations, count).order
 
@@ -578,12 +578,12 @@ class IncrementalRanks:
     Args:
         directions: "min" or "max" per objective, or one string for all.
 
-    Example:
-    >>> ranks = IncrementalRanks("min")
-    >>> ranks.update([0, 1], [[1, 3], [3, 1]]).tolist()
-    [0, 0]
-    >>> ranks.update([0, 1, 2], [[1, 3], [3, 1], [0, 0]]).tolist()  # one insertion
-    [1, 1, 0]
+    Examples:
+        >>> ranks = IncrementalRanks("min")
+        >>> ranks.update([0, 1], [[1, 3], [3, 1]]).tolist()
+        [0, 0]
+        >>> ranks.update([0, 1, 2], [[1, 3], [3, 1], [0, 0]]).tolist()  # one insertion
+        [1, 1, 0]
     """
 
     def __init__(self, directions: str | Sequence[str]):
@@ -725,9 +725,9 @@ def hypervolume(
     Returns:
         The hypervolume, >= 0 (0.0 when no point counts).
 
-    Example:
-    >>> hypervolume([[0.9, 2.0], [0.5, 1.0]], ["max", "min"], reference=[0.0, 4.0])
-    2.3
+    Examples:
+        >>> hypervolume([[0.9, 2.0], [0.5, 1.0]], ["max", "min"], reference=[0.0, 4.0])
+        2.3
     """
     minimised, effective = _prepare(objectives, directions, violations)
     maximise = _as_directions(directions, minimised.shape[1])
