@@ -31,7 +31,16 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["flatnas_tf", "flatnas_tf.app", "flatnas_tf.tuners", "flatnas_tf.cli"],
+    packages=[
+        "flatnas_tf",
+        "flatnas_tf.app",
+        "flatnas_tf.persistence",
+        "flatnas_tf.robustness",
+        "flatnas_tf.space",
+        "flatnas_tf.training",
+        "flatnas_tf.tuners",
+        "flatnas_tf.cli",
+    ],
     package_dir={
         "flatnas_tf": "flatnas_tf",
         "flatnas_tf.tuners": "tuners",

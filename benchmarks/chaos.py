@@ -100,7 +100,7 @@ def _process(args: argparse.Namespace) -> int:
     """A chief or a worker (roles from KerasTuner's environment variables)."""
     import keras_tuner
 
-    from flatnas_tf import storage
+    from flatnas_tf.persistence import storage
     from flatnas_tf.tuners import FlatNASTuner
 
     class Space(keras_tuner.HyperModel):

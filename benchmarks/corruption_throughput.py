@@ -74,7 +74,7 @@ from common import add_out_argument, cifar_or_random, report
 from PIL import Image
 from scipy import ndimage
 
-from flatnas_tf.corruptions import _PARAMS, CORRUPTIONS, corrupt
+from flatnas_tf.robustness.corruptions import _PARAMS, CORRUPTIONS, corrupt
 
 # ------------------------------------------- per-image NumPy reference ---
 

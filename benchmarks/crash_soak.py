@@ -50,7 +50,7 @@ from pathlib import Path
 
 from common import add_out_argument, report
 
-from flatnas_tf.storage import PARTIAL
+from flatnas_tf.persistence.storage import PARTIAL
 
 CHILD_READY = "searching"
 RUN_LOG = "runs.log"  # "<trial_id>" per started trial, appended by the child
@@ -75,7 +75,7 @@ def _space():
     import keras
 
     from flatnas_tf import FlatNASHyperModel, TrainingSettings
-    from flatnas_tf.hypermodel import batch_norm
+    from flatnas_tf.space.hypermodel import batch_norm
 
     class TinySpace(FlatNASHyperModel):
         """Two convolutions with BatchNorm: 54 candidates of 11k to 60k parameters."""
@@ -225,7 +225,7 @@ def _started(directory: Path) -> list[str]:
 
 def mismatched(directory: Path, max_trials: int) -> list[str]:
     """Finished, trained trials whose checkpoint does not score their recorded val_accuracy."""
-    from flatnas_tf.flatness import PerturbedEvaluator
+    from flatnas_tf.robustness.flatness import PerturbedEvaluator
 
     tuner = _tuner(directory, max_trials)
     _, validation = _data()

@@ -4,7 +4,7 @@ A candidate of the default space at `--resolution` (resized from the 32x32
 input), weights randomised (each trainable weight w -> w (1 + 0.3 n) +
 0.05 n, n ~ N(0, 1), so that zero-initialised layers matter too), is built
 twice: resizing with Keras' `keras.layers.Resizing` and with
-`flatnas_tf.resizing.Resizing`. Each is exported (`export_model(...,
+`flatnas_tf.space.resizing.Resizing`. Each is exported (`export_model(...,
 tflite=True)`) and run on the same real CIFAR images (the shared subset;
 uniform noise images without it):
 
@@ -31,9 +31,9 @@ import numpy as np
 import tensorflow as tf
 from common import SHARED_DATA, add_out_argument, report
 
-import flatnas_tf.hypermodel as hypermodel_module
+import flatnas_tf.space.hypermodel as hypermodel_module
 from flatnas_tf import FlatNASHyperModel, export_model, tflite_predict
-from flatnas_tf.resizing import Resizing
+from flatnas_tf.space.resizing import Resizing
 
 
 def _images(count: int) -> tuple[np.ndarray, str]:

@@ -28,7 +28,7 @@ import time
 from common import add_out_argument, report
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-from flatnas_tf.sandwich import load_supernet
+from flatnas_tf.space.sandwich import load_supernet
 from flatnas_tf.tuners import SupernetTuner
 
 

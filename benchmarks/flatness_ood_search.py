@@ -180,7 +180,7 @@ def run_search(args, data, arm_name: str, search_seed: int, git: dict) -> dict:
     import keras
 
     from flatnas_tf import FlatNASHyperModel
-    from flatnas_tf.hypermodel import TrainingSettings
+    from flatnas_tf.space.hypermodel import TrainingSettings
 
     arm = ARMS[arm_name]
     start = time.perf_counter()
@@ -275,7 +275,7 @@ def _hyperparameters(hypermodel, values: dict):
 def retrain_pick(args, data, corrupted, search: dict, pick: str, seed: int, recorded, git) -> dict:
     """The "pick" record of one pick retrained with one seed (copied if measured before)."""
     from flatnas_tf import FlatNASHyperModel
-    from flatnas_tf.hypermodel import TrainingSettings
+    from flatnas_tf.space.hypermodel import TrainingSettings
 
     values = search["picks"][pick]["hyperparameters"]
     labels = {

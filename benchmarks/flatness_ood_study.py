@@ -12,7 +12,7 @@ What `docs/results/flatness_ood/preregistration.md` fixes for H1, run as it says
                     `--samples` perturbations, seed 0, common random numbers)
                     on the validation split; clean test accuracy and mean
                     corruption accuracy on the test split, read from a
-                    corrupted set written once (`flatnas_tf.corrupted_set`)
+                    corrupted set written once (`flatnas_tf.robustness.corrupted_set`)
     record          one JSON line appended to `<records>` (atomic rewrite), in
                     the schema `study_analysis.py` reads, with the settings,
                     the corrupted set's manifest digest, the commit and the

@@ -7,7 +7,7 @@ arguments skips what is recorded and picks up where an interrupted run stopped.
 1. Correlation study. K architectures drawn uniformly (seeded) from the default
    space (`FlatNASHyperModel` with `--widths`), each trained from scratch as a
    search's trial is (ASAM `--rho`, SGD 0.1 with warm-up and cosine decay over
-   E epochs, BatchNorm recalibrated; `flatnas_tf.regime`). Measured per model:
+   E epochs, BatchNorm recalibrated; `flatnas_tf.training.regime`). Measured per model:
        val_accuracy, R, loss gap    on the validation split, as the search does
                                     (sigma, M samples)
        test_accuracy                clean accuracy on the whole test split
@@ -82,9 +82,9 @@ from flatnas_tf import (  # noqa: E402
     measure_candidate,
 )
 from flatnas_tf.app.evaluation import accuracy_on_test_split  # noqa: E402
-from flatnas_tf.chance import DEFAULT_SIGNIFICANCE  # noqa: E402
-from flatnas_tf.ood import SEVERITIES  # noqa: E402
-from flatnas_tf.regime import SCHEDULES, TrainingRegime  # noqa: E402
+from flatnas_tf.robustness.chance import DEFAULT_SIGNIFICANCE  # noqa: E402
+from flatnas_tf.robustness.ood import SEVERITIES  # noqa: E402
+from flatnas_tf.training.regime import SCHEDULES, TrainingRegime  # noqa: E402
 from flatnas_tf.tuners import FlatNASTuner  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

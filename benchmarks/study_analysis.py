@@ -70,7 +70,7 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
 import rank_stats  # noqa: E402
 from common import ROOT, write_atomic  # noqa: E402
 
-SIGNIFICANCE = 1e-3  # the chance test's level (flatnas_tf.chance.DEFAULT_SIGNIFICANCE)
+SIGNIFICANCE = 1e-3  # the chance test's level (flatnas_tf.robustness.chance.DEFAULT_SIGNIFICANCE)
 ZERO_SHARE = 0.10  # sigma*: fewer than this share of models with R = 0
 USEFUL = 0.3  # |partial rho| below this is no effect of a useful size
 CLEAN_TOLERANCE = 0.01  # H2: A may be at most 1 point less accurate than B

@@ -165,8 +165,8 @@ def curves(runs: dict[str, tuple[list[dict], float, float]]) -> dict[str, list[l
 def main(argv: list[str] | None = None) -> dict:
     """Runs the set-ups and reports them (see the module docstring)."""
     from flatnas_tf import FlatNASHyperModel, load_dataset
-    from flatnas_tf.sandwich import SupernetSettings, train_supernet
-    from flatnas_tf.supernet import Supernet
+    from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
+    from flatnas_tf.space.supernet import Supernet
 
     args = parse_args(argv)
     data = load_dataset(args.data, seed=args.seed)

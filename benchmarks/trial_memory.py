@@ -41,7 +41,7 @@ def child(trials: int, release: bool) -> None:
     import keras
 
     from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-    from flatnas_tf import regime as regime_module
+    from flatnas_tf.training import regime as regime_module
     from flatnas_tf.tuners import FlatNASTuner
 
     if not release:

@@ -40,7 +40,7 @@ from common import add_out_argument, report
 from rank_stats import kendall
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-from flatnas_tf.regime import TrainingRegime
+from flatnas_tf.training.regime import TrainingRegime
 from flatnas_tf.tuners import FlatNASTuner
 
 #: Settings that make two records comparable.

@@ -53,16 +53,11 @@ import keras
 from common import add_out_argument, report
 from keras_tuner.engine.trial import Trial
 
-from flatnas_tf import (
-    FlatNASHyperModel,
-    SAMModel,
-    TrainingSettings,
-    flatness,
-    hypermodel,
-    load_dataset,
-)
-from flatnas_tf import regime as regime_module
-from flatnas_tf.regime import TrainingRegime
+from flatnas_tf import FlatNASHyperModel, SAMModel, TrainingSettings, load_dataset
+from flatnas_tf.robustness import flatness
+from flatnas_tf.space import hypermodel
+from flatnas_tf.training import regime as regime_module
+from flatnas_tf.training.regime import TrainingRegime
 from flatnas_tf.tuners import FlatNASTuner
 
 PHASES = (

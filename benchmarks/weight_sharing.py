@@ -53,8 +53,8 @@ from common import add_out_argument, report
 from rank_stats import bootstrap, kendall, spearman
 
 from flatnas_tf import FlatNASHyperModel, load_dataset
-from flatnas_tf.sandwich import SupernetSettings, load_supernet, train_supernet
-from flatnas_tf.supernet import Supernet
+from flatnas_tf.space.sandwich import SupernetSettings, load_supernet, train_supernet
+from flatnas_tf.space.supernet import Supernet
 from flatnas_tf.tuners import FlatNASTuner, SupernetTuner
 
 DEFINING = ("data", "max_train", "width", "supernet_epochs", "fine_tune_epochs",

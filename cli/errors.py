@@ -17,21 +17,21 @@ from collections.abc import Callable
 
 import click
 
-from flatnas_tf import storage
 from flatnas_tf.app import runs
+from flatnas_tf.persistence import storage
 
 #: (module, class) of the library's errors that are bad input, and of those that are
 #: failures to report in one line; looked up only in modules already imported (an
 #: error of a module never imported was not raised), so `report` stays TensorFlow-free.
 _USAGE_ERRORS = (
-    ("flatnas_tf.corrupted_set", "CorruptedSetError"),
-    ("flatnas_tf.sandwich", "SupernetStateError"),
+    ("flatnas_tf.robustness.corrupted_set", "CorruptedSetError"),
+    ("flatnas_tf.space.sandwich", "SupernetStateError"),
     ("flatnas_tf.tuners.records", "SearchFilesError"),
     ("flatnas_tf.tuners.access", "TokenError"),
 )
 _FAILURES = (
     ("flatnas_tf.data", "DatasetUnavailableError"),
-    ("flatnas_tf.regime", "TrainingDivergedError"),
+    ("flatnas_tf.training.regime", "TrainingDivergedError"),
     ("flatnas_tf.tuners.tuner", "SearchFailedError"),
 )
 

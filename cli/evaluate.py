@@ -52,7 +52,7 @@ def evaluate(**options: Any) -> None:
     """
     from flatnas_tf.app import models
     from flatnas_tf.app.evaluation import evaluate_model
-    from flatnas_tf.export import exported_model, load_model
+    from flatnas_tf.persistence.export import exported_model, load_model
 
     target = pathlib.Path(options["target"])
     if options["ood"] == "builtin":

@@ -52,7 +52,7 @@ def check_frost_dir(path: str | None) -> None:
     """Reads the frost photographs now, so that a wrong directory fails before any work."""
     if path is None:
         return
-    from flatnas_tf.frost import load_frost
+    from flatnas_tf.robustness.frost import load_frost
 
     try:
         load_frost(path)
@@ -71,7 +71,7 @@ def ood_source(choice: str, data, split: DataSplit):
         return data
     if choice == "cifar10_corrupted":
         return choice
-    from flatnas_tf.corrupted_set import load_corrupted_set
+    from flatnas_tf.robustness.corrupted_set import load_corrupted_set
 
     corrupted = load_corrupted_set(choice)  # CorruptedSetError: a one-line exit 2
     identity = split.identity()

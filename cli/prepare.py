@@ -71,8 +71,8 @@ def _unused(options: dict[str, Any], names: tuple[str, ...], dataset: str) -> No
 
 
 def _prepare_cifar10_corrupted(options: dict[str, Any]) -> None:
-    from flatnas_tf import cifar10_corrupted
     from flatnas_tf.data import import_tfds
+    from flatnas_tf.robustness import cifar10_corrupted
     from flatnas_tf.tuners.progress import clock
 
     dataset = "cifar10_corrupted"
@@ -110,7 +110,7 @@ def _prepare_cifar10_corrupted(options: dict[str, Any]) -> None:
 
 
 def _prepare_corrupted(options: dict[str, Any]) -> None:
-    from flatnas_tf.corrupted_set import write_corrupted_set
+    from flatnas_tf.robustness.corrupted_set import write_corrupted_set
     from flatnas_tf.tuners.progress import clock
 
     _unused(options, ("archive",), "corrupted")

@@ -271,7 +271,7 @@ def _config(options: dict[str, Any], split) -> SearchConfig:
         epochs = DEFAULT_EPOCHS if epochs is None else epochs
         learning_rate = learning_rate or opt.TRAINING.learning_rate
     else:
-        from flatnas_tf.sandwich import read_supernet_state
+        from flatnas_tf.space.sandwich import read_supernet_state
 
         width = float(read_supernet_state(options["supernet_dir"])["width"])
         source = click.get_current_context().get_parameter_source("widths")

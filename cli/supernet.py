@@ -83,8 +83,8 @@ def supernet(**options: Any) -> None:
     import keras
 
     from flatnas_tf import FlatNASHyperModel
-    from flatnas_tf.sandwich import SupernetSettings, train_supernet
-    from flatnas_tf.supernet import Supernet
+    from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
+    from flatnas_tf.space.supernet import Supernet
     from flatnas_tf.tuners.progress import clock
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"])

@@ -42,40 +42,40 @@ from flatnas_tf._version import __version__
 
 #: Each public name and the module that defines it, imported on first use.
 _EXPORTS = {
-    "BENCHMARK_CORRUPTIONS": "corruptions",
-    "CORRUPTIONS": "corruptions",
-    "corrupt": "corruptions",
-    "CorruptedSet": "corrupted_set",
-    "load_corrupted_set": "corrupted_set",
-    "write_corrupted_set": "corrupted_set",
+    "BENCHMARK_CORRUPTIONS": "robustness.corruptions",
+    "CORRUPTIONS": "robustness.corruptions",
+    "corrupt": "robustness.corruptions",
+    "CorruptedSet": "robustness.corrupted_set",
+    "load_corrupted_set": "robustness.corrupted_set",
+    "write_corrupted_set": "robustness.corrupted_set",
     "DatasetUnavailableError": "data",
     "ImageDataset": "data",
     "from_arrays": "data",
     "load_dataset": "data",
-    "FusedBatchNormalization": "batchnorm",
-    "recalibrate_batch_norm": "batchnorm",
-    "FlatnessCallback": "flatness",
-    "PerturbedEvaluator": "flatness",
-    "RobustnessResult": "flatness",
-    "weight_robustness": "flatness",
-    "FlatNASHyperModel": "hypermodel",
-    "ResNetHyperModel": "hypermodel",
-    "TrainingSettings": "hypermodel",
-    "SparseCrossentropyWithSmoothing": "losses",
-    "OODResult": "ood",
-    "evaluate_ood": "ood",
-    "measure_candidate": "measurement",
-    "TrainingDivergedError": "regime",
-    "TrainingRegime": "regime",
-    "SAMModel": "sam",
-    "SupernetSettings": "sandwich",
-    "load_supernet": "sandwich",
-    "train_supernet": "sandwich",
-    "SubNetworkModel": "supernet",
-    "Supernet": "supernet",
-    "export_model": "export",
-    "load_model": "export",
-    "tflite_predict": "export",
+    "FusedBatchNormalization": "training.batchnorm",
+    "recalibrate_batch_norm": "training.batchnorm",
+    "FlatnessCallback": "robustness.flatness",
+    "PerturbedEvaluator": "robustness.flatness",
+    "RobustnessResult": "robustness.flatness",
+    "weight_robustness": "robustness.flatness",
+    "FlatNASHyperModel": "space.hypermodel",
+    "ResNetHyperModel": "space.hypermodel",
+    "TrainingSettings": "space.hypermodel",
+    "SparseCrossentropyWithSmoothing": "training.losses",
+    "OODResult": "robustness.ood",
+    "evaluate_ood": "robustness.ood",
+    "measure_candidate": "robustness.measurement",
+    "TrainingDivergedError": "training.regime",
+    "TrainingRegime": "training.regime",
+    "SAMModel": "training.sam",
+    "SupernetSettings": "space.sandwich",
+    "load_supernet": "space.sandwich",
+    "train_supernet": "space.sandwich",
+    "SubNetworkModel": "space.supernet",
+    "Supernet": "space.supernet",
+    "export_model": "persistence.export",
+    "load_model": "persistence.export",
+    "tflite_predict": "persistence.export",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -87,22 +87,26 @@ __getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, __all__)
 _registration.register_when_keras_is_imported()
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from flatnas_tf.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
-    from flatnas_tf.corrupted_set import CorruptedSet, load_corrupted_set, write_corrupted_set
-    from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
     from flatnas_tf.data import DatasetUnavailableError, ImageDataset, from_arrays, load_dataset
-    from flatnas_tf.export import export_model, load_model, tflite_predict
-    from flatnas_tf.flatness import (
+    from flatnas_tf.persistence.export import export_model, load_model, tflite_predict
+    from flatnas_tf.robustness.corrupted_set import (
+        CorruptedSet,
+        load_corrupted_set,
+        write_corrupted_set,
+    )
+    from flatnas_tf.robustness.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt
+    from flatnas_tf.robustness.flatness import (
         FlatnessCallback,
         PerturbedEvaluator,
         RobustnessResult,
         weight_robustness,
     )
-    from flatnas_tf.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
-    from flatnas_tf.losses import SparseCrossentropyWithSmoothing
-    from flatnas_tf.measurement import measure_candidate
-    from flatnas_tf.ood import OODResult, evaluate_ood
-    from flatnas_tf.regime import TrainingDivergedError, TrainingRegime
-    from flatnas_tf.sam import SAMModel
-    from flatnas_tf.sandwich import SupernetSettings, load_supernet, train_supernet
-    from flatnas_tf.supernet import SubNetworkModel, Supernet
+    from flatnas_tf.robustness.measurement import measure_candidate
+    from flatnas_tf.robustness.ood import OODResult, evaluate_ood
+    from flatnas_tf.space.hypermodel import FlatNASHyperModel, ResNetHyperModel, TrainingSettings
+    from flatnas_tf.space.sandwich import SupernetSettings, load_supernet, train_supernet
+    from flatnas_tf.space.supernet import SubNetworkModel, Supernet
+    from flatnas_tf.training.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
+    from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
+    from flatnas_tf.training.regime import TrainingDivergedError, TrainingRegime
+    from flatnas_tf.training.sam import SAMModel

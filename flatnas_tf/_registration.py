@@ -28,11 +28,11 @@ from types import ModuleType
 
 #: The modules whose classes are registered with Keras.
 MODULES = (
-    "flatnas_tf.batchnorm",
-    "flatnas_tf.losses",
-    "flatnas_tf.optimizers",
-    "flatnas_tf.resizing",
-    "flatnas_tf.sam",
+    "flatnas_tf.training.batchnorm",
+    "flatnas_tf.training.losses",
+    "flatnas_tf.training.optimizers",
+    "flatnas_tf.space.resizing",
+    "flatnas_tf.training.sam",
 )
 _WATCHED = ("keras", "tensorflow")
 
@@ -91,7 +91,7 @@ def _register_or_warn() -> None:
     except Exception as error:  # never break the user's `import keras`
         warnings.warn(
             f"flatnas_tf could not register its Keras classes ({error!r}); `.keras` files of "
-            "flatnas_tf models will not load until `import flatnas_tf.sam` succeeds.",
+            "flatnas_tf models will not load until `import flatnas_tf.training.sam` succeeds.",
             RuntimeWarning,
             stacklevel=2,
         )

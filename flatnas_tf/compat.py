@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 # Functional: the class Keras gives a `Model(inputs, outputs)` call (SAMModel
 # builds that form itself, sam.py). Imported now; KerasTuner's members only
-# when first used (`__getattr__` below and inside the functions): flatnas_tf.sam
+# when first used (`__getattr__` below and inside the functions): flatnas_tf.training.sam
 # imports this module when Keras finishes importing (`_registration`), which
 # may be half-way through KerasTuner's own import.
 from keras.src.models.functional import Functional

@@ -5,7 +5,7 @@ columns of `flatnas-tf report`'s tables):
 
     val_accuracy, val_loss    Keras' metrics on the validation data, measured once
     accuracy, loss            the same on the training data (last epoch)
-    LOG_NAMES                 the flatness figures (`flatnas_tf.flatness`)
+    LOG_NAMES                 the flatness figures (`flatnas_tf.robustness.flatness`)
     params                    the candidate's parameter count
     CHANCE_METRIC             the binomial test against the majority-class rate
     train_time_s, measure_time_s
@@ -28,7 +28,7 @@ LOG_NAMES = {
     "perturbed_loss": "min",
 }
 
-#: The constraint metric of the above-chance test (`flatnas_tf.chance`).
+#: The constraint metric of the above-chance test (`flatnas_tf.robustness.chance`).
 CHANCE_METRIC = "chance_p_value"
 
 #: Figures every trial of a search records (trained ones; over-budget ones

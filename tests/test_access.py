@@ -10,7 +10,8 @@ import time
 import keras_tuner as kt
 import pytest
 
-from flatnas_tf import compat, storage
+from flatnas_tf import compat
+from flatnas_tf.persistence import storage
 from flatnas_tf.tuners import access, distributed
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 

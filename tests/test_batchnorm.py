@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flatnas_tf.batchnorm import (
+from flatnas_tf.training.batchnorm import (
     FusedBatchNormalization,
     batch_norm_layers,
     recalibrate_batch_norm,

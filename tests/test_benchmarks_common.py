@@ -182,7 +182,7 @@ def test_every_benchmark_reports_through_common(script):
 def test_corruption_throughput_check_rules():
     import corruption_throughput as ct
 
-    from flatnas_tf.corruptions import CORRUPTIONS
+    from flatnas_tf.robustness.corruptions import CORRUPTIONS
 
     assert set(ct.EXACT) <= set(CORRUPTIONS)
     assert sorted([*ct.EXACT, *ct.STATISTICAL]) == sorted(CORRUPTIONS)

@@ -1,4 +1,4 @@
-"""Tests of flatnas_tf.chance against SciPy's binomial law and the documented thresholds."""
+"""Tests of the chance test against SciPy's binomial law and the documented thresholds."""
 
 import math
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from flatnas_tf.chance import (
+from flatnas_tf.robustness.chance import (
     DEFAULT_SIGNIFICANCE,
     binomial_tail,
     chance_p_value,

@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 from tensorflow_datasets.core.download import checksums
 
-from flatnas_tf import cifar10_corrupted
 from flatnas_tf.cli.main import main
 from flatnas_tf.data import DatasetUnavailableError, import_tfds
-from flatnas_tf.ood import evaluate_ood
+from flatnas_tf.robustness import cifar10_corrupted
+from flatnas_tf.robustness.ood import evaluate_ood
 
 tfds = import_tfds()
 PER_SEVERITY = 5

@@ -15,11 +15,12 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from flatnas_tf import __version__, load_dataset, storage, weight_robustness
+from flatnas_tf import __version__, load_dataset, weight_robustness
 from flatnas_tf.app import runs
 from flatnas_tf.cli import errors as cli_errors
 from flatnas_tf.cli import search as cli_search
 from flatnas_tf.cli.main import main
+from flatnas_tf.persistence import storage
 from flatnas_tf.tuners.tuner import FlatNASTuner
 
 # Two epochs of batch 64 (40 steps): every default candidate ends clearly

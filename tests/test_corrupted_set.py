@@ -1,4 +1,4 @@
-"""Tests of flatnas_tf.corrupted_set: written once, read back equal to the on-the-fly images."""
+"""Tests of corrupted sets: written once, read back equal to the on-the-fly images."""
 
 import hashlib
 import json
@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import corrupt, evaluate_ood
-from flatnas_tf.corrupted_set import (
+from flatnas_tf.robustness.corrupted_set import (
     MANIFEST,
     CorruptedSetError,
     load_corrupted_set,

@@ -1,4 +1,4 @@
-"""Tests of flatnas_tf.corruptions: contracts, determinism, graph mode, references."""
+"""Tests of flatnas_tf.robustness.corruptions: contracts, determinism, graph mode, references."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from flatnas_tf import corruptions
-from flatnas_tf.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, corrupt, corruption_fn
+from flatnas_tf.robustness import corruptions
+from flatnas_tf.robustness.corruptions import (
+    BENCHMARK_CORRUPTIONS,
+    CORRUPTIONS,
+    corrupt,
+    corruption_fn,
+)
 
 RANDOM = (
     "gaussian_noise",

@@ -19,7 +19,7 @@ import crash_soak
 import keras_tuner as kt
 import pytest
 
-from flatnas_tf import storage
+from flatnas_tf.persistence import storage
 from flatnas_tf.tuners import durable
 from flatnas_tf.tuners.durable import check_trial_id
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle

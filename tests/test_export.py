@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, export_model, tflite_predict
-from flatnas_tf.export import TFLITE_FILE
+from flatnas_tf.persistence.export import TFLITE_FILE
 
 
 def _randomised(model):
@@ -79,7 +79,7 @@ def test_a_failed_conversion_is_a_note_and_the_rest_stands(tmp_path, monkeypatch
 
 
 def test_an_export_target_resolves_to_its_model_and_recorded_split(tmp_path):
-    from flatnas_tf.export import MANIFEST_FILE, exported_model, read_manifest
+    from flatnas_tf.persistence.export import MANIFEST_FILE, exported_model, read_manifest
 
     export = tmp_path / "trial_007"
     export.mkdir()

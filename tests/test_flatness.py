@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import flatnas_tf as fn
-from flatnas_tf.flatness import LOG_NAMES, PerturbedEvaluator
+from flatnas_tf.robustness.flatness import LOG_NAMES, PerturbedEvaluator
 
 
 def _data(n=128, seed=0):

@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from flatnas_tf import frost
 from flatnas_tf.cli.main import main
-from flatnas_tf.corruptions import _PARAMS, corrupt
-from flatnas_tf.frost import FROST_ENV, FROST_FILES, load_frost, resize_linear
-from flatnas_tf.ood import evaluate_ood
+from flatnas_tf.robustness import frost
+from flatnas_tf.robustness.corruptions import _PARAMS, corrupt
+from flatnas_tf.robustness.frost import FROST_ENV, FROST_FILES, load_frost, resize_linear
+from flatnas_tf.robustness.ood import evaluate_ood
 
 ROWS, COLS = 300, 400  # downscaled: 60 x 80, so crops start at rows 0..27, cols 0..47
 JPEG_GREY = (120, 200)  # frost4.jpg and frost5.jpg: flat grey, which JPEG keeps

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flatnas_tf import SAMModel
-from flatnas_tf.hypermodel import (
+from flatnas_tf.space.hypermodel import (
     BlockSpec,
     FlatNASHyperModel,
     ResNetHyperModel,

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from flatnas_tf.losses import SparseCrossentropyWithSmoothing
+from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
 
 
 def _batch():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from flatnas_tf import cifar10_corrupted
-from flatnas_tf.corruptions import CORRUPTIONS
 from flatnas_tf.data import from_arrays, load_dataset
-from flatnas_tf.ood import TFDS_BENCHMARK, TFDS_EXTRA, OODResult, evaluate_ood
+from flatnas_tf.robustness import cifar10_corrupted
+from flatnas_tf.robustness.corruptions import CORRUPTIONS
+from flatnas_tf.robustness.ood import TFDS_BENCHMARK, TFDS_EXTRA, OODResult, evaluate_ood
 
 FAMILIES = {  # CIFAR-10-C's grouping of the corruptions
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flatnas_tf.optimizers import FusedSGD
+from flatnas_tf.training.optimizers import FusedSGD
 
 
 def _variables(seed=0):

@@ -68,14 +68,14 @@ def test_import_is_lazy_and_pareto_needs_no_tensorflow():
 
 
 def _type_checking_names(package) -> dict[str, str]:
-    """Name -> module of every import under `if TYPE_CHECKING:` in a package's __init__."""
+    """Name -> module (relative to the package) of each import under its `if TYPE_CHECKING:`."""
     tree = ast.parse(pathlib.Path(package.__file__).read_text())
     (block,) = [
         node for node in tree.body
         if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
     ]  # fmt: skip
     return {
-        alias.name: statement.module.rsplit(".", 1)[-1]
+        alias.name: statement.module.removeprefix(package.__name__ + ".")
         for statement in block.body
         for alias in statement.names
     }

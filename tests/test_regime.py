@@ -8,7 +8,12 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, load_dataset
-from flatnas_tf.regime import TrainingDivergedError, TrainingRegime, WarmupCosine, steps_per_epoch
+from flatnas_tf.training.regime import (
+    TrainingDivergedError,
+    TrainingRegime,
+    WarmupCosine,
+    steps_per_epoch,
+)
 
 
 def _model():

@@ -474,7 +474,7 @@ def test_report_shows_the_ood_results_written_beside_it(search):
     from click.testing import CliRunner
 
     from flatnas_tf.cli.main import main
-    from flatnas_tf.ood import OODResult
+    from flatnas_tf.robustness.ood import OODResult
 
     original, project = search
     run_dir = project.parent

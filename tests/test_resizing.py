@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from flatnas_tf import FusedBatchNormalization
-from flatnas_tf.resizing import Resizing
+from flatnas_tf.space.resizing import Resizing
 
 
 def _model():

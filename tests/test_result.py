@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-from flatnas_tf.export import load_model
+from flatnas_tf.persistence.export import load_model
 from flatnas_tf.tuners import pareto
 from flatnas_tf.tuners.result import SearchResult
 from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle, FlatNASTuner

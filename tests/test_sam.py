@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import SAMModel
-from flatnas_tf import sam as sam_module
-from flatnas_tf.sam import FunctionalSAMModel, sam_perturbation
+from flatnas_tf.training import sam as sam_module
+from flatnas_tf.training.sam import FunctionalSAMModel, sam_perturbation
 
 # ---------------------------------------------------------------------------
 # An independent reference: a linear model y = x W + b with mean squared error,
@@ -414,13 +414,13 @@ def test_short_sam_epoch_on_real_cifar_images_beats_chance(cifar_subset):
 def test_docstring_examples_run():
     import doctest
 
-    import flatnas_tf.sam
+    import flatnas_tf.training.sam
 
-    assert doctest.testmod(flatnas_tf.sam, extraglobs={"tf": tf}).failed == 0
+    assert doctest.testmod(flatnas_tf.training.sam, extraglobs={"tf": tf}).failed == 0
 
 
 def test_both_passes_share_one_trace():
-    from flatnas_tf.tracing import build_training_state
+    from flatnas_tf.training.tracing import build_training_state
 
     x, y, w, b = _linear_problem(n=16)
     model = _linear_sam_model(w, b, rho=0.3, adaptive=True)

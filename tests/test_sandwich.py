@@ -6,14 +6,14 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, recalibrate_batch_norm
-from flatnas_tf.sandwich import (
+from flatnas_tf.space.sandwich import (
     STATE_FILE,
     SupernetSettings,
     SupernetStateError,
     load_supernet,
     train_supernet,
 )
-from flatnas_tf.supernet import Supernet
+from flatnas_tf.space.supernet import Supernet
 
 
 def _space(**kwargs):

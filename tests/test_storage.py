@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from flatnas_tf.storage import atomic_path, write_json, write_text
+from flatnas_tf.persistence.storage import atomic_path, write_json, write_text
 
 
 def test_a_write_replaces_the_file_whole_and_leaves_nothing_behind(tmp_path):

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, ResNetHyperModel, recalibrate_batch_norm
-from flatnas_tf.flatness import PerturbedEvaluator
-from flatnas_tf.hypermodel import TrainingSettings, make_divisible
-from flatnas_tf.supernet import SubNetworkModel, Supernet
+from flatnas_tf.robustness.flatness import PerturbedEvaluator
+from flatnas_tf.space.hypermodel import TrainingSettings, make_divisible
+from flatnas_tf.space.supernet import SubNetworkModel, Supernet
 
 
 def _space(**kwargs):

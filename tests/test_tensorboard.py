@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from flatnas_tf.data import load_dataset
 from flatnas_tf.figures import FIGURES
-from flatnas_tf.hypermodel import FlatNASHyperModel, TrainingSettings
+from flatnas_tf.space.hypermodel import FlatNASHyperModel, TrainingSettings
 from flatnas_tf.tuners.tuner import FlatNASTuner
 
 pytest.importorskip("tensorboard")

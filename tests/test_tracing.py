@@ -6,7 +6,11 @@ import numpy as np
 import tensorflow as tf
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-from flatnas_tf.tracing import build_training_state, graph_optimizer, release_custom_gradients
+from flatnas_tf.training.tracing import (
+    build_training_state,
+    graph_optimizer,
+    release_custom_gradients,
+)
 from flatnas_tf.tuners.tuner import FlatNASTuner
 
 

@@ -16,8 +16,8 @@ from flatnas_tf import (
     load_dataset,
     weight_robustness,
 )
-from flatnas_tf.chance import chance_p_value
-from flatnas_tf.hypermodel import batch_norm
+from flatnas_tf.robustness.chance import chance_p_value
+from flatnas_tf.space.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto, tensorboard
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.report import write_report
@@ -415,7 +415,7 @@ class CountingSpace(TinySpace):
 
 
 def test_each_trial_traces_its_step_and_evaluation_once(tmp_path, digits, monkeypatch):
-    from flatnas_tf import flatness
+    from flatnas_tf.robustness import flatness
 
     evaluation_traces = []
     original = flatness.PerturbedEvaluator._batch_totals

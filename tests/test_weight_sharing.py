@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from flatnas_tf import FlatNASHyperModel, load_dataset
-from flatnas_tf.sandwich import SupernetSettings, train_supernet
-from flatnas_tf.supernet import Supernet
+from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
+from flatnas_tf.space.supernet import Supernet
 from flatnas_tf.tuners import FlatNASTuner, SupernetTuner
 
 

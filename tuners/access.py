@@ -33,7 +33,7 @@ import time
 import warnings
 from pathlib import Path
 
-from flatnas_tf import storage
+from flatnas_tf.persistence import storage
 
 __all__ = [
     "TLS",

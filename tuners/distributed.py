@@ -59,7 +59,8 @@ from pathlib import Path
 
 import keras
 
-from flatnas_tf import compat, storage
+from flatnas_tf import compat
+from flatnas_tf.persistence import storage
 from flatnas_tf.tuners import access, durable
 
 __all__ = [

@@ -8,7 +8,7 @@ several uncoordinated steps, and its reload trusts all of them, so a kill or
 a full disk can leave a file empty or half written and the search unreadable,
 or re-run a finished trial and keep figures that no longer match its weights.
 
-Writing. Every state file is replaced atomically (`flatnas_tf.storage`:
+Writing. Every state file is replaced atomically (`flatnas_tf.persistence.storage`:
 temporary file, fsync, `os.replace`), and the steps of a trial are ordered so
 that one write commits each:
 
@@ -85,7 +85,8 @@ from pathlib import Path
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-from flatnas_tf import compat, storage
+from flatnas_tf import compat
+from flatnas_tf.persistence import storage
 from flatnas_tf.tuners.records import (
     ENDED,
     MALFORMED,

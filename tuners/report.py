@@ -49,7 +49,7 @@ import numpy as np
 
 from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
-from flatnas_tf.storage import write_bytes, write_text
+from flatnas_tf.persistence.storage import write_bytes, write_text
 from flatnas_tf.tuners.records import COMPLETED
 from flatnas_tf.tuners.result import HV_OBJECTIVES, HypervolumeHistory, SearchResult
 

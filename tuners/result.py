@@ -33,7 +33,7 @@ neither TensorFlow nor KerasTuner until a model is built:
 state. Models: `load_model(trial)` builds the trial's architecture with the
 hypermodel the search used and loads its checkpoint
 (`trial_<id>/checkpoint.weights.h5`), as `FlatNASTuner.load_model` does;
-`export(trial, path)` writes it with `flatnas_tf.export`. A result loaded
+`export(trial, path)` writes it with `flatnas_tf.persistence.export`. A result loaded
 without a hypermodel reads and ranks, but cannot build models.
 """
 
@@ -578,7 +578,7 @@ class SearchResult:
         result.export("007", "models/trial_007")
         ```
         """
-        from flatnas_tf import export as exporting
+        from flatnas_tf.persistence import export as exporting
 
         trial = self.trial(_trial_id(trial))
         model = self.load_model(trial) if model is None else model

@@ -51,13 +51,14 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import Trial
 
-from flatnas_tf import compat, storage
-from flatnas_tf.chance import DEFAULT_SIGNIFICANCE, label_counts
+from flatnas_tf import compat
 from flatnas_tf.checks import check_number
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
-from flatnas_tf.flatness import PerturbedEvaluator, check_samples, check_sigmas
-from flatnas_tf.measurement import measure_candidate
-from flatnas_tf.regime import TrainingDivergedError, TrainingRegime
+from flatnas_tf.persistence import storage
+from flatnas_tf.robustness.chance import DEFAULT_SIGNIFICANCE, label_counts
+from flatnas_tf.robustness.flatness import PerturbedEvaluator, check_samples, check_sigmas
+from flatnas_tf.robustness.measurement import measure_candidate
+from flatnas_tf.training.regime import TrainingDivergedError, TrainingRegime
 from flatnas_tf.tuners import (
     access,
     distributed,
@@ -453,7 +454,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         Raises:
             ImportError: A callback needs a package that is not installed.
             SearchFailedError: See above.
-            flatnas_tf.storage.DirectoryLockedError: Another process is
+            flatnas_tf.persistence.storage.DirectoryLockedError: Another process is
                 searching this directory.
         """
         callbacks = fit_kwargs.get("callbacks") or []

@@ -31,9 +31,9 @@ from typing import Any
 import keras
 import keras_tuner
 
-from flatnas_tf.flatness import PerturbedEvaluator
-from flatnas_tf.supernet import Supernet
-from flatnas_tf.tracing import graph_optimizer
+from flatnas_tf.robustness.flatness import PerturbedEvaluator
+from flatnas_tf.space.supernet import Supernet
+from flatnas_tf.training.tracing import graph_optimizer
 from flatnas_tf.tuners.tuner import FlatNASTuner, split_fit_arguments
 
 __all__ = ["SupernetTuner"]

@@ -5,7 +5,7 @@ What it measures and writes:
     accuracy   the model's predictions on the test split of the data set,
                argmax against the labels (a SavedModel wrapped for
                prediction has no `evaluate`, so predictions, not Keras' metric)
-    OOD        `flatnas_tf.ood.evaluate_ood` on the given source (built-in
+    OOD        `flatnas_tf.robustness.ood.evaluate_ood` on the given source (built-in
                corruptions of the data, TFDS CIFAR-10-C or a corrupted set),
                written as OUT/ood.json, .csv and .md
     summary    OUT/evaluation.json (atomically, last): target, trial, data
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flatnas_tf import storage
+from flatnas_tf.persistence import storage
 
 __all__ = ["EVALUATION_FILE", "Evaluation", "accuracy_on_test_split", "evaluate_model"]
 
@@ -34,7 +34,7 @@ class Evaluation:
 
     Attributes:
         test_accuracy: Accuracy on the test split, in [0, 1].
-        ood: The OOD result (`flatnas_tf.ood.OODResult`), or None without a source.
+        ood: The OOD result (`flatnas_tf.robustness.ood.OODResult`), or None without a source.
         summary_file: The evaluation.json written.
     """
 
@@ -113,7 +113,7 @@ def evaluate_model(
     }
     result = None
     if ood_source is not None:
-        from flatnas_tf.ood import evaluate_ood
+        from flatnas_tf.robustness.ood import evaluate_ood
 
         result = evaluate_ood(
             model,

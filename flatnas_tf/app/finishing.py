@@ -92,7 +92,7 @@ def finish_search(
     finished = finish_search(run, run.settings(), echo=print)
     ```
     """
-    from flatnas_tf.export import read_manifest
+    from flatnas_tf.persistence.export import read_manifest
     from flatnas_tf.tuners import report
 
     result = models.search_result(run, settings)
@@ -110,7 +110,7 @@ def finish_search(
     for trial in front:
         model = None
         if ood_source is not None:
-            from flatnas_tf.ood import evaluate_ood
+            from flatnas_tf.robustness.ood import evaluate_ood
 
             echo(f"Evaluating trial {trial.trial_id} under corruptions ...")
             model = result.load_model(trial)

@@ -12,7 +12,7 @@ from typing import Any
 
 from flatnas_tf.app.runs import RunDirectory, RunError, Training
 from flatnas_tf.app.split import DataSplit
-from flatnas_tf.hypermodel import FlatNASHyperModel
+from flatnas_tf.space.hypermodel import FlatNASHyperModel
 from flatnas_tf.tuners.result import SearchResult
 
 

@@ -26,13 +26,13 @@ import shutil
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from flatnas_tf import storage
 from flatnas_tf.checks import check_number
 from flatnas_tf.defaults import SCHEDULES
+from flatnas_tf.persistence import storage
 
 if TYPE_CHECKING:
-    from flatnas_tf.hypermodel import TrainingSettings
-    from flatnas_tf.regime import TrainingRegime
+    from flatnas_tf.space.hypermodel import TrainingSettings
+    from flatnas_tf.training.regime import TrainingRegime
 
 RUN_FILE = "run.json"
 PROJECT = "search"
@@ -148,7 +148,7 @@ class Training:
 
     def training_settings(self) -> TrainingSettings:
         """The compilation settings of the candidates (imports TensorFlow)."""
-        from flatnas_tf.hypermodel import TrainingSettings
+        from flatnas_tf.space.hypermodel import TrainingSettings
 
         return TrainingSettings(
             learning_rate=self.learning_rate,
@@ -159,7 +159,7 @@ class Training:
 
     def regime(self) -> TrainingRegime:
         """How a candidate is trained over its steps (imports TensorFlow)."""
-        from flatnas_tf.regime import TrainingRegime
+        from flatnas_tf.training.regime import TrainingRegime
 
         return TrainingRegime(schedule=self.schedule, warmup=self.warmup)
 
@@ -241,7 +241,7 @@ class RunDirectory:
 
         Raises:
             RunError: --out is a file, or a directory that is not a search.
-            flatnas_tf.storage.DirectoryLockedError: Another search runs here.
+            flatnas_tf.persistence.storage.DirectoryLockedError: Another search runs here.
         """
         self._check_target()
         with storage.directory_lock(self.root, LOCK_FILE):

@@ -175,7 +175,7 @@ def run_search(
         runs.RunError: `out` holds something else, or a search with another
             configuration (without `overwrite`), or a supernet trained on
             another split or width.
-        flatnas_tf.storage.DirectoryLockedError: Another search runs in `out`.
+        flatnas_tf.persistence.storage.DirectoryLockedError: Another search runs in `out`.
         KeyboardInterrupt: After saving the search's state.
 
     Example:
@@ -244,7 +244,7 @@ def _supernet_state(config: SearchConfig) -> dict[str, Any] | None:
     """The supernet's state, checked against the search's split and widths (None: none)."""
     if config.supernet_dir is None:
         return None
-    from flatnas_tf.sandwich import read_supernet_state
+    from flatnas_tf.space.sandwich import read_supernet_state
 
     state = read_supernet_state(config.supernet_dir)
     identity = config.split.identity()
@@ -295,7 +295,7 @@ def _tuner(run, config, settings, supernet_state, tuner_options, echo):
 
         tuner_class, hypermodel = FlatNASTuner, space
     else:
-        from flatnas_tf.sandwich import load_supernet
+        from flatnas_tf.space.sandwich import load_supernet
         from flatnas_tf.tuners import SupernetTuner
 
         tuner_class, (hypermodel, _) = SupernetTuner, load_supernet(config.supernet_dir, space)

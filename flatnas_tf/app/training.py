@@ -26,14 +26,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flatnas_tf import storage
 from flatnas_tf._version import __version__
 from flatnas_tf.app import models
 from flatnas_tf.app.evaluation import accuracy_on_test_split
 from flatnas_tf.app.runs import Training
 from flatnas_tf.app.search import SearchConfig
 from flatnas_tf.app.split import DataSplit
-from flatnas_tf.export import MANIFEST_FILE
+from flatnas_tf.persistence import storage
+from flatnas_tf.persistence.export import MANIFEST_FILE
 
 __all__ = ["HyperparameterValueError", "TrainedArchitecture", "train_architecture"]
 
@@ -51,7 +51,7 @@ class TrainedArchitecture:
         val_accuracy: Accuracy on the validation split, in [0, 1].
         test_accuracy: Accuracy on the test split, in [0, 1].
         figures: The validation figures a search's trial records
-            (`flatnas_tf.measurement.measure_candidate`), R among them.
+            (`flatnas_tf.robustness.measurement.measure_candidate`), R among them.
         model_file: The saved `.keras` file.
         manifest: The manifest written beside it.
     """
@@ -99,7 +99,7 @@ def train_architecture(
     Raises:
         HyperparameterValueError: `values` names a hyperparameter the space
             does not have, or a value it does not allow.
-        flatnas_tf.regime.TrainingDivergedError: The loss became non-finite.
+        flatnas_tf.training.regime.TrainingDivergedError: The loss became non-finite.
 
     Example:
     ```python
@@ -110,7 +110,7 @@ def train_architecture(
     import keras
     import keras_tuner
 
-    from flatnas_tf.measurement import measure_candidate
+    from flatnas_tf.robustness.measurement import measure_candidate
 
     settings = dict(settings or {})
     training = training or Training.from_settings(settings)

@@ -44,11 +44,12 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import corruptions as builtin
-from flatnas_tf import frost, storage
 from flatnas_tf._version import __version__
 from flatnas_tf.checks import check_integer
 from flatnas_tf.data import ImageDataset
+from flatnas_tf.persistence import storage
+from flatnas_tf.robustness import corruptions as builtin
+from flatnas_tf.robustness import frost
 
 SEVERITIES = (1, 2, 3, 4, 5)
 #: Test images on which a built-in corruption is checked to change anything.

@@ -54,11 +54,15 @@ import tensorflow as tf
 from keras import ops
 
 from flatnas_tf.checks import check_integer, check_number
-from flatnas_tf.hypermodel import FlatNASHyperModel, TrainingSettings
-from flatnas_tf.regime import WarmupCosine, steps_per_epoch
-from flatnas_tf.storage import atomic_path, write_json
-from flatnas_tf.supernet import Supernet, space_config
-from flatnas_tf.tracing import build_training_state, graph_optimizer, release_custom_gradients
+from flatnas_tf.persistence.storage import atomic_path, write_json
+from flatnas_tf.space.hypermodel import FlatNASHyperModel, TrainingSettings
+from flatnas_tf.space.supernet import Supernet, space_config
+from flatnas_tf.training.regime import WarmupCosine, steps_per_epoch
+from flatnas_tf.training.tracing import (
+    build_training_state,
+    graph_optimizer,
+    release_custom_gradients,
+)
 
 __all__ = [
     "STATE_FILE",

@@ -36,8 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import storage
 from flatnas_tf._version import __version__
+from flatnas_tf.persistence import storage
 
 __all__ = [
     "MANIFEST_FILE",

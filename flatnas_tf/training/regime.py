@@ -42,10 +42,14 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
-from flatnas_tf.batchnorm import recalibrate_batch_norm
 from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.defaults import SCHEDULES
-from flatnas_tf.tracing import build_training_state, graph_optimizer, release_custom_gradients
+from flatnas_tf.training.batchnorm import recalibrate_batch_norm
+from flatnas_tf.training.tracing import (
+    build_training_state,
+    graph_optimizer,
+    release_custom_gradients,
+)
 
 __all__ = [
     "SCHEDULES",

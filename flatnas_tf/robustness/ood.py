@@ -16,11 +16,11 @@ Two sources of corrupted images:
   the 15 benchmark corruptions (TFDS names `frosted_glass_blur`, `elastic`),
   or all 19 with `corruptions="all"`. Clean accuracy needs `clean=` data.
 - any data set (an `ImageDataset`, or arrays `(x, y)` of uint8 images): its
-  test images corrupted on the fly by `flatnas_tf.corruptions` (17 built-in
+  test images corrupted on the fly by `flatnas_tf.robustness.corruptions` (17 built-in
   corruptions, and frost when its photographs are given: `frost_dir` or
   `$FLATNAS_FROST_DIR`; otherwise the result lists it as skipped), batch-wise
   seeded.
-- a corrupted set written once by `flatnas_tf.corrupted_set` (a directory or
+- a corrupted set written once by `flatnas_tf.robustness.corrupted_set` (a directory or
   a `CorruptedSet`): the same images as on the fly, read instead of computed,
   for studies that evaluate many models.
 
@@ -41,8 +41,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import cifar10_corrupted, storage
-from flatnas_tf.corrupted_set import (
+from flatnas_tf.data import DatasetUnavailableError, import_tfds, tfds_unavailable_reason
+from flatnas_tf.persistence import storage
+from flatnas_tf.robustness import cifar10_corrupted
+from flatnas_tf.robustness.corrupted_set import (
     SEVERITIES,
     CorruptedSet,
     builtin_plan,
@@ -52,7 +54,6 @@ from flatnas_tf.corrupted_set import (
     load_corrupted_set,
     test_split_arrays,
 )
-from flatnas_tf.data import DatasetUnavailableError, import_tfds, tfds_unavailable_reason
 
 #: TFDS cifar10_corrupted's 15 benchmark corruptions (its names) and 4 extras.
 TFDS_BENCHMARK, TFDS_EXTRA = cifar10_corrupted.BENCHMARK, cifar10_corrupted.EXTRA
@@ -345,7 +346,7 @@ def evaluate_ood(
         model: A classifier taking pixels in [0, 255] and returning logits or
             probabilities (as `FlatNASHyperModel` builds them).
         data: "cifar10_corrupted" (TFDS CIFAR-10-C); the directory of a
-            corrupted set (`flatnas_tf.corrupted_set`) or a `CorruptedSet`,
+            corrupted set (`flatnas_tf.robustness.corrupted_set`) or a `CorruptedSet`,
             whose images are read, not computed; or an `ImageDataset` or
             arrays `(x, y)` whose test images get the built-in corruptions.
         corruptions: For CIFAR-10-C: "benchmark" (default, 15) or "all" (19)

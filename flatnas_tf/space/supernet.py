@@ -51,7 +51,7 @@ import tensorflow as tf
 from keras import ops
 
 from flatnas_tf.checks import check_number
-from flatnas_tf.hypermodel import (
+from flatnas_tf.space.hypermodel import (
     STAGES,
     Architecture,
     BlockSpec,
@@ -59,9 +59,9 @@ from flatnas_tf.hypermodel import (
     batch_norm,
     make_divisible,
 )
-from flatnas_tf.resizing import Resizing
-from flatnas_tf.sam import SAMModel
-from flatnas_tf.tracing import build_training_state
+from flatnas_tf.space.resizing import Resizing
+from flatnas_tf.training.sam import SAMModel
+from flatnas_tf.training.tracing import build_training_state
 
 __all__ = ["ElasticMBConv", "SubNetwork", "SubNetworkModel", "Supernet", "space_config"]
 

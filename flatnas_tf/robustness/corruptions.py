@@ -63,7 +63,7 @@ Deviations from `make_cifar_c.py`, each deliberate:
   `arange(-r, r + 1)`, which is off-grid for fractional r.
 - Frost blends in crops of Hendrycks' frost photographs, which cannot ship
   with this package: `corrupt(..., "frost", ..., frost_dir=DIR)` or
-  `$FLATNAS_FROST_DIR` (see `flatnas_tf.frost`), otherwise a clear error.
+  `$FLATNAS_FROST_DIR` (see `flatnas_tf.robustness.frost`), otherwise a clear error.
   It is the 18th corruption, outside `CORRUPTIONS` (the 17 that need
   nothing). Spatter is not implemented.
 
@@ -82,8 +82,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf import frost as frost_photos
 from flatnas_tf.checks import check_integer
+from flatnas_tf.robustness import frost as frost_photos
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise",
@@ -105,7 +105,7 @@ CORRUPTIONS: tuple[str, ...] = (
     "snow",
 )
 
-#: The corruption that needs frost photographs (`flatnas_tf.frost`).
+#: The corruption that needs frost photographs (`flatnas_tf.robustness.frost`).
 FROST = "frost"
 _EXTRA = ("speckle_noise", "gaussian_blur", "saturate")
 BENCHMARK_CORRUPTIONS: tuple[str, ...] = tuple(c for c in CORRUPTIONS if c not in _EXTRA)
@@ -719,7 +719,7 @@ def corrupt(
         seed: Python int, int scalar tensor or int tensor of shape [2]. The
             result is deterministic for a seed; each image draws its own noise.
         frost_dir: For frost: the directory of the frost photographs (default
-            `$FLATNAS_FROST_DIR`); see `flatnas_tf.frost`.
+            `$FLATNAS_FROST_DIR`); see `flatnas_tf.robustness.frost`.
 
     Returns:
         uint8 tensor of the same shape: clip(corrupted, 0, 1) * 255, truncated.

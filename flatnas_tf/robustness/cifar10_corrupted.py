@@ -222,7 +222,7 @@ def prepare(
 
     Example:
     ```python
-    from flatnas_tf import cifar10_corrupted
+    from flatnas_tf.robustness import cifar10_corrupted
 
     cifar10_corrupted.prepare("~/Downloads/CIFAR-10-C.tar", data_dir="~/tensorflow_datasets")
     ```

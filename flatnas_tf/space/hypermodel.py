@@ -56,13 +56,13 @@ from collections.abc import Sequence
 import keras
 import keras_tuner as kt
 
-from flatnas_tf.batchnorm import FusedBatchNormalization
 from flatnas_tf.checks import check_integer, is_number
 from flatnas_tf.defaults import MAX_WIDTH
-from flatnas_tf.losses import SparseCrossentropyWithSmoothing
-from flatnas_tf.optimizers import FusedSGD
-from flatnas_tf.resizing import Resizing
-from flatnas_tf.sam import SAMModel
+from flatnas_tf.space.resizing import Resizing
+from flatnas_tf.training.batchnorm import FusedBatchNormalization
+from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
+from flatnas_tf.training.optimizers import FusedSGD
+from flatnas_tf.training.sam import SAMModel
 
 #: (channels, stride-2 priority or None, activation, squeeze-excite) per stage.
 STAGES = (
@@ -168,7 +168,7 @@ class TrainingSettings:
     """How candidates are compiled: FlatNAS's settings for training from scratch.
 
     All overridable; the learning rate over a training (warm-up, cosine decay)
-    is the training regime's (`flatnas_tf.regime.TrainingRegime`).
+    is the training regime's (`flatnas_tf.training.regime.TrainingRegime`).
 
     Attributes:
         learning_rate: SGD learning rate (the peak of the regime's schedule).

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from flatnas_tf.chance import chance_p_value, label_counts
 from flatnas_tf.figures import CHANCE_METRIC
-from flatnas_tf.flatness import PerturbedEvaluator
+from flatnas_tf.robustness.chance import chance_p_value, label_counts
+from flatnas_tf.robustness.flatness import PerturbedEvaluator
 
 __all__ = ["measure_candidate"]
 
