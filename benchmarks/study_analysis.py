@@ -159,14 +159,16 @@ def architectures(records: Sequence[dict], sigma: str) -> Architectures:
 
 
 def slope(table: Architectures) -> float:
-    """Least-squares slope of corruption accuracy on clean accuracy."""
+    """Least-squares slope of corruption accuracy on clean accuracy (NaN below 2 clean values)."""
+    if len(np.unique(table.clean)) < 2:  # a study under way: no line through one point
+        return math.nan
     return float(np.polyfit(table.clean, table.corruption, 1)[0])
 
 
 def h1_verdict(correlation: rank_stats.Correlation) -> str:
     """support, contrary evidence or no support (and which kind), from the interval."""
     if math.isnan(correlation.low):
-        return "no support (no interval: too few architectures)"
+        return "not decided yet (too few architectures for an interval)"
     if correlation.high < 0:
         return "support"
     if correlation.low > 0:
@@ -359,11 +361,13 @@ def markdown(results: dict[str, dict]) -> str:
             lines += ["- no study records yet", ""]
             continue
         h1_result = result["h1"]
+        b = result["slope_b"]
+        b_text = "n/a (one architecture)" if math.isnan(b) else f"{b:.3f}"
         lines += [
             f"- sigma* = {result['sigma_star']} (the smallest sigma with fewer than 10 % of "
             "the models at R = 0)",
             f"- architectures: {h1_result['architectures']}; slope b of corruption on clean "
-            f"accuracy: {result['slope_b']:.3f}",
+            f"accuracy: {b_text}",
             "",
             "| H1: partial Spearman given clean accuracy | value [95 % bootstrap] |",
             "|---|---|",

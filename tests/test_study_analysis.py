@@ -143,3 +143,13 @@ def test_the_report_is_rebuilt_from_the_records_files_alone(tmp_path):
     assert analysis["digits"]["sigma_star"] == "0.05" and analysis["digits"]["excluded"] == 0
     sa.main(["--study", str(tmp_path), "--resamples", "200"])
     assert (tmp_path / "report.md").read_text() == report  # seeded: the same report again
+
+
+def test_a_study_under_way_reports_no_slope_and_no_verdict_yet():
+    records = _study(archs=1, seeds=2)  # the first architecture of a new data set
+    result = sa.analyse(records, resamples=200)
+    assert np.isnan(result["slope_b"])  # one architecture: no line to fit
+    assert result["verdict_h1"] == "not decided yet (too few architectures for an interval)"
+    assert sa.analyse(_study(archs=6, seeds=1), resamples=200)["slope_b"] == pytest.approx(
+        0.8, abs=0.2
+    )  # from two architectures on, the slope the records are built with
