@@ -57,3 +57,11 @@ def two_replicas():
     if len(devices) < 2:
         pytest.skip("needs two logical CPU devices")
     return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """(training, validation) batches of digits (`support.searches.digits_batches`)."""
+    from support.searches import digits_batches
+
+    return digits_batches()

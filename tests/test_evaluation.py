@@ -13,7 +13,7 @@ from flatnas_tf.app.split import DataSplit
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits_split():
     return DataSplit("digits", seed=0).load()
 
 
@@ -30,17 +30,17 @@ class FixedAnswer(keras.Model):
         )
 
 
-def test_the_accuracy_counts_the_right_answers_of_the_test_split(digits):
-    _, labels = zip(*digits.test.as_numpy_iterator(), strict=True)
+def test_the_accuracy_counts_the_right_answers_of_the_test_split(digits_split):
+    _, labels = zip(*digits_split.test.as_numpy_iterator(), strict=True)
     expected = float(np.mean(np.array(labels) == 3))
-    assert accuracy_on_test_split(FixedAnswer(3), digits) == pytest.approx(expected)
+    assert accuracy_on_test_split(FixedAnswer(3), digits_split) == pytest.approx(expected)
 
 
-def test_an_evaluation_writes_its_summary_and_ood_table(digits, tmp_path):
+def test_an_evaluation_writes_its_summary_and_ood_table(digits_split, tmp_path):
     lines = []
     evaluation = evaluate_model(
-        FixedAnswer(3), digits, tmp_path / "eval", target="fixed", trial_id="007",
-        ood_source=digits, corruptions=["gaussian_noise", "brightness"], severities=[1, 3],
+        FixedAnswer(3), digits_split, tmp_path / "eval", target="fixed", trial_id="007",
+        ood_source=digits_split, corruptions=["gaussian_noise", "brightness"], severities=[1, 3],
         max_examples=20, echo=lines.append,
     )  # fmt: skip
     summary = json.loads((tmp_path / "eval" / EVALUATION_FILE).read_text())
@@ -54,5 +54,5 @@ def test_an_evaluation_writes_its_summary_and_ood_table(digits, tmp_path):
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
         EVALUATION_FILE, "ood.csv", "ood.json", "ood.md",
     ]  # fmt: skip
-    plain = evaluate_model(FixedAnswer(3), digits, tmp_path / "plain", target="fixed")
+    plain = evaluate_model(FixedAnswer(3), digits_split, tmp_path / "plain", target="fixed")
     assert plain.ood is None and "ood" not in json.loads(plain.summary_file.read_text())

@@ -18,11 +18,6 @@ import pytest
 
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:currentThread:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:getName:DeprecationWarning"),
-]
-
 
 class FunctionTuner(kt.Tuner):
     """KerasTuner's "tune any function" tuner: run_trial returns the value to minimise."""

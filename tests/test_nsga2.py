@@ -17,12 +17,6 @@ from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 OBJECTIVES = [kt.Objective("f1", "min"), kt.Objective("f2", "max")]
 DIRECTIONS = ["min", "max"]
 
-# KerasTuner's `synchronized` calls threading.currentThread() on every oracle call.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:currentThread:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:getName:DeprecationWarning"),
-]
-
 
 def conditional_space() -> kt.HyperParameters:
     """Int, Float (stepped, log), Choice, Boolean, nested conditional scopes."""

@@ -4,34 +4,14 @@ import json
 import math
 import threading
 
-import keras
 import numpy as np
 import pytest
+from support.searches import one_conv_space
 
-from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
 from flatnas_tf.persistence.export import load_model
 from flatnas_tf.tuners import pareto
 from flatnas_tf.tuners.result import SearchResult
 from flatnas_tf.tuners.tuner import FIGURES, FlatNASOracle, FlatNASTuner
-
-
-class OneConv(FlatNASHyperModel):
-    """One convolution of 4 or 8 filters: trains in a second on digits."""
-
-    def build_backbone(self, hp, x):
-        filters = hp.Choice("filters", [4, 8])
-        kernel = hp.Choice("kernel", [1, 3])
-        return keras.layers.ReLU()(keras.layers.Conv2D(filters, kernel, padding="same")(x))
-
-
-def _space():
-    return OneConv((8, 8, 1), 10, training=TrainingSettings(learning_rate=0.2, rho=0.5))
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = load_dataset("digits")
-    return data.batches("train", 64, training=True), data.batches("validation", 90)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +19,7 @@ def finished(tmp_path_factory, digits):
     """A finished four-trial search (two generations), its tuner and directory."""
     directory = tmp_path_factory.mktemp("result")
     tuner = FlatNASTuner(
-        _space(),
+        one_conv_space(),
         max_params=None,
         chance_significance=None,
         population_size=2,
@@ -137,7 +117,7 @@ def test_rows_hold_every_trial_and_figure(finished):
 
 def test_models_load_and_export(finished, digits, tmp_path):
     tuner, project = finished
-    result = SearchResult.load(project, hypermodel=_space())
+    result = SearchResult.load(project, hypermodel=one_conv_space())
     best = result.front()[0]
     model = result.load_model(best.trial_id)
     _, accuracy = model.evaluate(digits[1], verbose=0)

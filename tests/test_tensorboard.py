@@ -3,21 +3,13 @@
 import keras
 import pytest
 import tensorflow as tf
+from support.searches import one_conv_space, small_tuner
 
-from flatnas_tf.data import load_dataset
 from flatnas_tf.figures import FIGURES
-from flatnas_tf.space.hypermodel import FlatNASHyperModel, TrainingSettings
-from flatnas_tf.tuners.tuner import FlatNASTuner
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.plugins.hparams import metadata  # noqa: E402
-
-
-class OneConvolution(FlatNASHyperModel):
-    def build_backbone(self, hp, x):
-        filters = hp.Choice("filters", [8, 16])
-        return keras.layers.ReLU()(keras.layers.Conv2D(filters, 3, 2, padding="same")(x))
 
 
 def _events(directory) -> EventAccumulator:
@@ -26,16 +18,13 @@ def _events(directory) -> EventAccumulator:
     return events
 
 
-def test_a_search_logs_hparams_sessions_with_every_figure(tmp_path):
-    data = load_dataset("digits")
-    space = OneConvolution((8, 8, 1), 10, training=TrainingSettings(learning_rate=0.2, rho=0.5))
-    tuner = FlatNASTuner(
-        space, max_params=None, max_trials=2, samples=2, seed=0, directory=str(tmp_path / "search")
-    )
+def test_a_search_logs_hparams_sessions_with_every_figure(tmp_path, digits):
+    tuner = small_tuner(one_conv_space(), tmp_path, samples=2)
     logs = tmp_path / "logs"
+    train, validation = digits
     tuner.search(
-        data.batches("train", 64, training=True),
-        validation_data=data.batches("validation", 90),
+        train,
+        validation_data=validation,
         epochs=1,
         callbacks=[keras.callbacks.TensorBoard(str(logs))],
         verbose=0,

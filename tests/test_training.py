@@ -13,13 +13,13 @@ from flatnas_tf.app.training import train_architecture
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits_split():
     split = DataSplit("digits", seed=1)
     return split, split.load()
 
 
-def test_an_architecture_is_trained_measured_and_saved_with_its_split(digits, tmp_path):
-    split, data = digits
+def test_an_architecture_is_trained_measured_and_saved_with_its_split(digits_split, tmp_path):
+    split, data = digits_split
     values = {"stage1_depth": 3, "stage1_layer3_expand": 6, "width_mult": 0.25}
     trained = train_architecture(
         values, data, tmp_path / "out", split=split, settings={"widths": [0.25]}, epochs=1,
@@ -39,8 +39,8 @@ def test_an_architecture_is_trained_measured_and_saved_with_its_split(digits, tm
     assert reloaded.count_params() == trained.model.count_params()
 
 
-def test_a_hyperparameter_the_space_lacks_is_refused_before_training(digits, tmp_path):
-    split, data = digits
+def test_a_hyperparameter_the_space_lacks_is_refused_before_training(digits_split, tmp_path):
+    split, data = digits_split
     for values, message in (
         ({"depth": 3}, r"unknown hyperparameters \['depth'\]"),
         (

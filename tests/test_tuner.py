@@ -8,6 +8,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
+from support.searches import TinySpace, small_tuner, tiny_space
 
 from flatnas_tf import (
     FlatNASHyperModel,
@@ -17,7 +18,6 @@ from flatnas_tf import (
     weight_robustness,
 )
 from flatnas_tf.robustness.chance import chance_p_value
-from flatnas_tf.space.hypermodel import batch_norm
 from flatnas_tf.tuners import pareto, tensorboard
 from flatnas_tf.tuners.display import objectives_line
 from flatnas_tf.tuners.report import write_report
@@ -34,33 +34,6 @@ from flatnas_tf.tuners.tuner import (
 MAX_PARAMS = 20_000
 
 
-class TinySpace(FlatNASHyperModel):
-    """Two convolutions with BatchNorm; about 4k to 60k parameters.
-
-    Within two epochs on digits the 3x3 and 5x5 variants with 16 or more
-    filters learn (60-97 %); 1x1 ones with 8 filters stay near chance.
-    """
-
-    def build_backbone(self, hp, x):
-        filters = hp.Choice("filters", [8, 16, 32])
-        kernel = hp.Choice("kernel", [1, 3, 5])
-        for stride in (1, 2):
-            x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False)(x)
-            x = keras.layers.ReLU()(batch_norm()(x))
-        return x
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = load_dataset("digits")
-    return data.batches("train", 64, training=True), data.batches("validation", 90)
-
-
-def _tiny_space():
-    settings = TrainingSettings(learning_rate=0.2, rho=0.5)
-    return TinySpace((8, 8, 1), 10, training=settings, width_multipliers=[0.05, 0.1])
-
-
 def _search(tmp_path, digits, verbose=0, **kwargs):
     train, validation = digits
     arguments = dict(
@@ -75,16 +48,9 @@ def _search(tmp_path, digits, verbose=0, **kwargs):
         project_name="search",
     )
     arguments.update(kwargs)
-    tuner = FlatNASTuner(_tiny_space(), **arguments)
+    tuner = FlatNASTuner(tiny_space(), **arguments)
     tuner.search(train, validation_data=validation, epochs=2, verbose=verbose)
     return tuner
-
-
-def _small_tuner(space, tmp_path, name, **kwargs):
-    """A two-trial search without a parameter limit (override any argument)."""
-    arguments = dict(max_params=None, population_size=2, max_trials=2, seed=0, samples=1)
-    arguments.update(kwargs)
-    return FlatNASTuner(space, directory=str(tmp_path), project_name=name, **arguments)
 
 
 @pytest.mark.parametrize("mode", ["flatnas", "pareto"])
@@ -206,7 +172,7 @@ class DivergingSpace(TinySpace):
 def test_diverging_trials_fail_and_the_search_goes_on(tmp_path, digits):
     train, validation = digits
     space = DivergingSpace((8, 8, 1), 10, width_multipliers=[0.05])
-    tuner = _small_tuner(space, tmp_path, "diverge", max_trials=4, max_consecutive_failed_trials=4)
+    tuner = small_tuner(space, tmp_path, "diverge", max_trials=4, max_consecutive_failed_trials=4)
     tuner.search(train, validation_data=validation, epochs=1, verbose=0)
     statuses = {t.hyperparameters.get("explode"): t.status for t in tuner.oracle.trials.values()}
     assert statuses.get(True) == "FAILED"
@@ -216,7 +182,7 @@ def test_diverging_trials_fail_and_the_search_goes_on(tmp_path, digits):
 def test_the_resnet_example_space_searches_with_the_tuner(tmp_path, digits):
     train, validation = digits
     space = ResNetHyperModel((8, 8, 1), 10, width_multipliers=[0.05])
-    tuner = _small_tuner(space, tmp_path, "resnet")
+    tuner = small_tuner(space, tmp_path, "resnet")
     tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     assert len(tuner.pareto_front()) >= 1
 
@@ -232,8 +198,8 @@ def test_a_search_whose_trials_all_fail_raises_one_line(
 
     monkeypatch.setattr(FlatNASTuner, "train_and_measure", cannot_train)
     train, validation = digits
-    tuner = _small_tuner(
-        _tiny_space(),
+    tuner = small_tuner(
+        tiny_space(),
         tmp_path,
         "failing",
         max_trials=max_trials,
@@ -252,7 +218,7 @@ def test_tensorboard_without_its_package_stops_before_the_first_trial(
 ):
     monkeypatch.setattr(tensorboard, "find_spec", lambda name: None)
     train, validation = digits
-    tuner = FlatNASTuner(_tiny_space(), max_params=None, max_trials=2, directory=str(tmp_path))
+    tuner = FlatNASTuner(tiny_space(), max_params=None, max_trials=2, directory=str(tmp_path))
     board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
     with pytest.raises(ImportError, match=r'pip install "flatnas-tf\[tensorboard\]"'):
         tuner.search(train, validation_data=validation, epochs=1, callbacks=[board], verbose=0)
@@ -313,7 +279,7 @@ def test_a_subclass_with_its_own_layers_is_discovered_by_building():
 )
 def test_bad_arguments_are_rejected(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        FlatNASTuner(_tiny_space(), directory=str(tmp_path), **kwargs)
+        FlatNASTuner(tiny_space(), directory=str(tmp_path), **kwargs)
 
 
 class EpochCountingTuner(FlatNASTuner):
@@ -328,7 +294,7 @@ def test_keras_tuner_hooks_and_space_arguments_reach_the_search(tmp_path, digits
     tuned = kt.HyperParameters()
     tuned.Choice("filters", [16, 32])  # only this one is tuned; the rest keep defaults
     tuner = EpochCountingTuner(
-        _tiny_space(),
+        tiny_space(),
         max_params=None,
         population_size=2,
         max_trials=2,
@@ -350,7 +316,7 @@ def test_keras_tuner_hooks_and_space_arguments_reach_the_search(tmp_path, digits
 
 def test_search_without_validation_data_is_a_fatal_error(tmp_path, digits):
     train, _ = digits
-    tuner = FlatNASTuner(_tiny_space(), max_trials=1, directory=str(tmp_path), project_name="x")
+    tuner = FlatNASTuner(tiny_space(), max_trials=1, directory=str(tmp_path), project_name="x")
     with pytest.raises(kt.errors.FatalError, match="validation_data"):
         tuner.search(train, epochs=1, verbose=0)
 
@@ -377,7 +343,7 @@ def test_networks_at_chance_are_infeasible_and_never_on_the_front(tmp_path, digi
         training=TrainingSettings(learning_rate=0.2, rho=0.5),
         width_multipliers=[0.1],
     )
-    tuner = _small_tuner(space, tmp_path, "chance", samples=2, hyperparameters=fixed)
+    tuner = small_tuner(space, tmp_path, "chance", samples=2, hyperparameters=fixed)
     tuner.search(train, validation_data=validation, epochs=2, verbose=0)
     trials = {t.hyperparameters.get("collapse"): t for t in tuner.oracle.trials.values()}
     collapsed, working = trials[True], trials[False]
@@ -427,7 +393,7 @@ def test_each_trial_traces_its_step_and_evaluation_once(tmp_path, digits, monkey
     monkeypatch.setattr(flatness.PerturbedEvaluator, "_batch_totals", counted)
     CountingSpace.traces = 0
     space = CountingSpace((8, 8, 1), 10, training=TrainingSettings(learning_rate=0.2, rho=0.5))
-    tuner = _small_tuner(space, tmp_path, "traces", samples=3)
+    tuner = small_tuner(space, tmp_path, "traces", samples=3)
     tuner.search(digits[0], validation_data=digits[1], epochs=3, verbose=0)
     trained = sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     assert trained == 2
@@ -440,7 +406,7 @@ def test_a_configuration_trains_the_same_in_any_search(tmp_path):
     data = load_dataset("digits")
     figures = []
     for name in ("first", "second"):
-        tuner = _small_tuner(_tiny_space(), tmp_path, name, seed=5, samples=2)
+        tuner = small_tuner(tiny_space(), tmp_path, name, seed=5, samples=2)
         keras.utils.set_random_seed(0)  # the pipeline's shuffling depends on the global seed
         tuner.search(
             data.batches("train", 64, training=True),
@@ -573,7 +539,7 @@ def test_a_surrogate_search_trains_the_proposed_candidates(tmp_path, digits, cap
     saved = json.loads(paths["pareto.json"].read_text())["surrogate"]
     assert saved["refits"] == proposer.log and len(saved["proposed_trials"]) == 4
     # Resumed from its directory, the search keeps its surrogate state.
-    resumed = FlatNASTuner(_tiny_space(), directory=str(tmp_path), project_name="search")
+    resumed = FlatNASTuner(tiny_space(), directory=str(tmp_path), project_name="search")
     assert resumed.oracle.surrogate.log == proposer.log
     assert (
         resumed.oracle.exact_metrics["params"](trials[5].hyperparameters.values)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from flatnas_tf import FlatNASHyperModel, load_dataset
+from flatnas_tf import FlatNASHyperModel
 from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
 from flatnas_tf.space.supernet import Supernet
 from flatnas_tf.tuners import FlatNASTuner, SupernetTuner
@@ -14,12 +14,6 @@ def _space():
     return FlatNASHyperModel(
         (8, 8, 1), 10, width_multipliers=(0.25,), depths=(1, 2), kernels=(3, 5), expands=(2, 3)
     )
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = load_dataset("digits")
-    return data.batches("train", 64, training=True), data.batches("validation", 90)
 
 
 @pytest.fixture(scope="module")
