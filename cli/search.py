@@ -24,6 +24,7 @@ from flatnas_tf.app.search import (
     DEFAULT_EPOCHS,
     DEFAULT_FINE_TUNE_EPOCHS,
     SearchConfig,
+    SearchConfigError,
 )
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
@@ -259,52 +260,31 @@ def search(**options: Any) -> None:
 
 
 def _config(options: dict[str, Any], split) -> SearchConfig:
-    """The SearchConfig of the options; --epochs, --learning-rate and --widths resolved."""
-    epochs, learning_rate, widths = options["epochs"], options["learning_rate"], options["widths"]
-    if options["supernet_dir"] is None:
-        if epochs == 0:
-            raise click.BadParameter(
-                "0 epochs trains nothing: from scratch a trial needs at least 1 (0 is for "
-                "--supernet, whose candidates inherit trained weights).",
-                param_hint="--epochs",
-            )
-        epochs = DEFAULT_EPOCHS if epochs is None else epochs
-        learning_rate = learning_rate or opt.TRAINING.learning_rate
-    else:
-        from flatnas_tf.space.sandwich import read_supernet_state
-
-        width = float(read_supernet_state(options["supernet_dir"])["width"])
-        source = click.get_current_context().get_parameter_source("widths")
-        if source not in (None, click.core.ParameterSource.DEFAULT) and widths != [width]:
-            raise click.BadParameter(
-                f"the supernet has width {width:g}: leave --widths out, or pass {width:g}.",
-                param_hint="--widths",
-            )
-        widths = [width]
-        epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
-        learning_rate = learning_rate or runs.Training.FINE_TUNE_LEARNING_RATE
-    training = runs.Training(
-        **{
-            **{name: options[name] for name in runs.Training.names()},
-            "learning_rate": learning_rate,
-        }
-    )
-    return SearchConfig(
-        split=split,
-        mode=options["mode"],
-        alpha=options["alpha"],
-        max_trials=options["max_trials"],
-        widths=tuple(widths),
-        population=options["population"],
-        epochs=epochs,
-        batch_size=options["batch_size"],
-        training=training,
-        sigma=options["sigma"],
-        samples=options["samples"],
-        max_params=options["max_params"],
-        surrogate=_surrogate_settings(options),
-        supernet_dir=options["supernet_dir"],
-    )
+    """The SearchConfig of the options (`SearchConfig.resolved`: defaults by how trials train)."""
+    source = click.get_current_context().get_parameter_source("widths")
+    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    training = {name: options[name] for name in runs.Training.names() if name != "learning_rate"}
+    try:
+        return SearchConfig.resolved(
+            widths=options["widths"] if given else None,
+            epochs=options["epochs"],
+            learning_rate=options["learning_rate"],
+            training=runs.Training(**training),
+            supernet_dir=options["supernet_dir"],
+            split=split,
+            mode=options["mode"],
+            alpha=options["alpha"],
+            max_trials=options["max_trials"],
+            population=options["population"],
+            batch_size=options["batch_size"],
+            sigma=options["sigma"],
+            samples=options["samples"],
+            max_params=options["max_params"],
+            surrogate=_surrogate_settings(options),
+        )
+    except SearchConfigError as error:
+        hint = "--" + error.field.replace("_", "-")
+        raise click.BadParameter(str(error), param_hint=hint) from None
 
 
 def _tls(options: dict[str, Any]):

@@ -7,8 +7,16 @@ import json
 import pytest
 
 from flatnas_tf.app import runs
-from flatnas_tf.app.search import SearchConfig, _without_reload_line, run_search
+from flatnas_tf.app.search import (
+    DEFAULT_EPOCHS,
+    DEFAULT_FINE_TUNE_EPOCHS,
+    SearchConfig,
+    SearchConfigError,
+    _without_reload_line,
+    run_search,
+)
 from flatnas_tf.app.split import DataSplit
+from flatnas_tf.space.sandwich import STATE_FILE, SupernetStateError
 
 
 def test_the_settings_are_what_run_json_records_of_a_search():
@@ -41,6 +49,33 @@ def test_a_configuration_that_cannot_be_is_refused_with_its_name(values, message
     with pytest.raises((ValueError, TypeError), match=message):
         SearchConfig(**values)
     SearchConfig(epochs=0, supernet_dir="somewhere")  # fine-tuning nothing: inherited weights
+
+
+def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
+    scratch = SearchConfig.resolved(max_trials=3)
+    assert scratch.epochs == DEFAULT_EPOCHS and scratch.widths == SearchConfig().widths
+    assert scratch.training == runs.Training() and scratch.max_trials == 3
+    given = SearchConfig.resolved(widths=[0.5], epochs=3, learning_rate=0.05)
+    assert (given.widths, given.epochs, given.training.learning_rate) == ((0.5,), 3, 0.05)
+    with pytest.raises(SearchConfigError, match="0 epochs trains nothing") as refused:
+        SearchConfig.resolved(epochs=0)
+    assert refused.value.field == "epochs"
+    # Through a supernet (the state train_supernet writes after its first epoch, in short):
+    # its width, fine-tuning epochs and the fine-tuning rate, unless given.
+    supernet = tmp_path / "supernet"
+    supernet.mkdir()
+    (supernet / STATE_FILE).write_text(json.dumps({"format": 1, "epochs_done": 1, "width": 0.5}))
+    tuned = SearchConfig.resolved(supernet_dir=supernet, training=runs.Training(sam="sam"))
+    assert tuned.widths == (0.5,) and tuned.epochs == DEFAULT_FINE_TUNE_EPOCHS
+    assert tuned.training == runs.Training(sam="sam", learning_rate=0.01)
+    assert tuned.supernet_dir == str(supernet)
+    kept = SearchConfig.resolved(supernet_dir=supernet, widths=[0.5], epochs=0, learning_rate=0.1)
+    assert (kept.epochs, kept.training.learning_rate) == (0, 0.1)
+    with pytest.raises(SearchConfigError, match="the supernet has width 0.5") as refused:
+        SearchConfig.resolved(supernet_dir=supernet, widths=[0.25, 0.5])
+    assert refused.value.field == "widths"
+    with pytest.raises(SupernetStateError, match="holds no trained supernet"):
+        SearchConfig.resolved(supernet_dir=tmp_path / "nothing")
 
 
 def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built():

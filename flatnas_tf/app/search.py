@@ -33,12 +33,30 @@ from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.defaults import MAX_WIDTH
 from flatnas_tf.tuners.objectives import MODES
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_FINE_TUNE_EPOCHS", "SearchConfig", "run_search"]
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_FINE_TUNE_EPOCHS",
+    "SearchConfig",
+    "SearchConfigError",
+    "run_search",
+]
 
 #: Training epochs of a candidate trained from random weights.
 DEFAULT_EPOCHS = 6
 #: Fine-tuning epochs of a candidate that inherits a supernet's weights.
 DEFAULT_FINE_TUNE_EPOCHS = 2
+
+
+class SearchConfigError(ValueError):
+    """A setting that does not fit how the candidates train; `field` names the setting.
+
+    Attributes:
+        field: The `SearchConfig` field (a CLI option `--<field>`, dashes for underscores).
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +131,80 @@ class SearchConfig:
                     f"`surrogate` takes initial_trials and candidates; received {sorted(unknown)}."
                 )
             object.__setattr__(self, "surrogate", dict(self.surrogate))
+
+    @classmethod
+    def resolved(
+        cls,
+        *,
+        widths: Sequence[float] | None = None,
+        epochs: int | None = None,
+        learning_rate: float | None = None,
+        training: Training | None = None,
+        supernet_dir: str | os.PathLike | None = None,
+        **fields: Any,
+    ) -> SearchConfig:
+        """A configuration whose widths, epochs and learning rate default by how candidates train.
+
+        From random weights: the given widths (default `(0.25, 0.5)`),
+        `DEFAULT_EPOCHS` and `training`'s learning rate. Through the supernet
+        in `supernet_dir`: the supernet's width, `DEFAULT_FINE_TUNE_EPOCHS`
+        and `Training.FINE_TUNE_LEARNING_RATE`, since a rate meant for random
+        weights undoes what the supernet learnt. Given values are kept.
+
+        Args:
+            widths: Width multipliers, or None for the default.
+            epochs: Epochs per trial, or None for the default.
+            learning_rate: Peak learning rate, or None for the default.
+            training: The other training settings (None: the defaults).
+            supernet_dir: A trained supernet's directory, or None.
+            **fields: The other `SearchConfig` fields.
+
+        Returns:
+            The configuration.
+
+        Raises:
+            SearchConfigError: 0 epochs from random weights, or widths other
+                than the supernet's.
+            flatnas_tf.space.sandwich.SupernetStateError: No trained supernet there.
+
+        Example:
+        ```python
+        config = SearchConfig.resolved(supernet_dir="runs/supernet", max_trials=40)
+        config.epochs, config.training.learning_rate   # 2, 0.01
+        ```
+        """
+        training = training or Training()
+        if supernet_dir is None:
+            if epochs == 0:
+                raise SearchConfigError(
+                    "epochs",
+                    "0 epochs trains nothing: from scratch a trial needs at least 1 (0 is for "
+                    "a search through a supernet, whose candidates inherit trained weights).",
+                )
+            widths = cls.widths if widths is None else widths
+            epochs = DEFAULT_EPOCHS if epochs is None else epochs
+            learning_rate = learning_rate or training.learning_rate
+        else:
+            from flatnas_tf.space.sandwich import read_supernet_state
+
+            width = float(read_supernet_state(supernet_dir)["width"])
+            if widths is not None and [float(w) for w in widths] != [width]:
+                raise SearchConfigError(
+                    "widths", f"the supernet has width {width:g}: leave the widths out, or pass "
+                    f"{width:g}.",
+                )  # fmt: skip
+            widths = (width,)
+            epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
+            learning_rate = learning_rate or Training.FINE_TUNE_LEARNING_RATE
+            supernet_dir = str(supernet_dir)
+        training = dataclasses.replace(training, learning_rate=learning_rate)
+        return cls(
+            widths=tuple(widths),
+            epochs=epochs,
+            training=training,
+            supernet_dir=supernet_dir,
+            **fields,
+        )
 
     def settings(self) -> dict[str, Any]:
         """The configuration as run.json records it (flat keys, JSON values)."""
