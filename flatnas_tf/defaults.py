@@ -4,10 +4,25 @@ TensorFlow-free, so that the CLI's option declarations and the readers of a
 search directory can use them without importing TensorFlow.
 """
 
-__all__ = ["MAX_WIDTH", "SCHEDULES", "VALIDATION_FRACTION"]
+__all__ = [
+    "LEARNING_RATE",
+    "MAX_WIDTH",
+    "RHO",
+    "SCHEDULES",
+    "VALIDATION_FRACTION",
+    "WARMUP",
+]
 
-#: Learning-rate schedules of a trial (`flatnas_tf.TrainingRegime`, --schedule).
+#: Learning-rate schedules of a trial (`flatnas_tf.TrainingRegime`, --schedule); the first
+#: is the default.
 SCHEDULES = ("cosine", "constant")
+#: Fraction of a trial's steps spent warming the learning rate up (--warmup).
+WARMUP = 0.1
+#: Peak SGD learning rate of a candidate trained from random weights (--learning-rate).
+LEARNING_RATE = 0.1
+#: SAM/ASAM radius of a candidate trained from random weights (--rho; FlatNAS fine-tunes
+#: pretrained networks with 2.0, which holds training from random weights back).
+RHO = 0.5
 #: The widest width multiplier of the space (`FlatNASHyperModel`, --widths).
 MAX_WIDTH = 4.0
 #: Fraction of the training data held out for validation (`load_dataset`, --validation-fraction).

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flatnas_tf.checks import check_number
-from flatnas_tf.defaults import SCHEDULES
+from flatnas_tf.defaults import LEARNING_RATE, RHO, SCHEDULES, WARMUP
 from flatnas_tf.persistence import storage
 
 if TYPE_CHECKING:
@@ -101,11 +101,11 @@ class Training:
     0.05
     """
 
-    learning_rate: float = 0.1
+    learning_rate: float = LEARNING_RATE
     sam: str = "asam"
-    rho: float = 0.5
-    schedule: str = "cosine"
-    warmup: float = 0.1
+    rho: float = RHO
+    schedule: str = SCHEDULES[0]
+    warmup: float = WARMUP
 
     #: Peak learning rate of a candidate fine-tuning inherited weights
     #: (benchmarks/fine_tune_lr.py: 0.1 lost 4 points on the CIFAR subset where 0.01 gained 1).

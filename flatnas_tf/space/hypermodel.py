@@ -56,8 +56,8 @@ from collections.abc import Sequence
 import keras
 import keras_tuner as kt
 
-from flatnas_tf.checks import check_integer, is_number
-from flatnas_tf.defaults import MAX_WIDTH
+from flatnas_tf.checks import check_integer, check_number, is_number
+from flatnas_tf.defaults import LEARNING_RATE, MAX_WIDTH, RHO
 from flatnas_tf.space.resizing import Resizing
 from flatnas_tf.training.batchnorm import FusedBatchNormalization
 from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
@@ -182,12 +182,12 @@ class TrainingSettings:
         jit_compile: Passed to `compile`.
     """
 
-    learning_rate: float = 0.1
+    learning_rate: float = LEARNING_RATE
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     sam: bool = True
-    rho: float = 0.5
+    rho: float = RHO
     adaptive: bool = True
     jit_compile: bool | str = "auto"
 
@@ -215,13 +215,8 @@ class TrainingSettings:
 
     def __post_init__(self):
         for name in ("learning_rate", "momentum", "weight_decay", "rho"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"`{name}` must be a finite number >= 0; received {value!r}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"`label_smoothing` must be in [0, 1); received {self.label_smoothing!r}."
-            )
+            check_number(getattr(self, name), name, 0)
+        check_number(self.label_smoothing, "label_smoothing", 0, 1, high_open=True)
 
 
 def _choices(name: str, values: Sequence) -> tuple:

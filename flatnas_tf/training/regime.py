@@ -43,7 +43,7 @@ import keras
 import tensorflow as tf
 
 from flatnas_tf.checks import check_integer, check_number
-from flatnas_tf.defaults import SCHEDULES
+from flatnas_tf.defaults import SCHEDULES, WARMUP
 from flatnas_tf.training.batchnorm import recalibrate_batch_norm
 from flatnas_tf.training.tracing import (
     build_training_state,
@@ -103,7 +103,7 @@ class WarmupCosine(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, total_steps: int, warmup: float = 0.1, initial_step: int = 0):
+    def __init__(self, total_steps: int, warmup: float = WARMUP, initial_step: int = 0):
         super().__init__()
         total_steps = check_integer(total_steps, "total_steps", 1)
         warmup = check_number(warmup, "warmup", 0, 1, high_open=True)
@@ -160,8 +160,8 @@ class TrainingRegime:
     ```
     """
 
-    schedule: str = "cosine"
-    warmup: float = 0.1
+    schedule: str = SCHEDULES[0]
+    warmup: float = WARMUP
     recalibrate: bool = True
     recalibration_examples: int = 2000
     grappler: bool | None = None
