@@ -111,7 +111,7 @@ def trial_model(result, trial):
 
 
 def enable_determinism() -> None:
-    """TensorFlow op determinism for the whole process (see README: its cost)."""
+    """TensorFlow op determinism for the whole process (its cost: docs/trial.md)."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()

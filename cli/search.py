@@ -40,7 +40,7 @@ DEFAULTS = SearchConfig()
 @click.option(
     "--out",
     default=None,
-    help="Output directory (default runs/<data set>); see README for its layout.",
+    help="Output directory (default runs/<data set>); its layout: docs/cli.md.",
 )
 @click.option(
     "--mode",

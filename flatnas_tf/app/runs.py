@@ -1,6 +1,6 @@
 """The output directory of a search, and everything that reads one back.
 
-Layout of `flatnas-tf search --out OUT` (documented in README.md):
+Layout of `flatnas-tf search --out OUT` (documented in docs/cli.md):
 
     OUT/run.json              the settings of the search: data set, space,
                               training, flatness and search options, versions
