@@ -179,17 +179,11 @@ def run_search(args, data, arm_name: str, search_seed: int, git: dict) -> dict:
     """One search of one arm and seed; returns its "search" record (front and picks)."""
     import keras
 
-    from flatnas_tf import FlatNASHyperModel
     from flatnas_tf.space.hypermodel import TrainingSettings
 
     arm = ARMS[arm_name]
     start = time.perf_counter()
-    hypermodel = FlatNASHyperModel(
-        data.input_shape,
-        data.num_classes,
-        training=TrainingSettings(sam=arm.sam),
-        width_multipliers=args.widths,
-    )
+    hypermodel = study.study_space(args, data, TrainingSettings(sam=arm.sam))
     tuner = _shared_tuner_class()(
         hypermodel,
         alpha=arm.alpha,
@@ -274,7 +268,6 @@ def _hyperparameters(hypermodel, values: dict):
 
 def retrain_pick(args, data, corrupted, search: dict, pick: str, seed: int, recorded, git) -> dict:
     """The "pick" record of one pick retrained with one seed (copied if measured before)."""
-    from flatnas_tf import FlatNASHyperModel
     from flatnas_tf.space.hypermodel import TrainingSettings
 
     values = search["picks"][pick]["hyperparameters"]
@@ -297,12 +290,7 @@ def retrain_pick(args, data, corrupted, search: dict, pick: str, seed: int, reco
         ):
             copied = {k: record[k] for k in ("arm", "search_seed", "pick")}
             return {**record, **labels, "copied_from": copied, "date": utc_now()}
-    hypermodel = FlatNASHyperModel(
-        data.input_shape,
-        data.num_classes,
-        training=TrainingSettings(sam=ARMS[search["arm"]].sam),
-        width_multipliers=args.widths,
-    )
+    hypermodel = study.study_space(args, data, TrainingSettings(sam=ARMS[search["arm"]].sam))
     hp = _hyperparameters(hypermodel, values)
     return {**labels, **study.measure(args, data, hypermodel, corrupted, hp, seed, git)}
 

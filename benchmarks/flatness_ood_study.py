@@ -2,8 +2,9 @@
 
 What `docs/results/flatness_ood/preregistration.md` fixes for H1, run as it says:
 
-    architectures   K draws from the default space (`--widths`), seeded by the
-                    study seed: architecture i is `random_hyperparameters(seed=i)`
+    architectures   K draws from the default space (`--widths`, `--depths`),
+                    seeded by the study seed: architecture i is
+                    `random_hyperparameters(seed=i)`
     each model      architecture i, training seed s: trained exactly as a
                     search trial (`FlatNASTuner.train_and_measure`, the one
                     trainer: seeded build, the regime's schedule, BatchNorm
@@ -77,6 +78,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     add("--epochs", type=int, default=8)
     add("--batch-size", type=int, default=64)
     add("--widths", type=number_list(float), default=[0.25, 0.5])
+    add("--depths", type=number_list(int), default=[2, 3, 4], help="Choices of stage depth.")
     add("--sigmas", type=number_list(float), default=list(SIGMAS))
     add("--samples", type=int, default=50, help="M: perturbations per sigma.")
     add("--corruptions", default="builtin", help="builtin (digits) or benchmark (CIFAR-10).")
@@ -96,6 +98,7 @@ def finish_arguments(
         for name, value in smoke.items():
             setattr(args, name, value)
         args.sigmas, args.samples, args.max_test, args.widths = [0.05, 0.4], 2, 48, [0.25]
+        args.depths = [1]
         args.corruptions = "gaussian_noise,contrast"
         args.work = args.work or temporary / "work"
         args.records = args.records or temporary / "smoke" / "records.jsonl"
@@ -230,14 +233,23 @@ def describe(record: dict) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> list[dict]:
-    """Records every (architecture, training seed) not yet recorded, until the time is up."""
+def study_space(args: argparse.Namespace, data, training=None):
+    """The default space at `--widths` and `--depths` (`training`: its TrainingSettings)."""
     from flatnas_tf import FlatNASHyperModel
 
-    data = load_study_data(args)
-    hypermodel = FlatNASHyperModel(
-        data.input_shape, data.num_classes, width_multipliers=args.widths
+    return FlatNASHyperModel(
+        data.input_shape,
+        data.num_classes,
+        training=training,
+        width_multipliers=args.widths,
+        depths=args.depths,
     )
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Records every (architecture, training seed) not yet recorded, until the time is up."""
+    data = load_study_data(args)
+    hypermodel = study_space(args, data)
     corrupted = corrupted_test_set(args, data)
     recorded = records_so_far(args.records)
     done = {(r["arch"], r["train_seed"]) for r in recorded if r["stage"] == "study"}

@@ -1,8 +1,8 @@
 """Search efficiency: the front a search reaches per trained candidate and per machine hour.
 
 Issue 26's third measure. Three set-ups search one space (the default space
-at one width) on one data set, with FlatNAS's objectives (alpha 0.5), the
-same budget of `--trials` trials and the same seed:
+at one width and the stage depths `--depths`) on one data set, with FlatNAS's
+objectives (alpha 0.5), the same budget of `--trials` trials and the same seed:
 
     plain               FlatNASTuner: every candidate trained from random
                         weights for `--epochs`
@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--data", default="digits", help="Data set spec (flatnas_tf.load_dataset).")
     add("--width", type=float, default=0.25)
+    add("--depths", default="2,3,4", help="Choices of stage depth (the space's default).")
     add("--trials", type=int, default=60)
     add("--population", type=int, default=10)
     add("--epochs", type=int, default=8, help="Epochs of a plain trial.")
@@ -72,7 +73,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int, default=0)
     add("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
     add_out_argument(parser, "surrogate_search")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.depths = [int(d) for d in args.depths.split(",")]
+    except ValueError:
+        parser.error(f"--depths takes comma-separated integers; received {args.depths!r}")
+    return args
+
+
+def searched_space(args, data):
+    """The space every set-up searches: the default space at `--width` and `--depths`."""
+    from flatnas_tf import FlatNASHyperModel
+
+    return FlatNASHyperModel(
+        data.input_shape, data.num_classes, width_multipliers=[args.width], depths=args.depths
+    )
 
 
 def _timed(tuner_class):
@@ -88,7 +103,6 @@ def _timed(tuner_class):
 
 def _search(setup: str, args, data, supernet, directory: str) -> tuple[list[dict], float]:
     """Runs one set-up; returns its trials' figures (in end order) and when it began."""
-    from flatnas_tf import FlatNASHyperModel
     from flatnas_tf.tuners import FlatNASTuner, SupernetTuner, SurrogateSettings
 
     common = dict(
@@ -97,10 +111,7 @@ def _search(setup: str, args, data, supernet, directory: str) -> tuple[list[dict
         project_name=setup,
     )  # fmt: skip
     if setup == "plain":
-        space = FlatNASHyperModel(
-            data.input_shape, data.num_classes, width_multipliers=[args.width]
-        )
-        tuner, epochs = _timed(FlatNASTuner)(space, **common), args.epochs
+        tuner, epochs = _timed(FlatNASTuner)(searched_space(args, data), **common), args.epochs
     else:
         surrogate = None
         if setup == "supernet_surrogate":
@@ -164,7 +175,7 @@ def curves(runs: dict[str, tuple[list[dict], float, float]]) -> dict[str, list[l
 
 def main(argv: list[str] | None = None) -> dict:
     """Runs the set-ups and reports them (see the module docstring)."""
-    from flatnas_tf import FlatNASHyperModel, load_dataset
+    from flatnas_tf import load_dataset
     from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
     from flatnas_tf.space.supernet import Supernet
 
@@ -174,10 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as directory:
         supernet, supernet_s = None, 0.0
         if any(s != "plain" for s in args.setups):
-            space = FlatNASHyperModel(
-                data.input_shape, data.num_classes, width_multipliers=[args.width]
-            )
-            supernet = Supernet(space, width=args.width)
+            supernet = Supernet(searched_space(args, data), width=args.width)
             started = time.monotonic()
             train_supernet(
                 supernet,

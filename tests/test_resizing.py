@@ -26,7 +26,9 @@ def test_a_plain_call_after_resizing_is_inference(tmp_path):
     np.testing.assert_array_equal(bn.moving_mean.numpy(), moving[0])  # nothing updated
     np.testing.assert_array_equal(bn.moving_variance.numpy(), moving[1])
     np.testing.assert_allclose(plain, model(images, training=False).numpy(), atol=1e-6)
-    np.testing.assert_allclose(plain[:1], model(images[:1]).numpy(), atol=1e-5)  # no batch stats
+    # Batch statistics of one image would move the outputs by tens; a batch of one
+    # may take another float32 kernel, so only rounding may differ.
+    np.testing.assert_allclose(plain[:1], model(images[:1]).numpy(), rtol=1e-5)  # no batch stats
     # Training mode still reaches the layers after it when asked for.
     model(images, training=True)
     assert not np.array_equal(bn.moving_mean.numpy(), moving[0])

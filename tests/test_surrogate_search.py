@@ -9,11 +9,11 @@ def test_three_setups_are_measured_on_one_scale(tmp_path):
     out = tmp_path / "search.json"
     argv = ["--trials", "5", "--population", "2", "--epochs", "1", "--supernet-epochs", "1"]
     argv += ["--fine-tune-epochs", "0", "--samples", "2", "--surrogate-initial", "4"]
-    argv += ["--surrogate-candidates", "1", "--out", str(out)]
+    argv += ["--surrogate-candidates", "1", "--depths", "1", "--out", str(out)]
     result = surrogate_search.main(argv)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert set(result["setups"]) == set(surrogate_search.SETUPS)
-    assert result["supernet_s"] > 0
+    assert result["supernet_s"] > 0 and result["settings"]["depths"] == [1]
     for setup in result["setups"].values():
         curve = setup["curve"]
         assert [k for k, _, _ in curve] == list(range(1, len(curve) + 1)) and len(curve) >= 4
