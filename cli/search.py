@@ -9,9 +9,7 @@ the front's OOD evaluation and exports); then it prints the summary.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import re
 import sys
 import time
 from importlib.util import find_spec
@@ -180,7 +178,7 @@ def search(**options: Any) -> None:
     from flatnas_tf.app.search import run_search
     from flatnas_tf.tuners.progress import clock
 
-    out = options["out"] or os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"]))
+    out = options["out"] or runs.default_directory(options["data"])
     inputs.distributed_roles(
         options["role"], options["oracle_host"], options["oracle_port"], options["worker_id"]
     )
@@ -210,7 +208,7 @@ def search(**options: Any) -> None:
         "trial_lease_s": options["worker_timeout"] if options["role"] == "chief" else None,
         "token_file": options["token_file"],
         "chief_timeout_s": options["chief_timeout"],
-        "tls": _tls(options),
+        "tls": inputs.tls(options),
     }
     run = runs.RunDirectory(pathlib.Path(out))
     started = time.monotonic()
@@ -280,31 +278,10 @@ def _config(options: dict[str, Any], split) -> SearchConfig:
             sigma=options["sigma"],
             samples=options["samples"],
             max_params=options["max_params"],
-            surrogate=_surrogate_settings(options),
+            surrogate=options["surrogate"],
+            surrogate_initial=options["surrogate_initial"],
+            surrogate_candidates=options["surrogate_candidates"],
         )
     except SearchConfigError as error:
         hint = "--" + error.field.replace("_", "-")
         raise click.BadParameter(str(error), param_hint=hint) from None
-
-
-def _tls(options: dict[str, Any]):
-    """--tls-cert/--tls-key (chief) and --tls-ca (worker) as the tuner's TLS files, or None."""
-    if not (options["tls_cert"] or options["tls_key"] or options["tls_ca"]):
-        return None
-    from flatnas_tf.tuners.access import TLS
-
-    return TLS(options["tls_cert"], options["tls_key"], trusted=options["tls_ca"])
-
-
-def _surrogate_settings(options: dict[str, Any]) -> dict[str, int] | None:
-    """run.json's record of --surrogate (None without it)."""
-    if not options["surrogate"]:
-        for name in ("surrogate_initial", "surrogate_candidates"):
-            if options[name] is not None:
-                flag = "--" + name.replace("_", "-")
-                raise click.BadParameter("needs --surrogate.", param_hint=flag)
-        return None
-    return {
-        "initial_trials": options["surrogate_initial"] or options["population"],
-        "candidates": options["surrogate_candidates"] or options["population"],
-    }

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import re
 import sys
 from typing import Any
 
 import click
 
+from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
 from flatnas_tf.defaults import MAX_WIDTH
@@ -87,8 +86,7 @@ def supernet(**options: Any) -> None:
     from flatnas_tf.space.supernet import Supernet
     from flatnas_tf.tuners.progress import clock
 
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["data"])
-    out = pathlib.Path(options["out"] or os.path.join("runs", f"{name}-supernet"))
+    out = pathlib.Path(options["out"] or runs.default_directory(options["data"], "-supernet"))
     split = inputs.data_split(options)
     data = inputs.load_data(split)
     settings = SupernetSettings(

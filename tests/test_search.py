@@ -78,6 +78,26 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
         SearchConfig.resolved(supernet_dir=tmp_path / "nothing")
 
 
+def test_resolved_surrogate_sizes_default_to_one_population():
+    assert SearchConfig.resolved().surrogate is None
+    sized = SearchConfig.resolved(surrogate=True, population=6, surrogate_candidates=2)
+    assert sized.surrogate == {"initial_trials": 6, "candidates": 2}
+    assert SearchConfig.resolved(surrogate=True).surrogate == {
+        "initial_trials": SearchConfig.population,
+        "candidates": SearchConfig.population,
+    }
+    for field in ("surrogate_initial", "surrogate_candidates"):
+        with pytest.raises(SearchConfigError, match="needs --surrogate") as refused:
+            SearchConfig.resolved(**{field: 4})
+        assert refused.value.field == field
+
+
+def test_a_command_writes_under_runs_named_after_its_data_by_default():
+    assert runs.default_directory("digits").as_posix() == "runs/digits"
+    named = runs.default_directory("tfds:cifar10/3.0.2?split=train", "-supernet")
+    assert named.as_posix() == "runs/tfds_cifar10_3.0.2_split_train-supernet"
+
+
 def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built():
     shown = []
     with _without_reload_line(shown.append):

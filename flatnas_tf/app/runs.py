@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import pathlib
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -162,6 +163,16 @@ class Training:
         from flatnas_tf.training.regime import TrainingRegime
 
         return TrainingRegime(schedule=self.schedule, warmup=self.warmup)
+
+
+def default_directory(data: str, suffix: str = "") -> pathlib.Path:
+    """Where a command writes when not told: `runs/<data spec as a file name><suffix>`.
+
+    Example:
+    >>> default_directory("npz:data/cifar.npz", "-supernet").as_posix()
+    'runs/npz_data_cifar.npz-supernet'
+    """
+    return pathlib.Path("runs") / (re.sub(r"[^A-Za-z0-9_.-]+", "_", data) + suffix)
 
 
 @dataclasses.dataclass

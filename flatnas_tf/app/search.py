@@ -141,6 +141,9 @@ class SearchConfig:
         learning_rate: float | None = None,
         training: Training | None = None,
         supernet_dir: str | os.PathLike | None = None,
+        surrogate: bool = False,
+        surrogate_initial: int | None = None,
+        surrogate_candidates: int | None = None,
         **fields: Any,
     ) -> SearchConfig:
         """A configuration whose widths, epochs and learning rate default by how candidates train.
@@ -149,7 +152,9 @@ class SearchConfig:
         `DEFAULT_EPOCHS` and `training`'s learning rate. Through the supernet
         in `supernet_dir`: the supernet's width, `DEFAULT_FINE_TUNE_EPOCHS`
         and `Training.FINE_TUNE_LEARNING_RATE`, since a rate meant for random
-        weights undoes what the supernet learnt. Given values are kept.
+        weights undoes what the supernet learnt. Given values are kept. A
+        surrogate-assisted search's initial trials and candidates per refit
+        default to one population.
 
         Args:
             widths: Width multipliers, or None for the default.
@@ -157,14 +162,17 @@ class SearchConfig:
             learning_rate: Peak learning rate, or None for the default.
             training: The other training settings (None: the defaults).
             supernet_dir: A trained supernet's directory, or None.
+            surrogate: Whether the search is surrogate-assisted.
+            surrogate_initial: Its trials before the first prediction, or None.
+            surrogate_candidates: Its candidates trained per refit, or None.
             **fields: The other `SearchConfig` fields.
 
         Returns:
             The configuration.
 
         Raises:
-            SearchConfigError: 0 epochs from random weights, or widths other
-                than the supernet's.
+            SearchConfigError: 0 epochs from random weights, widths other
+                than the supernet's, or surrogate sizes without `surrogate`.
             flatnas_tf.space.sandwich.SupernetStateError: No trained supernet there.
 
         Example:
@@ -198,6 +206,15 @@ class SearchConfig:
             learning_rate = learning_rate or Training.FINE_TUNE_LEARNING_RATE
             supernet_dir = str(supernet_dir)
         training = dataclasses.replace(training, learning_rate=learning_rate)
+        if surrogate:
+            population = fields.get("population", cls.population)
+            fields["surrogate"] = {
+                "initial_trials": surrogate_initial or population,
+                "candidates": surrogate_candidates or population,
+            }
+        elif surrogate_initial is not None or surrogate_candidates is not None:
+            field = "surrogate_initial" if surrogate_initial is not None else "surrogate_candidates"
+            raise SearchConfigError(field, "needs --surrogate (surrogate=True).")
         return cls(
             widths=tuple(widths),
             epochs=epochs,
