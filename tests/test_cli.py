@@ -277,6 +277,20 @@ def test_train_a_trial_of_the_search(search_dir, tmp_path):
     assert f"{100 * manifest['test_accuracy']:.2f}%" in evaluated.output
 
 
+def test_train_that_diverges_stops_with_one_line_and_writes_no_model(search_dir, tmp_path):
+    out, _, _ = search_dir
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    result = CliRunner().invoke(
+        main,
+        ["train", "--search", str(out), "--trial", "0", "--epochs", "1",
+         "--learning-rate", "1e30", "--out", str(tmp_path / "diverged")],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Training diverged" in result.output and "lower learning rate" in result.output
+    assert not (tmp_path / "diverged" / "model.keras").exists()
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the search untouched
+
+
 def test_config_file_values_apply_and_flags_override(tmp_path):
     config = tmp_path / "search.toml"
     config.write_text("[search]\nalpha = 1.5\n")
