@@ -75,6 +75,9 @@ ZERO_SHARE = 0.10  # sigma*: fewer than this share of models with R = 0
 USEFUL = 0.3  # |partial rho| below this is no effect of a useful size
 CLEAN_TOLERANCE = 0.01  # H2: A may be at most 1 point less accurate than B
 RESAMPLES = 10_000
+#: K, the architectures preregistration.md plans per data set: below it the
+#: figures are an interim look and H1 is not decided.
+PLANNED_ARCHITECTURES = {"digits": 40, "cifar10": 24}
 STUDY = ROOT / "docs" / "results" / "flatness_ood"
 MODEL_STAGES = ("study", "pick")  # one trained model each; "search" records describe searches
 
@@ -178,8 +181,12 @@ def h1_verdict(correlation: rank_stats.Correlation) -> str:
     return "no support (the study could not tell)"
 
 
-def h1(table: Architectures, resamples: int = RESAMPLES) -> dict:
-    """H1's primary outcome and secondary figures, with their intervals and the verdict."""
+def h1(table: Architectures, resamples: int = RESAMPLES, planned: int | None = None) -> dict:
+    """H1's primary outcome and secondary figures, with their intervals and the verdict.
+
+    Below `planned` architectures (K; None: no plan) the figures are given
+    but the verdict waits: an interim look decides nothing.
+    """
 
     def partial(x, y, z):
         return rank_stats.bootstrap(rank_stats.partial_spearman, [x, y, z], resamples)
@@ -188,7 +195,11 @@ def h1(table: Architectures, resamples: int = RESAMPLES) -> dict:
     return {
         "architectures": len(table.arch),
         "primary": primary,
-        "verdict": h1_verdict(primary),
+        "verdict": (
+            f"not decided yet ({len(table.arch)} of {planned} architectures, an interim look)"
+            if planned and len(table.arch) < planned
+            else h1_verdict(primary)
+        ),
         "loss_gap": partial(table.loss_gap, table.corruption, table.clean),
         "area": partial(table.area, table.corruption, table.clean),
         "relative": partial(table.R, table.relative, table.clean),
@@ -297,8 +308,13 @@ def search_summary(searches: Sequence[dict]) -> dict[str, dict]:
     return summary
 
 
-def analyse(records: Sequence[dict], resamples: int = RESAMPLES) -> dict:
-    """The whole analysis of one data set's records (see the module docstring)."""
+def analyse(
+    records: Sequence[dict], resamples: int = RESAMPLES, planned: int | None = None
+) -> dict:
+    """The whole analysis of one data set's records (see the module docstring).
+
+    `planned`: the architectures the study plans (`PLANNED_ARCHITECTURES`).
+    """
     searches = [r for r in records if r["stage"] == "search"]
     records = [r for r in records if r["stage"] in MODEL_STAGES]
     kept, excluded = kept_and_excluded(records)
@@ -312,7 +328,7 @@ def analyse(records: Sequence[dict], resamples: int = RESAMPLES) -> dict:
     sigma = sigma_star(study)
     table = architectures(study, sigma)
     b = slope(table)
-    result.update(sigma_star=sigma, slope_b=b, h1=h1(table, resamples))
+    result.update(sigma_star=sigma, slope_b=b, h1=h1(table, resamples, planned))
     result["verdict_h1"] = result["h1"]["verdict"]
     if picks:
         result["h2"] = h2(picks, b, ("A", "B"), "tradeoff", resamples)
@@ -411,7 +427,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
     args = parser.parse_args(argv)
     results = {
-        path.parent.name: analyse(read_records(path), args.resamples)
+        path.parent.name: analyse(
+            read_records(path), args.resamples, PLANNED_ARCHITECTURES.get(path.parent.name)
+        )
         for path in sorted(args.study.glob("*/records.jsonl"))
     }
     write_atomic(args.study / "analysis.json", json.dumps(_plain(results), indent=2) + "\n")

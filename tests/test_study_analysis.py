@@ -69,6 +69,14 @@ def test_h1_verdicts_follow_the_partial_correlation_given_clean_accuracy(effect,
         assert outcome["primary"].low < 0 < outcome["primary"].high
 
 
+def test_h1_waits_for_the_planned_architectures():
+    table = sa.architectures(_study(-1.0), "0.05")  # 40 architectures, a clear effect
+    interim = sa.h1(table, resamples=300, planned=41)
+    assert interim["verdict"] == "not decided yet (40 of 41 architectures, an interim look)"
+    assert interim["primary"].high < 0  # the figures are still given
+    assert sa.h1(table, resamples=300, planned=40)["verdict"].startswith("support")
+
+
 def test_h1_is_not_fooled_by_a_raw_correlation_that_runs_through_clean_accuracy():
     rng = np.random.default_rng(5)
     records = _study(effect=0.0, seed=5)
