@@ -49,6 +49,7 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import add_out_argument, report  # noqa: E402
+from flatness_ood_study import number_list  # noqa: E402
 
 SETUPS = ("plain", "supernet", "supernet_surrogate")
 ALPHA = 0.5
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--data", default="digits", help="Data set spec (flatnas_tf.load_dataset).")
     add("--width", type=float, default=0.25)
-    add("--depths", default="2,3,4", help="Choices of stage depth (the space's default).")
+    add("--depths", type=number_list(int), default=[2, 3, 4], help="Choices of stage depth.")
     add("--trials", type=int, default=60)
     add("--population", type=int, default=10)
     add("--epochs", type=int, default=8, help="Epochs of a plain trial.")
@@ -73,12 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int, default=0)
     add("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
     add_out_argument(parser, "surrogate_search")
-    args = parser.parse_args(argv)
-    try:
-        args.depths = [int(d) for d in args.depths.split(",")]
-    except ValueError:
-        parser.error(f"--depths takes comma-separated integers; received {args.depths!r}")
-    return args
+    return parser.parse_args(argv)
 
 
 def searched_space(args, data):

@@ -12,7 +12,7 @@ import sys
 
 # One TensorFlow thread of each kind per test process: pytest-xdist already runs
 # two processes on CI's 2 cores, and more threads than cores only contend (two
-# modules side by side took 74-85 s this way against 89-107 s with TensorFlow's
+# modules side by side took 74-87 s this way against 89-107 s with TensorFlow's
 # default pools). Set before TensorFlow starts; the CLI and worker
 # subprocesses that tests start inherit it.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
