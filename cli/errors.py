@@ -28,6 +28,7 @@ _USAGE_ERRORS = (
     ("flatnas_tf.space.sandwich", "SupernetStateError"),
     ("flatnas_tf.tuners.records", "SearchFilesError"),
     ("flatnas_tf.tuners.access", "TokenError"),
+    ("flatnas_tf.training.config", "TrainingConfigError"),
 )
 _FAILURES = (
     ("flatnas_tf.data", "DatasetUnavailableError"),

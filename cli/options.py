@@ -2,8 +2,8 @@
 
 A shared option is a decorator here (`BATCH_SIZE`, `data_options`,
 `training_options`, ...); a command stacks the ones it takes. The defaults of
-the training options are `runs.Training`'s, and their choices the library's
-(`defaults.SCHEDULES`, `runs.SAM_CHOICES`), so that a default or a choice is
+the training options are `TrainingConfig`'s, and their choices the library's
+(`defaults.SCHEDULES`, `defaults.SAM_CHOICES`), so that a default or a choice is
 written in one place. `--config FILE` fills any option from TOML.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from flatnas_tf.app import runs
-from flatnas_tf.defaults import MAX_WIDTH, SCHEDULES, VALIDATION_FRACTION
+from flatnas_tf.defaults import MAX_WIDTH, SAM_CHOICES, SCHEDULES, VALIDATION_FRACTION
+from flatnas_tf.training.config import TrainingConfig
 
 # Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.
 if sys.version_info >= (3, 11):
@@ -28,8 +28,8 @@ else:  # pragma: no cover
 
 #: --ood's named sources; any other value is a corrupted set's directory.
 OOD_CHOICES = ("none", "builtin", "cifar10_corrupted")
-#: The defaults of the training options (`runs.Training`, the one place they are set).
-TRAINING = runs.Training()
+#: The defaults of the training options (`TrainingConfig`, the one place they are set).
+TRAINING = TrainingConfig()
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -175,11 +175,11 @@ data_options = stack(
 
 
 def training_options(inherited: bool, learning_rate_help: str) -> Callable:
-    """--schedule, --warmup, --sam and --rho: how a candidate trains (`runs.Training`).
+    """How a candidate trains: one option per `TrainingConfig` field.
 
     Args:
         inherited: Defaults of None, which mean "the search's" (`train`),
-            instead of `runs.Training`'s (`search`).
+            instead of `TrainingConfig`'s (`search`).
         learning_rate_help: What --learning-rate's default is (its default
             is None either way: it depends on other options).
     """
@@ -195,7 +195,25 @@ def training_options(inherited: bool, learning_rate_help: str) -> Callable:
             "--learning-rate",
             type=LEARNING_RATE_TYPE,
             default=None,
-            help=f"Peak SGD learning rate (momentum 0.9, weight decay 5e-4); {learning_rate_help}",
+            help=f"Peak SGD learning rate; {learning_rate_help}",
+        ),
+        click.option(
+            "--momentum",
+            type=FiniteFloatRange(min=0),
+            default=default("momentum"),
+            help="SGD momentum." + also("momentum"),
+        ),
+        click.option(
+            "--weight-decay",
+            type=FiniteFloatRange(min=0),
+            default=default("weight_decay"),
+            help="Decoupled weight decay of the SGD optimizer (0: none)." + also("weight_decay"),
+        ),
+        click.option(
+            "--label-smoothing",
+            type=FiniteFloatRange(0, 1, max_open=True),
+            default=default("label_smoothing"),
+            help="Label smoothing of the cross-entropy." + also("label_smoothing"),
         ),
         click.option(
             "--schedule",
@@ -213,7 +231,7 @@ def training_options(inherited: bool, learning_rate_help: str) -> Callable:
         ),
         click.option(
             "--sam",
-            type=click.Choice(runs.SAM_CHOICES),
+            type=click.Choice(SAM_CHOICES),
             default=default("sam"),
             help="Training: adaptive SAM, SAM, or off (plain SGD: the accuracy-only baseline, "
             "same schedule and measurement)." + also("sam"),

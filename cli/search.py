@@ -26,6 +26,7 @@ from flatnas_tf.app.search import (
 )
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.objectives import MODES
 
 #: The defaults of the search's options (`SearchConfig`'s, the one place they are set).
@@ -113,7 +114,7 @@ DEFAULTS = SearchConfig()
 @opt.training_options(
     inherited=False,
     learning_rate_help=f"default {opt.TRAINING.learning_rate}, or "
-    f"{runs.Training.FINE_TUNE_LEARNING_RATE} with --supernet.",
+    f"{TrainingConfig.FINE_TUNE_LEARNING_RATE} with --supernet.",
 )
 @click.option(
     "--sigma",
@@ -261,13 +262,13 @@ def _config(options: dict[str, Any], split) -> SearchConfig:
     """The SearchConfig of the options (`SearchConfig.resolved`: defaults by how trials train)."""
     source = click.get_current_context().get_parameter_source("widths")
     given = source not in (None, click.core.ParameterSource.DEFAULT)
-    training = {name: options[name] for name in runs.Training.names() if name != "learning_rate"}
+    training = {name: options[name] for name in TrainingConfig.names() if name != "learning_rate"}
     try:
         return SearchConfig.resolved(
             widths=options["widths"] if given else None,
             epochs=options["epochs"],
             learning_rate=options["learning_rate"],
-            training=runs.Training(**training),
+            training=TrainingConfig(**training),
             supernet_dir=options["supernet_dir"],
             split=split,
             mode=options["mode"],

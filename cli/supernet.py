@@ -11,7 +11,7 @@ import click
 from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
-from flatnas_tf.defaults import MAX_WIDTH
+from flatnas_tf.defaults import LEARNING_RATE, MAX_WIDTH, MOMENTUM, WEIGHT_DECAY
 
 DEFAULT_SUPERNET_EPOCHS = 30
 
@@ -52,8 +52,9 @@ def _epoch_line_callback(epochs: int):
 @click.option(
     "--learning-rate",
     type=opt.FiniteFloatRange(min=0, min_open=True),
-    default=0.1,
-    help="Peak SGD learning rate (warm-up 5 %, cosine decay; momentum 0.9, weight decay 5e-4).",
+    default=LEARNING_RATE,
+    help=f"Peak SGD learning rate (warm-up 5 %, cosine decay; momentum {MOMENTUM:g}, weight "
+    f"decay {WEIGHT_DECAY:g}).",
 )
 @click.option(
     "--random-subnets",

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+from flatnas_tf.training.config import TrainingConfig
 
 
 @click.command()
@@ -82,8 +82,8 @@ def train(**options: Any) -> None:
         raise click.UsageError(
             "pass --search DIR --trial ID, or --hyperparameters FILE --data SPEC."
         )
-    training = runs.Training.from_settings(settings).override(
-        **{name: options[name] for name in runs.Training.names()}
+    training = TrainingConfig.from_settings(settings).override(
+        **{name: options[name] for name in TrainingConfig.names()}
     )
     split = inputs.recorded_split(
         settings, data=options["data"], data_dir=options["data_dir"], seed=options["seed"]

@@ -11,6 +11,9 @@ The public API is re-exported here:
 - `Supernet`, `train_supernet`, `load_supernet`: weight sharing. The space
   as one elastic supernet trained with the sandwich rule; candidates inherit
   its weights (`flatnas_tf.tuners.SupernetTuner` searches through it).
+- `TrainingConfig`: every training setting of a candidate (optimizer, loss,
+  SAM/ASAM, schedule) in one TensorFlow-free value, from which a search
+  derives `TrainingSettings` and `TrainingRegime`.
 - `TrainingRegime`, `measure_candidate`: how a trial trains a candidate
   (warm-up + cosine schedule, NaN guard, BatchNorm recalibration via
   `recalibrate_batch_norm`, one trace of the step) and measures it
@@ -65,6 +68,8 @@ _EXPORTS = {
     "OODResult": "robustness.ood",
     "evaluate_ood": "robustness.ood",
     "measure_candidate": "robustness.measurement",
+    "TrainingConfig": "training.config",
+    "TrainingConfigError": "training.config",
     "TrainingDivergedError": "training.regime",
     "TrainingRegime": "training.regime",
     "SAMModel": "training.sam",
@@ -107,6 +112,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from flatnas_tf.space.sandwich import SupernetSettings, load_supernet, train_supernet
     from flatnas_tf.space.supernet import SubNetworkModel, Supernet
     from flatnas_tf.training.batchnorm import FusedBatchNormalization, recalibrate_batch_norm
+    from flatnas_tf.training.config import TrainingConfig, TrainingConfigError
     from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
     from flatnas_tf.training.regime import TrainingDivergedError, TrainingRegime
     from flatnas_tf.training.sam import SAMModel

@@ -21,6 +21,7 @@ from flatnas_tf.cli import errors as cli_errors
 from flatnas_tf.cli import search as cli_search
 from flatnas_tf.cli.main import main
 from flatnas_tf.persistence import storage
+from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.tuner import FlatNASTuner
 
 # Two epochs of batch 64 (40 steps): every default candidate ends clearly
@@ -268,9 +269,9 @@ def test_train_a_trial_of_the_search(search_dir, tmp_path):
     assert manifest["figures"]["robustness"] == pytest.approx(robustness.R, abs=1e-9)
     assert f"R {robustness.R:.2f}" in result.output
     # The search's training, as run.json recorded it, with the option given overriding it.
-    searched = runs.Training.from_settings(settings)
+    searched = TrainingConfig.from_settings(settings)
     assert manifest["training"] == {**searched.to_settings(), "rho": 0.2}
-    assert searched.to_settings() == runs.Training().override(learning_rate=0.1).to_settings()
+    assert searched.to_settings() == TrainingConfig().override(learning_rate=0.1).to_settings()
     # Its manifest records the split it was trained on: evaluate needs no --data or --seed.
     evaluated = _run("evaluate", tmp_path / "trained", "--ood", "none")
     assert evaluated.exit_code == 0, evaluated.output
@@ -322,6 +323,8 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (["search", "--out", "FOREIGN"], "--out"),
         (["search", "--epochs", "0"], "--epochs"),
         (["search", "--rho", "nan"], "--rho"),
+        (["search", "--momentum", "-0.9"], "--momentum"),
+        (["search", "--label-smoothing", "1"], "--label-smoothing"),
         (["search", "--learning-rate", "inf"], "--learning-rate"),
         (["search", "--max-params", "inf"], "--max-params"),
         (["search", "--config", "NAN.toml"], "--sigma"),
@@ -604,37 +607,6 @@ def test_held_back_start_up_lines_are_shown_when_asked_or_on_failure(capfd):
     with pytest.raises(ImportError, match="no TensorFlow"):
         cli_errors._held_back_stderr(failing, show=False)
     assert "cuInit" in capfd.readouterr().err
-
-
-def test_training_options_reach_the_sam_model():
-    # One typed object from the option (its defaults are the options' defaults) to SAMModel.
-    import keras_tuner
-
-    from flatnas_tf import SAMModel
-    from flatnas_tf.app import models
-
-    settings = {"input_shape": [8, 8, 1], "num_classes": 10, "widths": [0.25]}
-    for training, sam in (
-        (runs.Training(sam="sam", rho=0.3, learning_rate=0.05), True),
-        (runs.Training.from_settings({"sam": "off"}), False),
-    ):
-        recorded = runs.Training.from_settings(json.loads(json.dumps(training.to_settings())))
-        assert recorded == training
-        space = models.hypermodel(settings, recorded)
-        model = space.build(keras_tuner.HyperParameters())
-        assert isinstance(model, SAMModel) == sam
-        if sam:
-            assert (model.rho, model.adaptive) == (0.3, False)
-        assert float(model.optimizer.learning_rate) == pytest.approx(training.learning_rate)
-    assert runs.Training.from_settings({"rho": 2.0, "sam": "asam"}).regime().schedule == "cosine"
-    with pytest.raises(runs.RunError, match="sam='adam' must be one of"):
-        runs.Training.from_settings({"sam": "adam"})
-    with pytest.raises(runs.RunError, match="rho"):
-        runs.Training(rho=-1.0)
-    defaults = {p.name: p.default for p in main.commands["search"].params}
-    assert {name: defaults[name] for name in ("sam", "rho", "schedule", "warmup")} == {
-        name: getattr(runs.Training(), name) for name in ("sam", "rho", "schedule", "warmup")
-    }
 
 
 def test_token_problems_end_a_worker_with_one_line(tmp_path, monkeypatch):

@@ -113,7 +113,15 @@ def test_a_directory_of_another_run_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("epochs", 0), ("random_subnets", -1), ("distillation", 1.5), ("warmup", 1.0)],
+    [
+        ("epochs", 0),
+        ("random_subnets", -1),
+        ("distillation", 1.5),
+        ("warmup", 1.0),
+        ("learning_rate", 0.0),
+        ("momentum", float("nan")),
+        ("label_smoothing", 1.0),
+    ],
 )
 def test_settings_are_checked(field, value):
     with pytest.raises(ValueError, match=field):

@@ -17,6 +17,7 @@ from flatnas_tf.app.search import (
 )
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.space.sandwich import STATE_FILE, SupernetStateError
+from flatnas_tf.training.config import TrainingConfig
 
 
 def test_the_settings_are_what_run_json_records_of_a_search():
@@ -26,7 +27,7 @@ def test_the_settings_are_what_run_json_records_of_a_search():
     settings = config.settings()
     assert set(runs.DEFINING) - set(settings) == {"supernet"}  # added by run_search when used
     assert settings["widths"] == [0.5] and settings["seed"] == 2 and settings["alpha"] == 0.25
-    assert settings["sam"] == runs.Training().sam  # the training's own record
+    assert settings["sam"] == TrainingConfig().sam  # the training's own record
     assert json.loads(json.dumps(settings)) == settings
 
 
@@ -54,7 +55,7 @@ def test_a_configuration_that_cannot_be_is_refused_with_its_name(values, message
 def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     scratch = SearchConfig.resolved(max_trials=3)
     assert scratch.epochs == DEFAULT_EPOCHS and scratch.widths == SearchConfig().widths
-    assert scratch.training == runs.Training() and scratch.max_trials == 3
+    assert scratch.training == TrainingConfig() and scratch.max_trials == 3
     given = SearchConfig.resolved(widths=[0.5], epochs=3, learning_rate=0.05)
     assert (given.widths, given.epochs, given.training.learning_rate) == ((0.5,), 3, 0.05)
     with pytest.raises(SearchConfigError, match="0 epochs trains nothing") as refused:
@@ -65,9 +66,9 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     supernet = tmp_path / "supernet"
     supernet.mkdir()
     (supernet / STATE_FILE).write_text(json.dumps({"format": 1, "epochs_done": 1, "width": 0.5}))
-    tuned = SearchConfig.resolved(supernet_dir=supernet, training=runs.Training(sam="sam"))
+    tuned = SearchConfig.resolved(supernet_dir=supernet, training=TrainingConfig(sam="sam"))
     assert tuned.widths == (0.5,) and tuned.epochs == DEFAULT_FINE_TUNE_EPOCHS
-    assert tuned.training == runs.Training(sam="sam", learning_rate=0.01)
+    assert tuned.training == TrainingConfig(sam="sam", learning_rate=0.01)
     assert tuned.supernet_dir == str(supernet)
     kept = SearchConfig.resolved(supernet_dir=supernet, widths=[0.5], epochs=0, learning_rate=0.1)
     assert (kept.epochs, kept.training.learning_rate) == (0, 0.1)
@@ -135,3 +136,14 @@ def test_the_search_commands_defaults_are_the_configurations():
     assert defaults["max_params"] == config.max_params
     assert [float(w) for w in defaults["widths"].split(",")] == list(config.widths)
     assert defaults["validation_fraction"] == config.split.validation_fraction
+
+
+def test_a_search_recorded_before_a_training_setting_existed_resumes_with_its_default(tmp_path):
+    run = runs.RunDirectory(tmp_path / "run")
+    settings = SearchConfig().settings()
+    newer = ("momentum", "weight_decay", "label_smoothing")
+    run.prepare({k: v for k, v in settings.items() if k not in newer}, overwrite=False)
+    with pytest.raises(runs.RunError, match="momentum 0.9 -> 0.5"):
+        run.prepare({**settings, "momentum": 0.5}, overwrite=False)
+    assert run.prepare(settings, overwrite=False) is True  # trained with the defaults: resumed
+    assert {k: run.settings()[k] for k in newer} == {k: settings[k] for k in newer}

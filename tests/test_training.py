@@ -7,9 +7,9 @@ import json
 import keras
 import pytest
 
-from flatnas_tf.app.runs import Training
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.app.training import train_architecture
+from flatnas_tf.training.config import TrainingConfig
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_an_architecture_is_trained_measured_and_saved_with_its_split(digits_spl
     values = {"stage1_depth": 3, "stage1_layer3_expand": 6, "width_mult": 0.25}
     trained = train_architecture(
         values, data, tmp_path / "out", split=split, settings={"widths": [0.25]}, epochs=1,
-        training=Training(sam="off"), verbose=0,
+        training=TrainingConfig(sam="off"), verbose=0,
     )  # fmt: skip
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest == json.loads(json.dumps(trained.manifest))

@@ -1,7 +1,7 @@
 """A search's library objects from its `run.json`: space, the search itself.
 
 A run directory's `run.json` records the data shape, the space and the
-training (`runs.Training`); from them come the hypermodel that rebuilds any
+training (`TrainingConfig`); from them come the hypermodel that rebuilds any
 trial (`SearchResult.load_model`) and what an export's manifest says about
 the data.
 """
@@ -10,25 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flatnas_tf.app.runs import RunDirectory, RunError, Training
+from flatnas_tf.app.runs import RunDirectory, RunError
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.space.hypermodel import FlatNASHyperModel
+from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.result import SearchResult
 
 
-def hypermodel(settings: dict[str, Any], training: Training) -> FlatNASHyperModel:
+def hypermodel(settings: dict[str, Any], training: TrainingConfig) -> FlatNASHyperModel:
     """The search space of a search (its data shape and widths), compiling with `training`."""
     return FlatNASHyperModel(
         tuple(settings["input_shape"]),
         settings["num_classes"],
-        training=training.training_settings(),
+        training=training.compile_settings(),
         width_multipliers=settings.get("widths", (0.5, 0.75, 1.0)),
     )
 
 
 def search_result(run: RunDirectory, settings: dict[str, Any]) -> SearchResult:
     """The search of a run directory, with the hypermodel that builds its trials."""
-    training = Training.from_settings(settings)
+    training = TrainingConfig.from_settings(settings)
     return SearchResult.load(run.project_dir, hypermodel=hypermodel(settings, training))
 
 

@@ -24,16 +24,11 @@ import json
 import pathlib
 import re
 import shutil
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator
+from typing import Any
 
-from flatnas_tf.checks import check_number
-from flatnas_tf.defaults import LEARNING_RATE, RHO, SCHEDULES, WARMUP
 from flatnas_tf.persistence import storage
-
-if TYPE_CHECKING:
-    from flatnas_tf.space.hypermodel import TrainingSettings
-    from flatnas_tf.training.regime import TrainingRegime
+from flatnas_tf.training.config import TrainingConfig
 
 RUN_FILE = "run.json"
 PROJECT = "search"
@@ -42,9 +37,6 @@ LOCK_FILE = "run.lock"
 FORMAT = "flatnas-tf search"
 #: What a search writes in its directory: all that --overwrite deletes.
 WRITTEN = (RUN_FILE, PROJECT, "report", "models", "ood")
-
-#: --sam: adaptive SAM, SAM, or plain SGD.
-SAM_CHOICES = ("asam", "sam", "off")
 
 #: Settings that define a search; resuming with other values is refused.
 DEFINING = (
@@ -62,6 +54,9 @@ DEFINING = (
     "sam",
     "rho",
     "learning_rate",
+    "momentum",
+    "weight_decay",
+    "label_smoothing",
     "sigma",
     "samples",
     "seed",
@@ -72,97 +67,6 @@ DEFINING = (
 
 class RunError(ValueError):
     """A directory that is not (or not compatibly) a flatnas-tf search, or bad settings."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Training:
-    """How a run trains its candidates: one typed object from the option to the model.
-
-    `search` and `train` build it from their options (whose defaults are its
-    defaults), run.json records its fields under their own names (the keys
-    every version wrote), and every command that rebuilds a trial reads it
-    back with `from_settings`. The library's objects come from it alone:
-
-        training_settings()  -> flatnas_tf.TrainingSettings: the SGD learning
-                                rate, SAM or ASAM and its radius rho, which
-                                the hypermodel compiles every SAMModel with
-        regime()             -> flatnas_tf.TrainingRegime: schedule, warm-up
-
-    Attributes:
-        learning_rate: Peak SGD learning rate, > 0 (from random weights; a
-            search through a supernet fine-tunes with
-            `FINE_TUNE_LEARNING_RATE` unless told otherwise).
-        sam: "asam", "sam" or "off" (plain SGD, the accuracy-only baseline).
-        rho: SAM/ASAM radius, >= 0.
-        schedule: "cosine" (linear warm-up, cosine decay) or "constant".
-        warmup: Fraction of a trial's steps spent warming up, in [0, 1).
-
-    Example:
-    >>> Training(sam="sam", rho=0.05).override(rho=None, learning_rate=0.2).rho
-    0.05
-    """
-
-    learning_rate: float = LEARNING_RATE
-    sam: str = "asam"
-    rho: float = RHO
-    schedule: str = SCHEDULES[0]
-    warmup: float = WARMUP
-
-    #: Peak learning rate of a candidate fine-tuning inherited weights
-    #: (benchmarks/fine_tune_lr.py: 0.1 lost 4 points on the CIFAR subset where 0.01 gained 1).
-    FINE_TUNE_LEARNING_RATE: ClassVar[float] = 0.01
-
-    def __post_init__(self) -> None:
-        for name, choices in (("sam", SAM_CHOICES), ("schedule", SCHEDULES)):
-            if getattr(self, name) not in choices:
-                raise RunError(
-                    f"training setting {name}={getattr(self, name)!r} must be one of {choices}."
-                )
-        try:
-            check_number(self.learning_rate, "learning_rate", 0, low_open=True)
-            check_number(self.rho, "rho", 0)
-            check_number(self.warmup, "warmup", 0, 1, high_open=True)
-        except (TypeError, ValueError) as error:
-            raise RunError(f"training setting {error}") from None
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The field names: the training options and their run.json keys."""
-        return tuple(field.name for field in dataclasses.fields(cls))
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Training:
-        """The training recorded in run.json (keys it lacks take their defaults).
-
-        Raises:
-            RunError: A recorded value is out of range.
-        """
-        return cls(**{name: settings[name] for name in cls.names() if name in settings})
-
-    def override(self, **values: Any) -> Training:
-        """A copy with the values that are not None (options the user gave)."""
-        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})
-
-    def to_settings(self) -> dict[str, Any]:
-        """The run.json entries (and a manifest's "training")."""
-        return dataclasses.asdict(self)
-
-    def training_settings(self) -> TrainingSettings:
-        """The compilation settings of the candidates (imports TensorFlow)."""
-        from flatnas_tf.space.hypermodel import TrainingSettings
-
-        return TrainingSettings(
-            learning_rate=self.learning_rate,
-            rho=self.rho,
-            adaptive=self.sam == "asam",
-            sam=self.sam != "off",
-        )
-
-    def regime(self) -> TrainingRegime:
-        """How a candidate is trained over its steps (imports TensorFlow)."""
-        from flatnas_tf.training.regime import TrainingRegime
-
-        return TrainingRegime(schedule=self.schedule, warmup=self.warmup)
 
 
 def default_directory(data: str, suffix: str = "") -> pathlib.Path:
@@ -331,10 +235,14 @@ class RunDirectory:
                     elif path.exists() or path.is_symlink():
                         path.unlink()
             else:
+                # A training setting that a run.json written before it existed lacks was
+                # its default.
+                defaults = TrainingConfig().to_settings()
+                before, now = {**defaults, **previous}, {**defaults, **settings}
                 changed = [
-                    f"{key} {previous.get(key)!r} -> {settings.get(key)!r}"
+                    f"{key} {before.get(key)!r} -> {now.get(key)!r}"
                     for key in DEFINING
-                    if previous.get(key) != settings.get(key)
+                    if before.get(key) != now.get(key)
                 ]
                 if changed:
                     raise RunError(

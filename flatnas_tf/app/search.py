@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from flatnas_tf._version import __version__
-from flatnas_tf.app.runs import PROJECT, RunDirectory, RunError, Training
+from flatnas_tf.app.runs import PROJECT, RunDirectory, RunError
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.defaults import MAX_WIDTH
+from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.objectives import MODES
 
 __all__ = [
@@ -74,7 +75,7 @@ class SearchConfig:
         epochs: Training epochs per trial (>= 1), or fine-tuning epochs
             through a supernet (>= 0).
         batch_size: Examples per training step.
-        training: How candidates train (`runs.Training`).
+        training: How candidates train.
         sigma: Weight-noise scale of R.
         samples: Weight perturbations per R measurement.
         max_params: Larger candidates are recorded, never trained.
@@ -95,7 +96,7 @@ class SearchConfig:
     population: int = 5
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 64
-    training: Training = Training()
+    training: TrainingConfig = TrainingConfig()
     sigma: float = 0.05
     samples: int = 10
     max_params: float = 5e6
@@ -105,9 +106,9 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.split, DataSplit):
             raise TypeError(f"`split` must be a DataSplit; received {type(self.split).__name__}.")
-        if not isinstance(self.training, Training):
+        if not isinstance(self.training, TrainingConfig):
             raise TypeError(
-                f"`training` must be a Training; received {type(self.training).__name__}."
+                f"`training` must be a TrainingConfig; received {type(self.training).__name__}."
             )
         if self.mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}; received {self.mode!r}.")
@@ -139,7 +140,7 @@ class SearchConfig:
         widths: Sequence[float] | None = None,
         epochs: int | None = None,
         learning_rate: float | None = None,
-        training: Training | None = None,
+        training: TrainingConfig | None = None,
         supernet_dir: str | os.PathLike | None = None,
         surrogate: bool = False,
         surrogate_initial: int | None = None,
@@ -151,7 +152,7 @@ class SearchConfig:
         From random weights: the given widths (default `(0.25, 0.5)`),
         `DEFAULT_EPOCHS` and `training`'s learning rate. Through the supernet
         in `supernet_dir`: the supernet's width, `DEFAULT_FINE_TUNE_EPOCHS`
-        and `Training.FINE_TUNE_LEARNING_RATE`, since a rate meant for random
+        and `TrainingConfig.FINE_TUNE_LEARNING_RATE`, since a rate meant for random
         weights undoes what the supernet learnt. Given values are kept. A
         surrogate-assisted search's initial trials and candidates per refit
         default to one population.
@@ -181,7 +182,7 @@ class SearchConfig:
         config.epochs, config.training.learning_rate   # 2, 0.01
         ```
         """
-        training = training or Training()
+        training = training or TrainingConfig()
         if supernet_dir is None:
             if epochs == 0:
                 raise SearchConfigError(
@@ -203,7 +204,7 @@ class SearchConfig:
                 )  # fmt: skip
             widths = (width,)
             epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
-            learning_rate = learning_rate or Training.FINE_TUNE_LEARNING_RATE
+            learning_rate = learning_rate or TrainingConfig.FINE_TUNE_LEARNING_RATE
             supernet_dir = str(supernet_dir)
         training = dataclasses.replace(training, learning_rate=learning_rate)
         if surrogate:

@@ -3,7 +3,7 @@
 What `flatnas-tf train` does, step by step:
 
     build      the search space of the run (`models.hypermodel`: its data
-               shape and widths, compiled under `Training`) at the given
+               shape and widths, compiled under its `TrainingConfig`) at the given
                hyperparameter values (the others at their defaults), the
                seed set first; a name or value outside the space is refused
     train      the regime's `fit`, the trainer of every trial
@@ -29,11 +29,11 @@ from typing import Any
 from flatnas_tf._version import __version__
 from flatnas_tf.app import models
 from flatnas_tf.app.evaluation import accuracy_on_test_split
-from flatnas_tf.app.runs import Training
 from flatnas_tf.app.search import SearchConfig
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.persistence import storage
 from flatnas_tf.persistence.export import MANIFEST_FILE
+from flatnas_tf.training.config import TrainingConfig
 
 __all__ = ["HyperparameterValueError", "TrainedArchitecture", "train_architecture"]
 
@@ -71,7 +71,7 @@ def train_architecture(
     *,
     split: DataSplit,
     settings: dict[str, Any] | None = None,
-    training: Training | None = None,
+    training: TrainingConfig | None = None,
     epochs: int = 10,
     batch_size: int = 64,
     verbose: int = 2,
@@ -113,7 +113,7 @@ def train_architecture(
     from flatnas_tf.robustness.measurement import measure_candidate
 
     settings = dict(settings or {})
-    training = training or Training.from_settings(settings)
+    training = training or TrainingConfig.from_settings(settings)
     settings.update(input_shape=list(data.input_shape), num_classes=data.num_classes)
     seed = split.seed
     keras.utils.set_random_seed(seed)

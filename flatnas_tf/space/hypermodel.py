@@ -57,7 +57,14 @@ import keras
 import keras_tuner as kt
 
 from flatnas_tf.checks import check_integer, check_number, is_number
-from flatnas_tf.defaults import LEARNING_RATE, MAX_WIDTH, RHO
+from flatnas_tf.defaults import (
+    LABEL_SMOOTHING,
+    LEARNING_RATE,
+    MAX_WIDTH,
+    MOMENTUM,
+    RHO,
+    WEIGHT_DECAY,
+)
 from flatnas_tf.space.resizing import Resizing
 from flatnas_tf.training.batchnorm import FusedBatchNormalization
 from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
@@ -167,8 +174,10 @@ class Architecture:
 class TrainingSettings:
     """How candidates are compiled: FlatNAS's settings for training from scratch.
 
-    All overridable; the learning rate over a training (warm-up, cosine decay)
-    is the training regime's (`flatnas_tf.training.regime.TrainingRegime`).
+    All overridable. A search derives it from its `TrainingConfig`
+    (`TrainingConfig.compile_settings`), whose defaults are these; the
+    learning rate over a training (warm-up, cosine decay) is the training
+    regime's (`flatnas_tf.training.regime.TrainingRegime`).
 
     Attributes:
         learning_rate: SGD learning rate (the peak of the regime's schedule).
@@ -183,9 +192,9 @@ class TrainingSettings:
     """
 
     learning_rate: float = LEARNING_RATE
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
+    momentum: float = MOMENTUM
+    weight_decay: float = WEIGHT_DECAY
+    label_smoothing: float = LABEL_SMOOTHING
     sam: bool = True
     rho: float = RHO
     adaptive: bool = True

@@ -54,6 +54,7 @@ import tensorflow as tf
 from keras import ops
 
 from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.defaults import LABEL_SMOOTHING, LEARNING_RATE, MOMENTUM, WEIGHT_DECAY
 from flatnas_tf.persistence.storage import atomic_path, write_json
 from flatnas_tf.space.hypermodel import FlatNASHyperModel, TrainingSettings
 from flatnas_tf.space.supernet import Supernet, space_config
@@ -101,10 +102,10 @@ class SupernetSettings:
     """
 
     epochs: int = 30
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
+    learning_rate: float = LEARNING_RATE
+    momentum: float = MOMENTUM
+    weight_decay: float = WEIGHT_DECAY
+    label_smoothing: float = LABEL_SMOOTHING
     random_subnets: int = 2
     distillation: float = 0.0
     warmup: float = 0.05
@@ -114,16 +115,16 @@ class SupernetSettings:
         for name in ("epochs", "random_subnets", "seed"):
             value = check_integer(getattr(self, name), name, 1 if name == "epochs" else 0)
             object.__setattr__(self, name, value)
-        for name in ("learning_rate", "momentum", "weight_decay"):
-            object.__setattr__(self, name, check_number(getattr(self, name), name, 0))
-        if not 0.0 <= self.distillation <= 1.0:
-            raise ValueError(f"`distillation` must be in [0, 1]; received {self.distillation!r}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"`label_smoothing` must be in [0, 1); received {self.label_smoothing!r}."
-            )
-        if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"`warmup` must be a fraction in [0, 1); received {self.warmup!r}.")
+        ranges = {
+            "learning_rate": {"low": 0, "low_open": True},
+            "momentum": {"low": 0},
+            "weight_decay": {"low": 0},
+            "label_smoothing": {"low": 0, "high": 1, "high_open": True},
+            "distillation": {"low": 0, "high": 1},
+            "warmup": {"low": 0, "high": 1, "high_open": True},
+        }
+        for name, bounds in ranges.items():
+            object.__setattr__(self, name, check_number(getattr(self, name), name, **bounds))
 
 
 class SandwichModel(keras.Model):

@@ -1,5 +1,6 @@
 """Training a candidate: the SAM / ASAM step, the trial's regime and what they rest on.
 
+    config.py       TrainingConfig: every training setting, TensorFlow-free
     sam.py          SAMModel: a keras.Model whose train_step runs SAM or ASAM
     regime.py       TrainingRegime: schedule, NaN guard, BatchNorm recalibration
     batchnorm.py    FusedBatchNormalization, recalibrate_batch_norm
