@@ -101,7 +101,8 @@ class Records:
         return record
 
 
-def _measure(tuner, hp, train, validation, epochs) -> tuple[dict, float]:
+def measure(tuner, hp, train, validation, epochs) -> tuple[dict, float]:
+    """A candidate trained and measured as a trial is: (its figures, wall seconds)."""
     start = time.perf_counter()
     _, figures = tuner.train_and_measure(
         hp, train, validation_data=validation, epochs=epochs, verbose=0, shuffle=False
@@ -117,7 +118,8 @@ def _epoch_seconds(model, train) -> float:
     return time.perf_counter() - start
 
 
-def _correlations(a: list[float], b: list[float]) -> dict:
+def correlations(a: list[float], b: list[float]) -> dict:
+    """Kendall tau and Spearman of two columns, each [value, low, high] (95 % bootstrap)."""
     tau = bootstrap(kendall, [a, b])
     rho = bootstrap(spearman, [a, b])
     return {
@@ -167,7 +169,7 @@ def main(argv=None) -> dict:
         for arch, hp in enumerate(hps):
             if (way, arch) in records.items:
                 continue
-            figures, wall = _measure(tuner, hp, train, validation, epochs)
+            figures, wall = measure(tuner, hp, train, validation, epochs)
             if tuner is through:
                 traces.append(supernet.traces)
             records.add({"way": way, "arch": arch, "figures": figures, "wall_s": wall,
@@ -190,7 +192,7 @@ def main(argv=None) -> dict:
     equal_epochs = max(1, int((budget - overhead) // scratch_epoch))
     for arch, hp in enumerate(hps):
         if ("equal_time", arch) not in records.items:
-            figures, wall = _measure(scratch, hp, train, validation, equal_epochs)
+            figures, wall = measure(scratch, hp, train, validation, equal_epochs)
             records.add({"way": "equal_time", "arch": arch, "figures": figures, "wall_s": wall,
                          "epochs": equal_epochs})  # fmt: skip
             print(f"equal_time arch {arch}: val {100 * figures['val_accuracy']:.1f}% "
@@ -212,7 +214,7 @@ def main(argv=None) -> dict:
 
     ranking = {
         f"{way}_vs_scratch": {
-            figure: _correlations(column(way, figure), column("scratch", figure))
+            figure: correlations(column(way, figure), column("scratch", figure))
             for figure in ("val_accuracy", "robustness")
         }
         for way in ("supernet", "inherited")

@@ -1,0 +1,216 @@
+"""Does a supernet rank the flatness/OOD study's architectures as training them from scratch does?
+
+The study's records (`flatness_ood_study.py`) are from-scratch references
+already paid for: architecture i of the default space, trained for the
+study's epochs with every training seed, measured on the study's split. This
+benchmark trains (or resumes) a supernet at one width on the same split and
+measures the study's architectures at that width through it, as a search
+through the supernet does (`SupernetTuner.train_and_measure`):
+
+    inherited   the supernet's weights, BatchNorm statistics recalibrated (E = 0)
+    supernet    the same, fine-tuned --fine-tune-epochs with the space's step
+
+and compares each against the seed-mean of the study's records:
+
+    tau         Kendall tau and Spearman (95 % bootstrap intervals) between
+                the supernet's figure and the scratch one, for validation
+                accuracy and for R at the supernet search's sigma
+    spread      the range of each column (a supernet that has not told its
+                sub-networks apart squeezes them into a few points)
+
+Issue 26's target: tau >= 0.5 on at least 12 architectures, so that a
+surrogate can learn from candidates measured through the supernet. Every
+measured candidate is a line of --measured (JSONL), so an interrupted run
+resumes; the supernet resumes after its last finished epoch.
+
+Usage:
+    python benchmarks/supernet_ranking.py --data npz:../shared/data/cifar10_subset_dev.npz
+        --records docs/results/flatness_ood/cifar10/records.jsonl [--width 0.25]
+        [--supernet-epochs 30] [--fine-tune-epochs 1] [--supernet-dir DIR]
+        [--measured FILE] [--out docs/benchmarks/supernet_ranking.json]
+
+Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # run as a script: make the sibling modules importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from common import add_out_argument, report  # noqa: E402
+from flatness_ood_study import load_study_data, number_list, study_space  # noqa: E402
+from study_analysis import kept_and_excluded, read_records  # noqa: E402
+from weight_sharing import Records, correlations, measure  # noqa: E402
+
+DEFINING = ("data", "split_seed", "width", "depths", "supernet_epochs", "fine_tune_epochs",
+            "batch_size", "samples", "sigma")  # fmt: skip
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--data", default="digits", help="The study's data set spec.")
+    add("--records", required=True, help="The study's records.jsonl (the scratch reference).")
+    add("--split-seed", type=int, default=0, help="The study's split seed.")
+    add("--width", type=float, default=0.25, help="The supernet's width multiplier.")
+    add("--depths", type=number_list(int), default=[2, 3, 4], help="The study's stage depths.")
+    add("--archs", type=int, default=None, help="Use the first N architectures at --width.")
+    add("--supernet-epochs", type=int, default=30)
+    add("--fine-tune-epochs", type=int, default=1)
+    add("--batch-size", type=int, default=64)
+    add("--samples", type=int, default=10, help="Weight perturbations per R.")
+    add("--sigma", type=float, default=0.05, help="R's sigma (one the study recorded).")
+    add("--supernet-dir", default=None, help="Supernet run directory (resumed).")
+    add("--measured", default=None, help="JSONL of the candidates measured (resumed).")
+    add_out_argument(parser, "supernet_ranking")
+    return parser.parse_args(argv)
+
+
+def scratch_reference(records: list[dict], data: str, width: float, sigma: float) -> dict:
+    """Architecture -> the seed-mean figures of its study records at `width`.
+
+    Args:
+        records: The study's records (`read_records`).
+        data: The data set spec the records must have been trained on.
+        width: The supernet's width: architectures of another are left out.
+        sigma: The sigma of R (a key of each record's "R").
+
+    Returns:
+        {arch: {"hyperparameters", "val_accuracy", "robustness", "seeds"}}, in arch order.
+
+    Raises:
+        SystemExit: No usable record, or records without R at `sigma`.
+    """
+    kept, _ = kept_and_excluded(r for r in records if r.get("stage") == "study")
+    by_arch: dict[int, list[dict]] = {}
+    for record in kept:
+        if record["data"] == data and record["hyperparameters"]["width_mult"] == width:
+            by_arch.setdefault(record["arch"], []).append(record)
+    if not by_arch:
+        raise SystemExit(f"no usable study record of {data} at width {width:g}")
+    key = f"{sigma:g}"
+    if any(key not in r["R"] for group in by_arch.values() for r in group):
+        raise SystemExit(f"the study recorded no R at sigma {key}; pass one of its --sigmas")
+    return {
+        arch: {
+            "hyperparameters": group[0]["hyperparameters"],
+            "val_accuracy": statistics.fmean(r["val_accuracy"] for r in group),
+            "robustness": statistics.fmean(r["R"][key] for r in group),
+            "seeds": len(group),
+        }
+        for arch, group in sorted(by_arch.items())
+    }
+
+
+def main(argv=None) -> dict:
+    import keras
+    import keras_tuner
+
+    from flatnas_tf import TrainingConfig
+    from flatnas_tf.space.sandwich import SupernetSettings, load_supernet, train_supernet
+    from flatnas_tf.space.supernet import Supernet
+    from flatnas_tf.tuners import SupernetTuner
+
+    args = parse_args(argv)
+    reference = scratch_reference(read_records(args.records), args.data, args.width, args.sigma)
+    archs = list(reference)[: args.archs]
+    if len(archs) < 3:
+        raise SystemExit(f"{len(archs)} architectures at width {args.width:g}: need at least 3")
+    data = load_study_data(args)
+    training = TrainingConfig(learning_rate=TrainingConfig.FINE_TUNE_LEARNING_RATE)
+    at_width = argparse.Namespace(widths=[args.width], depths=args.depths)
+    space = study_space(at_width, data, training.compile_settings())
+    work = pathlib.Path(tempfile.mkdtemp())
+    settings = json.loads(json.dumps({name: getattr(args, name) for name in DEFINING}))
+    measured = Records(pathlib.Path(args.measured or work / "measured.jsonl"), settings)
+    supernet_dir = pathlib.Path(args.supernet_dir or work / "supernet")
+    train = data.batches("train", args.batch_size, training=True, seed=0)
+    validation = data.batches("validation", 256)
+
+    keras.utils.set_random_seed(0)
+    started = time.perf_counter()
+    train_supernet(
+        Supernet(space, width=args.width),
+        train,
+        SupernetSettings(epochs=args.supernet_epochs),
+        supernet_dir,
+        verbose=2,
+    )
+    supernet, state = load_supernet(supernet_dir, space)
+    supernet_s = sum(entry["seconds"] for entry in state["history"])
+    print(f"supernet: {supernet_s:.0f} s of training ({time.perf_counter() - started:.0f} s now)")
+
+    tuner = SupernetTuner(
+        supernet, samples=args.samples, sigma=args.sigma, seed=0, directory=str(work),
+        project_name="through", max_params=None,
+    )  # fmt: skip
+    for way, epochs in (("inherited", 0), ("supernet", args.fine_tune_epochs)):
+        for arch in archs:
+            if (way, arch) in measured.items:
+                continue
+            hp = keras_tuner.HyperParameters()
+            space.declare_hyperparameters(hp)
+            hp.values.update(reference[arch]["hyperparameters"])
+            figures, wall = measure(tuner, hp, train, validation, epochs)
+            measured.add({"way": way, "arch": arch, "figures": figures, "wall_s": wall})
+            print(f"{way} arch {arch}: val {100 * figures['val_accuracy']:.1f}% (scratch "
+                  f"{100 * reference[arch]['val_accuracy']:.1f}%) R {figures['robustness']:.2f} "
+                  f"({wall:.1f} s)", flush=True)  # fmt: skip
+
+    def column(way: str, figure: str) -> list[float]:
+        scale = 100 if figure == "val_accuracy" else 1
+        if way == "scratch":
+            return [scale * reference[a][figure] for a in archs]
+        return [scale * measured.items[(way, a)]["figures"][figure] for a in archs]
+
+    ways = ("inherited", "supernet", "scratch")
+    result = {
+        "measured": str(measured.path),
+        "architectures": archs,
+        "scratch_seeds": [reference[a]["seeds"] for a in archs],
+        "supernet_training_s": round(supernet_s, 1),
+        "ranking": {
+            f"{way}_vs_scratch": {
+                figure: correlations(column(way, figure), column("scratch", figure))
+                for figure in ("val_accuracy", "robustness")
+            }
+            for way in ways[:2]
+        },
+        "val_accuracy_pct_range": {
+            way: [
+                round(min(column(way, "val_accuracy")), 2),
+                round(max(column(way, "val_accuracy")), 2),
+            ]
+            for way in ways
+        },  # fmt: skip
+        "candidate_s_median": {
+            way: round(statistics.median(measured.items[(way, a)]["wall_s"] for a in archs), 2)
+            for way in ways[:2]
+        },
+        "per_architecture": [
+            {
+                "arch": a,
+                **{
+                    way: [
+                        round(column(way, "val_accuracy")[i], 2),
+                        round(column(way, "robustness")[i], 3),
+                    ]
+                    for way in ways
+                },
+            }
+            for i, a in enumerate(archs)
+        ],  # fmt: skip
+    }
+    return report("supernet_ranking", result, args)
+
+
+if __name__ == "__main__":
+    main()
