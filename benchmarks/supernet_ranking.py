@@ -19,15 +19,17 @@ and compares each against the seed-mean of the study's records:
                 sub-networks apart squeezes them into a few points)
 
 Issue 26's target: tau >= 0.5 on at least 12 architectures, so that a
-surrogate can learn from candidates measured through the supernet. Every
-measured candidate is a line of --measured (JSONL), so an interrupted run
-resumes; the supernet resumes after its last finished epoch.
+surrogate can learn from candidates measured through the supernet. The
+supernet (tied to the study's split) and a JSONL line per measured candidate
+(its settings and hyperparameters with it) live in --work, so an interrupted
+run resumes: the supernet after its last finished epoch, the candidates
+after the last one measured.
 
 Usage:
     python benchmarks/supernet_ranking.py --data npz:../shared/data/cifar10_subset_dev.npz
         --records docs/results/flatness_ood/cifar10/records.jsonl [--width 0.25]
-        [--supernet-epochs 30] [--fine-tune-epochs 1] [--supernet-dir DIR]
-        [--measured FILE] [--out docs/benchmarks/supernet_ranking.json]
+        [--supernet-epochs 30] [--fine-tune-epochs 1] [--work DIR]
+        [--out docs/benchmarks/supernet_ranking.json]
 
 Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
@@ -37,16 +39,21 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import statistics
 import sys
-import tempfile
 import time
 
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import add_out_argument, report  # noqa: E402
-from flatness_ood_study import load_study_data, number_list, study_space  # noqa: E402
+from common import ROOT, add_out_argument, report  # noqa: E402
+from flatness_ood_study import (  # noqa: E402
+    VALIDATION_FRACTION,
+    load_study_data,
+    number_list,
+    study_space,
+)
 from study_analysis import kept_and_excluded, read_records  # noqa: E402
 from weight_sharing import Records, correlations, measure  # noqa: E402
 
@@ -66,10 +73,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--supernet-epochs", type=int, default=30)
     add("--fine-tune-epochs", type=int, default=1)
     add("--batch-size", type=int, default=64)
-    add("--samples", type=int, default=10, help="Weight perturbations per R.")
+    add("--samples", type=int, default=None, help="Perturbations per R (default: the study's).")
     add("--sigma", type=float, default=0.05, help="R's sigma (one the study recorded).")
-    add("--supernet-dir", default=None, help="Supernet run directory (resumed).")
-    add("--measured", default=None, help="JSONL of the candidates measured (resumed).")
+    add(
+        "--work",
+        type=pathlib.Path,
+        default=None,
+        help="Supernet and measured candidates (default: runs/supernet_ranking/<data>-w<width>).",
+    )
     add_out_argument(parser, "supernet_ranking")
     return parser.parse_args(argv)
 
@@ -84,7 +95,8 @@ def scratch_reference(records: list[dict], data: str, width: float, sigma: float
         sigma: The sigma of R (a key of each record's "R").
 
     Returns:
-        {arch: {"hyperparameters", "val_accuracy", "robustness", "seeds"}}, in arch order.
+        {arch: {"hyperparameters", "val_accuracy", "robustness", "seeds", "samples"}},
+        in arch order.
 
     Raises:
         SystemExit: No usable record, or records without R at `sigma`.
@@ -105,6 +117,7 @@ def scratch_reference(records: list[dict], data: str, width: float, sigma: float
             "val_accuracy": statistics.fmean(r["val_accuracy"] for r in group),
             "robustness": statistics.fmean(r["R"][key] for r in group),
             "seeds": len(group),
+            "samples": group[0]["samples"],
         }
         for arch, group in sorted(by_arch.items())
     }
@@ -115,6 +128,8 @@ def main(argv=None) -> dict:
     import keras_tuner
 
     from flatnas_tf import TrainingConfig
+    from flatnas_tf.app.split import DataSplit
+    from flatnas_tf.app.training import HyperparameterValueError, check_values
     from flatnas_tf.space.sandwich import SupernetSettings, load_supernet, train_supernet
     from flatnas_tf.space.supernet import Supernet
     from flatnas_tf.tuners import SupernetTuner
@@ -124,14 +139,23 @@ def main(argv=None) -> dict:
     archs = list(reference)[: args.archs]
     if len(archs) < 3:
         raise SystemExit(f"{len(archs)} architectures at width {args.width:g}: need at least 3")
+    if args.samples is None:
+        args.samples = reference[archs[0]]["samples"]
     data = load_study_data(args)
     training = TrainingConfig(learning_rate=TrainingConfig.FINE_TUNE_LEARNING_RATE)
     at_width = argparse.Namespace(widths=[args.width], depths=args.depths)
     space = study_space(at_width, data, training.compile_settings())
-    work = pathlib.Path(tempfile.mkdtemp())
-    settings = json.loads(json.dumps({name: getattr(args, name) for name in DEFINING}))
-    measured = Records(pathlib.Path(args.measured or work / "measured.jsonl"), settings)
-    supernet_dir = pathlib.Path(args.supernet_dir or work / "supernet")
+    for arch in archs:
+        try:
+            check_values(space, reference[arch]["hyperparameters"])
+        except HyperparameterValueError as error:
+            raise SystemExit(f"architecture {arch}: {error} (pass the study's --depths)") from None
+    run_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.data) + f"-w{args.width:g}"
+    work = args.work or ROOT / "runs" / "supernet_ranking" / run_name
+    work.mkdir(parents=True, exist_ok=True)
+    settings = {name: getattr(args, name) for name in DEFINING}
+    settings = json.loads(json.dumps({**settings, "training": training.to_settings()}))
+    measured = Records(work / "measured.jsonl", settings)
     train = data.batches("train", args.batch_size, training=True, seed=0)
     validation = data.batches("validation", 256)
 
@@ -141,26 +165,31 @@ def main(argv=None) -> dict:
         Supernet(space, width=args.width),
         train,
         SupernetSettings(epochs=args.supernet_epochs),
-        supernet_dir,
+        work / "supernet",
+        data_description=DataSplit(args.data, args.split_seed, VALIDATION_FRACTION).identity(),
         verbose=2,
     )
-    supernet, state = load_supernet(supernet_dir, space)
+    supernet, state = load_supernet(work / "supernet", space)
     supernet_s = sum(entry["seconds"] for entry in state["history"])
     print(f"supernet: {supernet_s:.0f} s of training ({time.perf_counter() - started:.0f} s now)")
 
     tuner = SupernetTuner(
         supernet, samples=args.samples, sigma=args.sigma, seed=0, directory=str(work),
-        project_name="through", max_params=None,
+        project_name="through", max_params=None, overwrite=True,
     )  # fmt: skip
     for way, epochs in (("inherited", 0), ("supernet", args.fine_tune_epochs)):
         for arch in archs:
+            values = reference[arch]["hyperparameters"]
             if (way, arch) in measured.items:
+                if measured.items[(way, arch)]["hyperparameters"] != values:
+                    raise SystemExit(f"{measured.path} measured another architecture {arch}")
                 continue
             hp = keras_tuner.HyperParameters()
             space.declare_hyperparameters(hp)
-            hp.values.update(reference[arch]["hyperparameters"])
+            hp.values.update(values)
             figures, wall = measure(tuner, hp, train, validation, epochs)
-            measured.add({"way": way, "arch": arch, "figures": figures, "wall_s": wall})
+            measured.add({"way": way, "arch": arch, "hyperparameters": values,
+                          "figures": figures, "wall_s": wall})  # fmt: skip
             print(f"{way} arch {arch}: val {100 * figures['val_accuracy']:.1f}% (scratch "
                   f"{100 * reference[arch]['val_accuracy']:.1f}%) R {figures['robustness']:.2f} "
                   f"({wall:.1f} s)", flush=True)  # fmt: skip

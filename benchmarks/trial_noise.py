@@ -39,8 +39,8 @@ import numpy as np
 from common import add_out_argument, report
 from rank_stats import kendall
 
-from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-from flatnas_tf.training.regime import TrainingRegime
+from flatnas_tf import FlatNASHyperModel, TrainingConfig, load_dataset
+from flatnas_tf.defaults import SAM_CHOICES, SCHEDULES
 from flatnas_tf.tuners import FlatNASTuner
 
 #: Settings that make two records comparable.
@@ -57,15 +57,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=8)  # a search trial's default
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--widths", default="0.25,0.5")
-    parser.add_argument("--sam", choices=("asam", "sam", "off"), default="asam")
+    parser.add_argument("--sam", choices=SAM_CHOICES, default=SAM_CHOICES[0])
     parser.add_argument("--rho", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=SCHEDULES[0])
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--sigma", type=float, default=0.05)
     parser.add_argument("--records", default=None, help="JSONL file of trained models")
     add_out_argument(parser, "trial_noise")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.seeds < 2 or args.archs < 2:
+        parser.error("--seeds and --archs must be at least 2: the noise is the spread over seeds")
+    return args
 
 
 def _key(args: argparse.Namespace) -> dict:
@@ -82,6 +85,11 @@ def _load_records(path: pathlib.Path, settings: dict) -> dict[tuple[int, int], d
     return records
 
 
+def training_config(args) -> TrainingConfig:
+    """How every model of the run trains (--lr, --sam, --rho, --schedule)."""
+    return TrainingConfig(learning_rate=args.lr, sam=args.sam, rho=args.rho, schedule=args.schedule)
+
+
 def train_one(args, data, hypermodel, arch: int, seed: int, work: str) -> dict:
     """Trains and measures architecture `arch` under search seed `seed`, as a trial."""
     hp = hypermodel.random_hyperparameters(arch)
@@ -90,7 +98,7 @@ def train_one(args, data, hypermodel, arch: int, seed: int, work: str) -> dict:
         seed=seed,
         sigma=args.sigma,
         samples=args.samples,
-        regime=TrainingRegime(schedule=args.schedule),
+        regime=training_config(args).regime(),
         directory=work,
         project_name=f"arch{arch}_seed{seed}",
     )
@@ -161,9 +169,7 @@ def main(argv=None) -> dict:
     if args.max_train:
         data = dataclasses.replace(data, train=data.train.take(args.max_train))
     widths = [float(w) for w in args.widths.split(",")]
-    training = TrainingSettings(
-        learning_rate=args.lr, sam=args.sam != "off", rho=args.rho, adaptive=args.sam == "asam"
-    )
+    training = training_config(args).compile_settings()
     hypermodel = FlatNASHyperModel(
         data.input_shape, data.num_classes, training=training, width_multipliers=widths
     )

@@ -168,6 +168,9 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     manifest = json.loads((target / "manifest.json").read_text())
     assert manifest["input_shape"] == [8, 8, 1] and len(manifest["label_names"]) == 10
     assert manifest["trial_id"] == trial_id and manifest["data"] == "digits"
+    recorded = runs.RunDirectory(out).settings()  # the training its candidates had
+    assert manifest["training"] == TrainingConfig.from_settings(recorded).to_settings()
+    assert manifest["training"]["learning_rate"] == recorded["learning_rate"]
     x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype("float32")
     loaded = tf.saved_model.load(str(target / "saved_model"))  # keep it: it owns the variables
     served = loaded.serve(x).numpy()

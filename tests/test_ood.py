@@ -214,8 +214,8 @@ def test_trained_model_on_real_images_degrades_with_severity_noise_hardest(cifar
     # against 42.4 % clean, the noise family lowest (28.6 %, impulse noise 23.4 %), JPEG
     # and brightness highest, as on CIFAR-10-C (twice the filters: the same ordering at
     # 1.5 times the cost).
-    # Less trained (2 epochs, ~33 %) the network is as fragile to blur and fog as
-    # to noise, so it is trained to the measured point; the ordering is checked on
+    # Less trained (the wider CNN after 2 epochs, ~33 %) a network is as fragile to
+    # blur and fog as to noise, so it is trained to the measured point; the ordering is checked on
     # CIFAR-10-C's corruption families, not on single corruptions.
     assert by_severity[5] < by_severity[3] < by_severity[1] < result.clean_accuracy
     by_corruption = result.by_corruption()

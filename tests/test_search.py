@@ -147,3 +147,8 @@ def test_a_search_recorded_before_a_training_setting_existed_resumes_with_its_de
         run.prepare({**settings, "momentum": 0.5}, overwrite=False)
     assert run.prepare(settings, overwrite=False) is True  # trained with the defaults: resumed
     assert {k: run.settings()[k] for k in newer} == {k: settings[k] for k in newer}
+    # Before the schedule was recorded, trials trained at a constant rate: not the same search.
+    older = runs.RunDirectory(tmp_path / "older")
+    older.prepare({k: v for k, v in settings.items() if k not in ("schedule", "warmup")}, False)
+    with pytest.raises(runs.RunError, match="schedule None -> 'cosine'"):
+        older.prepare(settings, overwrite=False)

@@ -13,6 +13,7 @@ def _record(arch, values, seed, accuracy, r, **changes):
         "stage": "study", "arch": arch, "train_seed": seed, "data": "digits",
         "hyperparameters": values, "val_accuracy": accuracy, "R": {"0.05": r, "0.1": 2 * r},
         "test_accuracy": accuracy, "corruption_accuracy": accuracy / 2, "chance_p_value": 0.0,
+        "samples": 50,
     }  # fmt: skip
     return {**record, **changes}
 
@@ -49,10 +50,10 @@ def test_the_study_architectures_are_measured_through_a_supernet_and_resume(tmp_
         _record(arch, values, 0, 0.5 + arch / 10, 3.0 - arch) for arch, values in enumerate(draws)
     ]
     records.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    measured = tmp_path / "measured.jsonl"
+    measured = tmp_path / "work" / "measured.jsonl"
     argv = ["--records", str(records), "--depths", "1", "--supernet-epochs", "1"]
-    argv += ["--fine-tune-epochs", "1", "--samples", "2", "--supernet-dir", str(tmp_path / "sn")]
-    argv += ["--measured", str(measured), "--out", str(tmp_path / "ranking.json")]
+    argv += ["--fine-tune-epochs", "1", "--samples", "2", "--work", str(tmp_path / "work")]
+    argv += ["--out", str(tmp_path / "ranking.json")]
     result = supernet_ranking.main(argv)
     assert json.loads((tmp_path / "ranking.json").read_text()) == json.loads(json.dumps(result))
     assert result["architectures"] == [0, 1, 2] and result["scratch_seeds"] == [1, 1, 1]
@@ -65,3 +66,11 @@ def test_the_study_architectures_are_measured_through_a_supernet_and_resume(tmp_
     again = supernet_ranking.main(argv)  # everything measured: nothing is trained again
     assert len(measured.read_text().splitlines()) == 6
     assert again["per_architecture"] == result["per_architecture"]
+    # Records whose architecture 1 is another draw: its measurements are not reused.
+    lines[1]["hyperparameters"] = draws[2]
+    records.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(SystemExit, match="measured another architecture 1"):
+        supernet_ranking.main(argv)
+    # An architecture the supernet's space lacks is refused before anything is trained.
+    with pytest.raises(SystemExit, match="architecture 0: .*stage1_depth=1 is not in the search"):
+        supernet_ranking.main([*argv, "--depths", "2,3"])

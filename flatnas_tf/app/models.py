@@ -34,10 +34,11 @@ def search_result(run: RunDirectory, settings: dict[str, Any]) -> SearchResult:
 
 
 def export_metadata(settings: dict[str, Any]) -> dict[str, Any]:
-    """What an export's manifest says about the data beyond the model itself.
+    """What an export's manifest says beyond the model itself.
 
     The data set and its split (seed, validation fraction, TFDS directory), so
-    that `flatnas-tf evaluate` of the export measures on the same test images.
+    that `flatnas-tf evaluate` of the export measures on the same test images,
+    and the training its candidates had (`TrainingConfig`).
     """
     if "data" not in settings:
         raise RunError("the search's run.json records no data set (key `data`); it is damaged.")
@@ -45,4 +46,8 @@ def export_metadata(settings: dict[str, Any]) -> dict[str, Any]:
         split = DataSplit.from_settings(settings)
     except ValueError as error:
         raise RunError(f"the search's run.json records no usable data split: {error}") from None
-    return {"label_names": list(settings["label_names"]), **split.to_settings()}
+    return {
+        "label_names": list(settings["label_names"]),
+        **split.to_settings(),
+        "training": TrainingConfig.from_settings(settings).to_settings(),
+    }

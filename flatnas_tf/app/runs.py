@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flatnas_tf.persistence import storage
-from flatnas_tf.training.config import TrainingConfig
+from flatnas_tf.training.config import UNRECORDED
 
 RUN_FILE = "run.json"
 PROJECT = "search"
@@ -235,10 +235,9 @@ class RunDirectory:
                     elif path.exists() or path.is_symlink():
                         path.unlink()
             else:
-                # A training setting that a run.json written before it existed lacks was
-                # its default.
-                defaults = TrainingConfig().to_settings()
-                before, now = {**defaults, **previous}, {**defaults, **settings}
+                # A run.json from before these settings were recorded was trained with
+                # the values they had then (other missing keys still differ).
+                before, now = {**UNRECORDED, **previous}, {**UNRECORDED, **settings}
                 changed = [
                     f"{key} {before.get(key)!r} -> {now.get(key)!r}"
                     for key in DEFINING

@@ -35,7 +35,12 @@ from flatnas_tf.persistence import storage
 from flatnas_tf.persistence.export import MANIFEST_FILE
 from flatnas_tf.training.config import TrainingConfig
 
-__all__ = ["HyperparameterValueError", "TrainedArchitecture", "train_architecture"]
+__all__ = [
+    "HyperparameterValueError",
+    "TrainedArchitecture",
+    "check_values",
+    "train_architecture",
+]
 
 
 class HyperparameterValueError(ValueError):
@@ -118,7 +123,7 @@ def train_architecture(
     seed = split.seed
     keras.utils.set_random_seed(seed)
     space = models.hypermodel(settings, training)
-    _check_values(space, values)
+    check_values(space, values)
     hp = keras_tuner.HyperParameters()
     hp.values.update(values)  # building declares the rest, at their defaults
     model = space.build(hp)
@@ -157,8 +162,21 @@ def train_architecture(
     return TrainedArchitecture(model, val_accuracy, test_accuracy, figures, model_file, manifest)
 
 
-def _check_values(space, values: dict[str, Any]) -> None:
-    """Refuses names the space lacks and values outside their hyperparameter's choices."""
+def check_values(space, values: dict[str, Any]) -> None:
+    """Refuses names the space lacks and values outside their hyperparameter's choices.
+
+    Args:
+        space: A `FlatNASHyperModel` (anything with `declare_hyperparameters`).
+        values: Hyperparameter name -> value, as a trial records them.
+
+    Raises:
+        HyperparameterValueError: A name or a value the space does not have.
+
+    Example:
+    ```python
+    check_values(space, {"stage1_depth": 1})   # raises if depth 1 is not a choice
+    ```
+    """
     import keras_tuner
 
     declared = keras_tuner.HyperParameters()

@@ -29,9 +29,10 @@ stages 1, 2, 3, 5 and then the stem, in that order (224 -> 7 as MobileNetV3;
 32 -> 4; 8 -> 4). Departures from OFA for small inputs: these strides, the
 resolution choices, and head widths that scale with w.
 
-The built model is a compiled `SAMModel` (ASAM rho 0.5 over SGD lr 0.1,
-momentum 0.9, weight decay 5e-4, label smoothing 0.1; see `TrainingSettings`),
-or a plain `keras.Model` when SAM is off. These are the FlatNAS settings but
+The built model is a compiled `SAMModel` (by default ASAM rho 0.5 over SGD lr
+0.1, momentum 0.9, weight decay 5e-4, label smoothing 0.1; see `TrainingSettings`,
+which a search derives from its `TrainingConfig`), or a plain `keras.Model`
+when SAM is off. These are the FlatNAS settings but
 for rho: FlatNAS fine-tunes pretrained weights with rho 2.0, which from random
 weights holds a short training back (two default digits candidates, 6 epochs
 under the cosine schedule: 82-83 % validation accuracy at 2.0, 94-97 % at

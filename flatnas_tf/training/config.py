@@ -13,9 +13,10 @@ library's TensorFlow objects are derived from it, never set up beside it:
                                           schedule and warm-up over its steps
 
 run.json, an export's manifest.json and the CLI's options record the fields
-under their own names (`to_settings` / `from_settings`); a record written
-before a field existed reads back with that field's default, which is the
-value such a record was trained with. Defaults and choices come from
+under their own names (`to_settings` / `from_settings`). A record written
+before momentum, weight decay and label smoothing were recorded reads them
+back as the values every candidate was then trained with (`UNRECORDED`),
+whatever the defaults become. Defaults and choices come from
 `flatnas_tf.defaults`, checks from `flatnas_tf.checks`.
 """
 
@@ -41,7 +42,12 @@ if TYPE_CHECKING:
     from flatnas_tf.space.hypermodel import TrainingSettings
     from flatnas_tf.training.regime import TrainingRegime
 
-__all__ = ["TrainingConfig", "TrainingConfigError"]
+__all__ = ["UNRECORDED", "TrainingConfig", "TrainingConfigError"]
+
+#: Settings that run.json files and manifests did not record before they became
+#: options (`--momentum`, `--weight-decay`, `--label-smoothing`), with the values
+#: every candidate was trained with until then.
+UNRECORDED = {"momentum": 0.9, "weight_decay": 5e-4, "label_smoothing": 0.1}
 
 
 class TrainingConfigError(ValueError):
@@ -113,12 +119,16 @@ class TrainingConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> TrainingConfig:
-        """The training a run.json or manifest records (keys it lacks take their defaults).
+        """The training a run.json or manifest records.
+
+        A key it lacks takes the value it had before it was recorded
+        (`UNRECORDED`), else its default.
 
         Raises:
             TrainingConfigError: A recorded value is out of range.
         """
-        return cls(**{name: settings[name] for name in cls.names() if name in settings})
+        recorded = {**UNRECORDED, **settings}
+        return cls(**{name: recorded[name] for name in cls.names() if name in recorded})
 
     def override(self, **values: Any) -> TrainingConfig:
         """A copy with the values that are not None (options the user gave)."""
