@@ -25,7 +25,6 @@ RUNS = ROOT / "docs" / "benchmarks"
 PENDING = {
     "fine_tune_lr",
     "oracle_quality",
-    "reproduce",
     "supernet_ranking",
     "weight_sharing",
 }
