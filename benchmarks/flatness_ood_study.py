@@ -21,8 +21,12 @@ What `docs/results/flatness_ood/preregistration.md` fixes for H1, run as it says
 
 A run skips the models already recorded and stops starting new ones after
 `--max-minutes`, so the study goes on in chunks of about an hour from the
-records committed in the repository. `--smoke` runs a tiny version (two
-models, two epochs, a few images) into a temporary directory, for CI.
+records committed in the repository. `--first-width W` trains the
+architectures of width W before the others (the analysis reads records by
+architecture, so the order changes no figure; it lets a supernet of width W
+be ranked against the study's records sooner: `supernet_ranking.py`).
+`--smoke` runs a tiny version (two models, two epochs, a few images) into a
+temporary directory, for CI.
 
 Usage:
     python benchmarks/flatness_ood_study.py --data digits --archs 40 --train-seeds 0,1,2
@@ -121,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_shared_arguments(parser)
     parser.add_argument("--archs", type=int, default=40, help="K: architectures.")
     parser.add_argument("--train-seeds", type=number_list(int), default=[0, 1, 2])
+    parser.add_argument("--first-width", type=float, default=None,
+                        help="Train the architectures of this width first.")  # fmt: skip
     args = parser.parse_args(argv)
     smoke = {"archs": 2, "train_seeds": [0], "epochs": 2}  # two models of two epochs
     finish_arguments(parser, args, smoke, positive=("archs",))
@@ -246,6 +252,16 @@ def study_space(args: argparse.Namespace, data, training=None):
     )
 
 
+def architecture_order(hypermodel, archs: int, first_width: float | None) -> list[int]:
+    """Architectures 0..archs-1, those of width `first_width` first (each group in order)."""
+
+    def later(arch: int) -> bool:
+        width = hypermodel.random_hyperparameters(seed=arch).values["width_mult"]
+        return first_width is not None and width != first_width
+
+    return sorted(range(archs), key=lambda arch: (later(arch), arch))
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     """Records every (architecture, training seed) not yet recorded, until the time is up."""
     data = load_study_data(args)
@@ -256,7 +272,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     git = git_state()  # the code this run trains with
     started = time.monotonic()
     written = []
-    for arch in range(args.archs):
+    for arch in architecture_order(hypermodel, args.archs, args.first_width):
         for train_seed in args.train_seeds:
             if (arch, train_seed) in done:
                 continue

@@ -42,3 +42,16 @@ def test_the_analysis_reads_the_records(smoke):
     assert result["models"] == 2
     assert result["sigma_star"] in ("0.05", "0.4")
     assert result["h1"]["architectures"] == 2 - result["excluded"]
+
+
+def test_the_architectures_of_one_width_can_go_first():
+    from flatnas_tf import FlatNASHyperModel
+
+    space = FlatNASHyperModel((8, 8, 1), 10, width_multipliers=[0.25, 0.5], depths=[1])
+    width = {a: space.random_hyperparameters(seed=a).values["width_mult"] for a in range(8)}
+    assert set(width.values()) == {0.25, 0.5}  # both widths among the first eight draws
+    assert study.architecture_order(space, 8, None) == list(range(8))
+    order = study.architecture_order(space, 8, 0.5)
+    assert sorted(order) == list(range(8))
+    first = [a for a in range(8) if width[a] == 0.5]
+    assert order == first + [a for a in range(8) if width[a] != 0.5]  # each group in order
