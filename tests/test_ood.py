@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from support.models import cifar_cnn
 
 from flatnas_tf.data import from_arrays, load_dataset
 from flatnas_tf.robustness import cifar10_corrupted
@@ -194,15 +195,7 @@ def test_trained_model_on_real_images_degrades_with_severity_noise_hardest(cifar
         cifar_subset["x_test"],
         cifar_subset["y_test"],
     )
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    for filters in (16, 32):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
-        x = keras.layers.ReLU()(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    model = keras.Model(*cifar_cnn())
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support.models import cifar_cnn
 
 from flatnas_tf import SAMModel
 from flatnas_tf.training import sam as sam_module
@@ -389,18 +390,8 @@ def test_short_sam_epoch_on_real_cifar_images_beats_chance(cifar_subset):
     # deviation is 0.7 points, so 20 % (15 deviations) cannot be reached by
     # luck, while this CNN after one epoch on 10,000 images lands at 30-35 %
     # (measured: 32.7 %; 33.9 % with twice the filters, at 1.5 times the cost).
-    # BatchNorm's moving averages use momentum 0.9 so that they settle within
-    # one epoch.
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    for filters in (16, 32):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
-        x = keras.layers.ReLU()(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = SAMModel(inputs, keras.layers.Dense(10)(x), rho=0.05)
+    model = SAMModel(*cifar_cnn(), rho=0.05)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
