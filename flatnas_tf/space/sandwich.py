@@ -58,6 +58,7 @@ from flatnas_tf.defaults import LABEL_SMOOTHING, LEARNING_RATE, MOMENTUM, WEIGHT
 from flatnas_tf.persistence.storage import atomic_path, write_json
 from flatnas_tf.space.hypermodel import FlatNASHyperModel, TrainingSettings
 from flatnas_tf.space.supernet import Supernet, space_config
+from flatnas_tf.training.config import RANGES
 from flatnas_tf.training.regime import WarmupCosine, steps_per_epoch
 from flatnas_tf.training.tracing import (
     build_training_state,
@@ -115,14 +116,8 @@ class SupernetSettings:
         for name in ("epochs", "random_subnets", "seed"):
             value = check_integer(getattr(self, name), name, 1 if name == "epochs" else 0)
             object.__setattr__(self, name, value)
-        ranges = {
-            "learning_rate": {"low": 0, "low_open": True},
-            "momentum": {"low": 0},
-            "weight_decay": {"low": 0},
-            "label_smoothing": {"low": 0, "high": 1, "high_open": True},
-            "distillation": {"low": 0, "high": 1},
-            "warmup": {"low": 0, "high": 1, "high_open": True},
-        }
+        shared = ("learning_rate", "momentum", "weight_decay", "label_smoothing", "warmup")
+        ranges = {**{name: RANGES[name] for name in shared}, "distillation": {"low": 0, "high": 1}}
         for name, bounds in ranges.items():
             object.__setattr__(self, name, check_number(getattr(self, name), name, **bounds))
 

@@ -42,7 +42,18 @@ if TYPE_CHECKING:
     from flatnas_tf.space.hypermodel import TrainingSettings
     from flatnas_tf.training.regime import TrainingRegime
 
-__all__ = ["UNRECORDED", "TrainingConfig", "TrainingConfigError"]
+__all__ = ["RANGES", "UNRECORDED", "TrainingConfig", "TrainingConfigError"]
+
+#: The range of each numeric training setting (`checks.check_number`'s bounds); the
+#: supernet's settings share those of the optimizer, the loss and the warm-up.
+RANGES = {
+    "learning_rate": {"low": 0, "low_open": True},
+    "momentum": {"low": 0},
+    "weight_decay": {"low": 0},
+    "label_smoothing": {"low": 0, "high": 1, "high_open": True},
+    "rho": {"low": 0},
+    "warmup": {"low": 0, "high": 1, "high_open": True},
+}
 
 #: Settings that run.json files and manifests did not record before they became
 #: options (`--momentum`, `--weight-decay`, `--label-smoothing`), with the values
@@ -97,15 +108,7 @@ class TrainingConfig:
                     f"training setting `{name}` must be one of {choices}; "
                     f"received {name}={getattr(self, name)!r}."
                 )
-        ranges = {
-            "learning_rate": {"low": 0, "low_open": True},
-            "momentum": {"low": 0},
-            "weight_decay": {"low": 0},
-            "label_smoothing": {"low": 0, "high": 1, "high_open": True},
-            "rho": {"low": 0},
-            "warmup": {"low": 0, "high": 1, "high_open": True},
-        }
-        for name, bounds in ranges.items():
+        for name, bounds in RANGES.items():
             try:
                 value = check_number(getattr(self, name), name, **bounds)
             except ValueError as error:
