@@ -43,6 +43,22 @@ along and ignored here.
                   clean images than B on average; contrary: interval < 0;
                   otherwise no support
 
+Descriptive, added after the pre-registration (decides nothing):
+
+    seed agreement  for each figure, Kendall tau between two training seeds'
+                  values over the architectures trained with every seed (the
+                  mean over seed pairs with 3 seeds); 95 % bootstrap over
+                  architectures. How well one from-scratch run ranks the
+                  architectures as another does: a ceiling for anything that
+                  is compared with from-scratch training (a supernet, a
+                  predictor), and the resolution of H1's per-architecture means
+    within        partial Spearman of R(sigma*) with corruption accuracy given
+                  clean accuracy over the models, each figure taken as its
+                  deviation from its architecture's mean: whether a trained
+                  network's flatness goes with its robustness among networks
+                  of one architecture (seeds only differ); 95 % bootstrap over
+                  architectures (all of an architecture's models together)
+
 Usage:
     python benchmarks/study_analysis.py [--study docs/results/flatness_ood]
         [--resamples 10000]
@@ -55,11 +71,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import pathlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -212,6 +229,91 @@ def h1(table: Architectures, resamples: int = RESAMPLES, planned: int | None = N
     }
 
 
+#: The figures whose seed agreement the report gives: name -> figure of a record.
+AGREEMENT_FIGURES = {
+    "validation accuracy": lambda record, sigma: record["val_accuracy"],
+    "clean test accuracy": lambda record, sigma: record["test_accuracy"],
+    "mean corruption accuracy": lambda record, sigma: record["corruption_accuracy"],
+    "R(sigma*)": lambda record, sigma: record["R"][sigma],
+}
+
+
+def seed_agreement(
+    records: Sequence[dict],
+    figure: Callable[[dict], float],
+    resamples: int = RESAMPLES,
+) -> rank_stats.Correlation:
+    """Kendall tau of one figure between training seeds, over architectures.
+
+    Args:
+        records: Study records (one per architecture and training seed).
+        figure: The figure of a record to rank by.
+        resamples: Bootstrap resamples (over architectures).
+
+    Returns:
+        The mean Kendall tau over pairs of training seeds, on the
+        architectures trained with every seed, with its bootstrap interval
+        (NaN below 2 seeds or 3 such architectures).
+
+    Example:
+    >>> rows = [{"arch": a, "train_seed": s, "x": a + s / 10} for a in range(4) for s in (0, 1)]
+    >>> seed_agreement(rows, lambda r: r["x"], resamples=50).value
+    1.0
+    """
+    values: dict[int, dict[int, float]] = {}
+    for record in records:
+        values.setdefault(record["arch"], {})[record["train_seed"]] = figure(record)
+    seeds = sorted({seed for per_seed in values.values() for seed in per_seed})
+    complete = [per_seed for per_seed in values.values() if set(seeds) <= set(per_seed)]
+    columns = [[per_seed[seed] for per_seed in complete] for seed in seeds]
+    pairs = list(itertools.combinations(range(len(seeds)), 2))
+    if not pairs:
+        return rank_stats.Correlation(math.nan, math.nan, math.nan, len(complete))
+
+    def mean_tau(*columns: np.ndarray) -> float:
+        return float(np.mean([rank_stats.kendall(columns[i], columns[j]) for i, j in pairs]))
+
+    return rank_stats.bootstrap(mean_tau, columns, resamples)
+
+
+def within_architectures(
+    records: Sequence[dict], sigma: str, resamples: int = RESAMPLES, seed: int = 0
+) -> rank_stats.Correlation:
+    """H1's partial correlation among the training seeds of each architecture.
+
+    Args:
+        records: Study records.
+        sigma: The sigma of R (sigma*).
+        resamples: Bootstrap resamples; architectures are resampled whole.
+        seed: Seed of the resampling.
+
+    Returns:
+        The partial Spearman of R with corruption accuracy given clean
+        accuracy, each the model's deviation from its architecture's mean
+        (architectures with one model left out), with its interval.
+    """
+    groups: dict[int, list[list[float]]] = {}
+    for record in records:
+        figures = [record["R"][sigma], record["corruption_accuracy"], record["test_accuracy"]]
+        groups.setdefault(record["arch"], []).append(figures)
+    deviations = [
+        np.asarray(rows) - np.mean(rows, axis=0) for rows in groups.values() if len(rows) > 1
+    ]
+
+    def statistic(chosen: Iterable[int]) -> float:
+        stacked = np.concatenate([deviations[i] for i in chosen])
+        return rank_stats.partial_spearman(*stacked.T)
+
+    value = statistic(range(len(deviations))) if deviations else math.nan
+    if math.isnan(value):
+        return rank_stats.Correlation(math.nan, math.nan, math.nan, len(deviations))
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.integers(0, len(deviations), len(deviations))) for _ in range(resamples)]
+    draws = [d for d in draws if math.isfinite(d)]
+    low, high = np.quantile(draws, [0.025, 0.975]) if draws else (math.nan, math.nan)
+    return rank_stats.Correlation(value, float(low), float(high), len(deviations))
+
+
 def _pick_cells(records: Sequence[dict], arms: tuple[str, str], pick: str) -> dict:
     """{search seed: {arm: [(clean, corruption) per retraining seed]}} of seeds both arms have."""
     cells: dict[int, dict[str, list[tuple[float, float]]]] = {}
@@ -330,6 +432,11 @@ def analyse(
     b = slope(table)
     result.update(sigma_star=sigma, slope_b=b, h1=h1(table, resamples, planned))
     result["verdict_h1"] = result["h1"]["verdict"]
+    result["within_architectures"] = within_architectures(study, sigma, resamples)
+    result["seed_agreement"] = {
+        name: seed_agreement(study, lambda record, f=figure: f(record, sigma), resamples)
+        for name, figure in AGREEMENT_FIGURES.items()
+    }
     if picks:
         result["h2"] = h2(picks, b, ("A", "B"), "tradeoff", resamples)
         result["h2_paper_contrast"] = h2(picks, b, ("A", "C"), "tradeoff", resamples)
@@ -395,6 +502,24 @@ def markdown(results: dict[str, dict]) -> str:
             f"| raw Kendall, R vs corruption accuracy | {h1_result['raw_kendall']} |",
             "",
             f"**Verdict on H1: {result['verdict_h1']}.**",
+            "",
+            "How reproducible an architecture's figures are (descriptive, not pre-registered): "
+            "Kendall tau between two training seeds of the same architectures. It bounds how "
+            "well any one measurement (a supernet's, a predictor's) can agree with training "
+            "from scratch.",
+            "",
+            "| figure | architectures | tau between seeds [95 % bootstrap] |",
+            "|---|---|---|",
+            *(
+                f"| {name} | {agreement.n} | {agreement} |"
+                for name, agreement in result["seed_agreement"].items()
+            ),
+            "",
+            "Among the training seeds of each architecture (descriptive, not pre-registered): "
+            "partial Spearman of R(sigma\\*) with corruption accuracy given clean accuracy, "
+            "each a model's deviation from its architecture's mean, over "
+            f"{result['within_architectures'].n} architectures: "
+            f"**{result['within_architectures']}** (bootstrap over architectures).",
             "",
             "| H2 contrast | search seeds | delta_adj, points [95 %] | clean A - B, points "
             "| verdict |",

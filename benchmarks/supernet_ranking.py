@@ -15,6 +15,9 @@ and compares each against the seed-mean of the study's records:
     tau         Kendall tau and Spearman (95 % bootstrap intervals) between
                 the supernet's figure and the scratch one, for validation
                 accuracy and for R at the supernet search's sigma
+    ceiling     the same tau between two from-scratch training seeds: how well
+                one scratch run ranks the architectures as another does, the
+                most a supernet can be expected to reach
     spread      the range of each column (a supernet that has not told its
                 sub-networks apart squeezes them into a few points)
 
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import re
 import statistics
@@ -54,7 +58,7 @@ from flatness_ood_study import (  # noqa: E402
     number_list,
     study_space,
 )
-from study_analysis import kept_and_excluded, read_records  # noqa: E402
+from study_analysis import kept_and_excluded, read_records, seed_agreement  # noqa: E402
 from weight_sharing import Records, correlations, measure  # noqa: E402
 
 DEFINING = ("data", "split_seed", "width", "depths", "supernet_epochs", "fine_tune_epochs",
@@ -85,6 +89,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _usable_by_arch(records: list[dict], data: str, width: float) -> dict[int, list[dict]]:
+    """The usable study records of `data` at `width`, by architecture."""
+    kept, _ = kept_and_excluded(r for r in records if r.get("stage") == "study")
+    by_arch: dict[int, list[dict]] = {}
+    for record in kept:
+        if record["data"] == data and record["hyperparameters"]["width_mult"] == width:
+            by_arch.setdefault(record["arch"], []).append(record)
+    return by_arch
+
+
+def scratch_agreement(
+    records: list[dict], data: str, width: float, sigma: float, archs: list[int]
+) -> dict:
+    """How well two from-scratch seeds rank `archs` alike: the ceiling of the supernet's tau.
+
+    Returns:
+        {"val_accuracy", "robustness"}: each [tau, low, high], the Kendall tau
+        between training seeds over the architectures trained with every seed
+        (`study_analysis.seed_agreement`; None where undefined, as with one
+        seed), and "architectures", their number.
+    """
+    by_arch = _usable_by_arch(records, data, width)
+    chosen = [record for arch in archs for record in by_arch.get(arch, [])]
+    figures = {
+        "val_accuracy": lambda record: record["val_accuracy"],
+        "robustness": lambda record: record["R"][f"{sigma:g}"],
+    }
+    result: dict = {}
+    for name, figure in figures.items():
+        tau = seed_agreement(chosen, figure)
+        ends = (tau.value, tau.low, tau.high)
+        result[name] = [None if math.isnan(x) else round(x, 3) for x in ends]  # JSON: no NaN
+        result["architectures"] = tau.n
+    return result
+
+
 def scratch_reference(records: list[dict], data: str, width: float, sigma: float) -> dict:
     """Architecture -> the seed-mean figures of its study records at `width`.
 
@@ -101,11 +141,7 @@ def scratch_reference(records: list[dict], data: str, width: float, sigma: float
     Raises:
         SystemExit: No usable record, or records without R at `sigma`.
     """
-    kept, _ = kept_and_excluded(r for r in records if r.get("stage") == "study")
-    by_arch: dict[int, list[dict]] = {}
-    for record in kept:
-        if record["data"] == data and record["hyperparameters"]["width_mult"] == width:
-            by_arch.setdefault(record["arch"], []).append(record)
+    by_arch = _usable_by_arch(records, data, width)
     if not by_arch:
         raise SystemExit(f"no usable study record of {data} at width {width:g}")
     key = f"{sigma:g}"
@@ -135,7 +171,8 @@ def main(argv=None) -> dict:
     from flatnas_tf.tuners import SupernetTuner
 
     args = parse_args(argv)
-    reference = scratch_reference(read_records(args.records), args.data, args.width, args.sigma)
+    records = read_records(args.records)
+    reference = scratch_reference(records, args.data, args.width, args.sigma)
     archs = list(reference)[: args.archs]
     if len(archs) < 3:
         raise SystemExit(f"{len(archs)} architectures at width {args.width:g}: need at least 3")
@@ -206,6 +243,9 @@ def main(argv=None) -> dict:
         "architectures": archs,
         "scratch_seeds": [reference[a]["seeds"] for a in archs],
         "supernet_training_s": round(supernet_s, 1),
+        "scratch_seed_agreement": scratch_agreement(
+            records, args.data, args.width, args.sigma, archs
+        ),
         "ranking": {
             f"{way}_vs_scratch": {
                 figure: correlations(column(way, figure), column("scratch", figure))

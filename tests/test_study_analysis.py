@@ -161,3 +161,59 @@ def test_a_study_under_way_reports_no_slope_and_no_verdict_yet():
     assert sa.analyse(_study(archs=6, seeds=1), resamples=200)["slope_b"] == pytest.approx(
         0.8, abs=0.2
     )  # from two architectures on, the slope the records are built with
+
+
+def test_seed_agreement_is_the_rank_agreement_of_training_seeds_over_architectures():
+    rng = np.random.default_rng(0)
+
+    def rows(noise, archs=30, seeds=(0, 1, 2)):
+        quality = rng.uniform(0, 1, size=archs)
+        return [
+            {"arch": a, "train_seed": s, "x": quality[a] + rng.normal(0, noise)}
+            for a in range(archs)
+            for s in seeds
+        ]
+
+    figure = lambda record: record["x"]  # noqa: E731
+    assert sa.seed_agreement(rows(0.0), figure, 200).value == pytest.approx(1.0)
+    reproducible = sa.seed_agreement(rows(0.05), figure, 200)
+    assert 0.6 < reproducible.low < reproducible.value < 1.0 and reproducible.n == 30
+    noise = sa.seed_agreement(rows(100.0), figure, 200)  # seeds decide everything
+    assert noise.low < 0 < noise.high and abs(noise.value) < 0.3
+    # An architecture without every seed is left out; one seed gives no figure.
+    partial = [r for r in rows(0.05) if not (r["arch"] == 0 and r["train_seed"] == 2)]
+    assert sa.seed_agreement(partial, figure, 200).n == 29
+    assert np.isnan(sa.seed_agreement(rows(0.05, seeds=(0,)), figure, 200).value)
+
+
+def test_the_report_gives_each_figures_seed_agreement(tmp_path):
+    result = sa.analyse(_study(archs=10, seeds=2), resamples=200)
+    agreement = result["seed_agreement"]
+    assert list(agreement) == list(sa.AGREEMENT_FIGURES)
+    # _study draws one clean accuracy per architecture and R with a small seed noise.
+    assert agreement["clean test accuracy"].value == pytest.approx(1.0)
+    assert agreement["R(sigma*)"].value > 0.8
+    assert "| R(sigma*) | 10 |" in sa.markdown({"synthetic": result})
+
+
+@pytest.mark.parametrize("within, sign", [(-1.0, -1), (0.0, 0)])
+def test_within_architectures_sees_only_the_seeds_of_each_architecture(within, sign):
+    rng = np.random.default_rng(1)
+    records = []
+    for arch in range(20):
+        level = rng.uniform(0, 1)  # between architectures: flatter goes with *less* robust
+        for seed in range(3):
+            r, clean = level + rng.normal(0, 0.1), rng.uniform(0.9, 0.95)
+            corruption = 0.5 * clean + 0.3 * level + 0.3 * within * (r - level)
+            records.append({
+                "arch": arch, "train_seed": seed, "R": {"0.05": r}, "test_accuracy": clean,
+                "corruption_accuracy": corruption + rng.normal(0, 0.002),
+            })  # fmt: skip
+    result = sa.within_architectures(records, "0.05", resamples=200)
+    assert result.n == 20
+    if sign < 0:
+        assert result.high < -0.8  # the seeds' flatness goes with their robustness
+    else:
+        assert result.low < 0 < result.high  # the architectures' positive trend is not seen
+    lonely = [r for r in records if r["train_seed"] == 0]  # one model per architecture
+    assert np.isnan(sa.within_architectures(lonely, "0.05", resamples=20).value)
