@@ -45,12 +45,13 @@ def _make_search(directory: Path, trials: int) -> None:
     """A finished search with synthetic figures (a FlatNASOracle's files, no training)."""
     import keras_tuner
 
+    from flatnas_tf import compat
     from flatnas_tf.tuners import FlatNASOracle
 
     hp = keras_tuner.HyperParameters()
     hp.Int("width", 8, 4096, step=8)
     oracle = FlatNASOracle(population_size=10, max_trials=trials, seed=0, hyperparameters=hp)
-    oracle._set_project_dir(str(directory), "search")
+    compat.set_project_dir(oracle, str(directory), "search")
     oracle.verbose = 0
     rng = np.random.default_rng(0)
     for _ in range(trials):

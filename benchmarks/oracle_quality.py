@@ -74,6 +74,7 @@ import keras_tuner as kt
 import numpy as np
 from common import add_out_argument, report
 
+from flatnas_tf import compat
 from flatnas_tf.tuners import pareto
 from flatnas_tf.tuners.nsga2 import NSGA2Oracle
 from flatnas_tf.tuners.surrogate import SurrogateSettings
@@ -139,7 +140,7 @@ def run_keras_oracle(
     oracle, evaluate, n_variables: int, budget: int, directory: str, verbose: int = 0
 ) -> tuple[list[list[float]], list[float]]:
     """KerasTuner's loop without a model: create, evaluate, report, end (timed)."""
-    oracle._set_project_dir(directory, "search")  # what BaseTuner.__init__ does
+    compat.set_project_dir(oracle, directory, "search")
     oracle.verbose = verbose
     first = len(oracle.trials)
     points, times = [], []

@@ -3,7 +3,11 @@
 KerasTuner has no public API for several things a durable, multi-objective,
 distributed search needs: the files of a project, the worker/chief roles, the
 duplicate check of a configuration, the gRPC service of the chief. Keras hides
-the class of functional models. flatnas-tf therefore uses some private members;
+the class of functional models, the recursive walk over a model's layers, the
+symbolic build of a training state, a model's loss tracker, an optimizer's
+learning-rate object and the per-variable bookkeeping of its update (which
+`FusedSGD` replaces with fused kernels); TensorFlow hides its registry of custom
+gradients (which every trace of SAM's step grows). flatnas-tf therefore uses some private members;
 this module is the only place that touches them, so that a KerasTuner or Keras
 release that renames one breaks here, loudly (`tests/test_compat.py` checks
 every name below against the installed versions), not somewhere inside a
@@ -60,6 +64,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "OPTIMIZER_HOOKS",
     "ORACLE_HOOKS",
     "ORACLE_STATE",
     "TUNER_HOOKS",
@@ -68,17 +73,27 @@ __all__ = [
     "checkpoint_file",
     "chief_service",
     "copy_callbacks",
+    "custom_gradient_registry",
+    "distribution_strategy",
     "grid_size",
     "hparams_of",
     "is_chief_oracle",
     "is_worker",
+    "layers_within",
+    "learning_rate_object",
+    "loss_tracker",
     "oracle_file",
+    "project_dir",
+    "set_project_dir",
+    "symbolic_build",
     "tensorboard_callback_dir",
     "tried_so_far",
     "tuner_callback",
     "tuner_file",
     "try_build",
+    "uses_weight_decay",
     "values_hash",
+    "variable_index",
 ]
 
 #: The name KerasTuner (with Keras 3) gives a trial's weights in its directory.
@@ -97,6 +112,8 @@ ORACLE_HOOKS = (
     "_compute_values_hash",
     "_get_oracle_fname",
 )
+#: Private `keras.optimizers.Optimizer` methods `FusedSGD` overrides.
+OPTIMIZER_HOOKS = ("_apply_weight_decay",)
 #: Private `keras_tuner.Tuner` methods overridden or called.
 TUNER_HOOKS = (
     "_populate_initial_space",
@@ -127,6 +144,16 @@ def tried_so_far(oracle: keras_tuner.Oracle) -> set[str]:
 def oracle_file(oracle: keras_tuner.Oracle) -> str:
     """The path of the oracle's state file, where KerasTuner's `reload` reads it."""
     return oracle._get_oracle_fname()
+
+
+def project_dir(oracle: keras_tuner.Oracle) -> str:
+    """The directory of the oracle's project (its trials and state file)."""
+    return oracle._project_dir
+
+
+def set_project_dir(oracle: keras_tuner.Oracle, directory: str, project_name: str) -> None:
+    """Gives an oracle used without a tuner its project directory, as a tuner's `__init__` does."""
+    oracle._set_project_dir(directory, project_name)
 
 
 def grid_size(hyperparameter: Any) -> int:
@@ -209,3 +236,55 @@ def chief_service():
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     return protos, OracleServicer
+
+
+# -- Keras and TensorFlow -------------------------------------------------------------
+
+
+def layers_within(model) -> list:
+    """Every layer a model tracks, at any depth (public `layers` gives one level)."""
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def symbolic_build(model, data_batch) -> bool:
+    """Builds a compiled model's variables and optimizer state from a symbolic batch.
+
+    What `fit` does on its first step, done before it so that the train step
+    is traced once. Returns False where this Keras has no symbolic build.
+    """
+    if not hasattr(model, "_symbolic_build"):
+        return False
+    model._symbolic_build(data_batch=data_batch)
+    return True
+
+
+def loss_tracker(model):
+    """The metric behind the `loss` a model's custom `train_step` reports (as Keras' own step)."""
+    return model._loss_tracker
+
+
+def learning_rate_object(optimizer):
+    """What an optimizer was given as its learning rate (a float variable or a schedule)."""
+    return getattr(optimizer, "_learning_rate", None)
+
+
+def variable_index(optimizer, variable) -> int:
+    """The index of `variable` in an optimizer's per-variable slots (its momentums)."""
+    return optimizer._get_variable_index(variable)
+
+
+def uses_weight_decay(optimizer, variable) -> bool:
+    """Whether an optimizer decays `variable` (its `exclude_from_weight_decay` applied)."""
+    return optimizer._use_weight_decay(variable)
+
+
+def distribution_strategy(optimizer):
+    """The distribution strategy an optimizer applies its updates under."""
+    return optimizer._distribution_strategy
+
+
+def custom_gradient_registry() -> dict:
+    """TensorFlow's registry of gradient functions (each `tf.custom_gradient` trace adds one)."""
+    from tensorflow.python.framework import ops
+
+    return ops.gradient_registry._registry

@@ -43,6 +43,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from flatnas_tf import compat
 from flatnas_tf.checks import check_integer
 
 __all__ = ["FusedBatchNormalization", "batch_norm_layers", "recalibrate_batch_norm"]
@@ -107,8 +108,7 @@ def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
     Returns:
         The `keras.layers.BatchNormalization` instances (subclasses included).
     """
-    # Keras' own recursive walk over tracked sub-layers (public `layers` is one level).
-    layers = model._flatten_layers(include_self=False, recursive=True)
+    layers = compat.layers_within(model)
     return [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from flatnas_tf import compat
+
 __all__ = ["FusedSGD"]
 
 
@@ -46,7 +48,7 @@ class FusedSGD(keras.optimizers.SGD):
     def update_step(self, gradient, variable, learning_rate):
         if not _tensorflow() or self.momentum == 0 or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
-        momentum = self.momentums[self._get_variable_index(variable)]
+        momentum = self.momentums[compat.variable_index(self, variable)]
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle,
             accum=momentum.value.handle,
@@ -70,11 +72,11 @@ class FusedSGD(keras.optimizers.SGD):
 
         def distributed(distribution, variables):
             for variable in variables:
-                if self._use_weight_decay(variable):
+                if compat.uses_weight_decay(self, variable):
                     if isinstance(variable, keras.Variable):
                         variable = variable.value
                     distribution.extended.update(variable, decay_fn, group=False)
 
         tf.__internal__.distribute.interim.maybe_merge_call(
-            distributed, self._distribution_strategy, variables
+            distributed, compat.distribution_strategy(self), variables
         )

@@ -53,6 +53,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from flatnas_tf import compat
 from flatnas_tf.checks import check_number, is_number
 from flatnas_tf.compat import Functional
 
@@ -353,7 +354,7 @@ class SAMModel(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
         # Keras losses are divided by the replica count; the tracker wants the mean.
-        self._loss_tracker.update_state(loss * replicas, sample_weight=batch_size)
+        compat.loss_tracker(self).update_state(loss * replicas, sample_weight=batch_size)
         used = [i for i, gradient in enumerate(gradients) if gradient is not None]
         if not used:
             warnings.warn(

@@ -34,8 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# TensorFlow's process-wide gradient registry (no public handle exists).
-from tensorflow.python.framework import ops as _tf_ops
+from flatnas_tf import compat
 
 __all__ = ["build_training_state", "graph_optimizer", "release_custom_gradients"]
 
@@ -81,17 +80,16 @@ def build_training_state(model: keras.Model, data, batch_size: int | None = None
     model.fit(train_ds, epochs=3)        # one trace of the train step
     ```
     """
-    if not getattr(model, "compiled", False) or not hasattr(model, "_symbolic_build"):
+    if not getattr(model, "compiled", False):
         return False
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and optimizer.built:
         return False
     try:
         with model.distribute_strategy.scope():
-            model._symbolic_build(data_batch=_symbolic_batch(data, batch_size))
+            return compat.symbolic_build(model, _symbolic_batch(data, batch_size))
     except (ValueError, TypeError, RuntimeError):
         return False
-    return True
 
 
 @contextlib.contextmanager
@@ -120,7 +118,7 @@ def graph_optimizer(enabled: bool) -> Iterator[None]:
 
 
 def _custom_gradient_names() -> set[str]:
-    registry = _tf_ops.gradient_registry._registry
+    registry = compat.custom_gradient_registry()
     return {name for name in registry if name.startswith(_CUSTOM_GRADIENT_PREFIX)}
 
 
@@ -142,6 +140,6 @@ def release_custom_gradients() -> Iterator[None]:
     try:
         yield
     finally:
-        registry = _tf_ops.gradient_registry._registry
+        registry = compat.custom_gradient_registry()
         for name in _custom_gradient_names() - before:
             registry.pop(name, None)
