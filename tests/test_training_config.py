@@ -10,7 +10,8 @@ import pytest
 from flatnas_tf import SAMModel, SupernetSettings, TrainingSettings
 from flatnas_tf.app import models
 from flatnas_tf.cli.main import main
-from flatnas_tf.training.config import UNRECORDED, TrainingConfig, TrainingConfigError
+from flatnas_tf.training.config import RANGES, UNRECORDED, TrainingConfig, TrainingConfigError
+from flatnas_tf.training.regime import TrainingRegime, WarmupCosine
 
 SPACE = {"input_shape": [8, 8, 1], "num_classes": 10, "widths": [0.25]}
 
@@ -74,6 +75,23 @@ def test_a_setting_out_of_range_is_refused_with_its_name(values, message):
         TrainingConfig(**values)
     with pytest.raises(TrainingConfigError, match=message):
         TrainingConfig.from_settings(values)  # as a damaged run.json would hold it
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_the_derived_settings_refuse_what_the_config_refuses(name):
+    """TrainingSettings, TrainingRegime, WarmupCosine and SupernetSettings share RANGES."""
+    bad = {"learning_rate": 0.0, "label_smoothing": 1.0, "warmup": 1.0}.get(name, -1.0)
+    with pytest.raises(TrainingConfigError):
+        TrainingConfig(**{name: bad})
+    owners = [TrainingSettings] if name != "warmup" else [TrainingRegime, SupernetSettings]
+    if name in ("learning_rate", "momentum", "weight_decay", "label_smoothing"):
+        owners.append(SupernetSettings)
+    for owner in owners:
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            owner(**{name: bad})
+    if name == "warmup":
+        with pytest.raises(ValueError, match="`warmup`"):
+            WarmupCosine(100, bad)
 
 
 def test_a_record_from_before_a_setting_existed_reads_back_with_its_default():

@@ -68,6 +68,7 @@ from flatnas_tf.defaults import (
 )
 from flatnas_tf.space.resizing import Resizing
 from flatnas_tf.training.batchnorm import FusedBatchNormalization
+from flatnas_tf.training.config import RANGES
 from flatnas_tf.training.losses import SparseCrossentropyWithSmoothing
 from flatnas_tf.training.optimizers import FusedSGD
 from flatnas_tf.training.sam import SAMModel
@@ -224,9 +225,8 @@ class TrainingSettings:
         return model
 
     def __post_init__(self):
-        for name in ("learning_rate", "momentum", "weight_decay", "rho"):
-            check_number(getattr(self, name), name, 0)
-        check_number(self.label_smoothing, "label_smoothing", 0, 1, high_open=True)
+        for name in ("learning_rate", "momentum", "weight_decay", "label_smoothing", "rho"):
+            check_number(getattr(self, name), name, **RANGES[name])
 
 
 def _choices(name: str, values: Sequence) -> tuple:

@@ -42,9 +42,11 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
+from flatnas_tf import compat
 from flatnas_tf.checks import check_integer, check_number
 from flatnas_tf.defaults import SCHEDULES, WARMUP
 from flatnas_tf.training.batchnorm import recalibrate_batch_norm
+from flatnas_tf.training.config import RANGES
 from flatnas_tf.training.tracing import (
     build_training_state,
     graph_optimizer,
@@ -106,7 +108,7 @@ class WarmupCosine(keras.callbacks.Callback):
     def __init__(self, total_steps: int, warmup: float = WARMUP, initial_step: int = 0):
         super().__init__()
         total_steps = check_integer(total_steps, "total_steps", 1)
-        warmup = check_number(warmup, "warmup", 0, 1, high_open=True)
+        warmup = check_number(warmup, "warmup", **RANGES["warmup"])
         initial_step = check_integer(initial_step, "initial_step", 0)
         self.total_steps = total_steps
         self.warmup_steps = round(warmup * total_steps)
@@ -171,9 +173,7 @@ class TrainingRegime:
             raise ValueError(
                 f"`schedule` must be one of {SCHEDULES}; received schedule={self.schedule!r}."
             )
-        object.__setattr__(
-            self, "warmup", check_number(self.warmup, "warmup", 0, 1, high_open=True)
-        )
+        object.__setattr__(self, "warmup", check_number(self.warmup, "warmup", **RANGES["warmup"]))
         examples = check_integer(self.recalibration_examples, "recalibration_examples", 1)
         object.__setattr__(self, "recalibration_examples", examples)
 
@@ -233,7 +233,7 @@ class TrainingRegime:
         check_integer(epochs, "epochs", 1)
         build_training_state(model, data, batch_size)
         own_schedule = isinstance(
-            getattr(model.optimizer, "_learning_rate", None),
+            compat.learning_rate_object(model.optimizer),
             keras.optimizers.schedules.LearningRateSchedule,
         )
         if self.schedule == "constant" or own_schedule:
