@@ -51,11 +51,11 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
 from common import ROOT, git_state, utc_now, write_atomic  # noqa: E402
 from study_analysis import read_records  # noqa: E402
 
+from flatnas_tf.defaults import VALIDATION_FRACTION  # noqa: E402
 from flatnas_tf.figures import CHANCE_METRIC  # noqa: E402
 
 SIGMAS = (0.025, 0.05, 0.1, 0.2, 0.4)
 STUDY = ROOT / "docs" / "results" / "flatness_ood"
-VALIDATION_FRACTION = 0.1  # the library's default split: 70/10/20 on digits
 
 
 def load_study_data(args):

@@ -81,7 +81,9 @@ from flatnas_tf import (  # noqa: E402
     load_dataset,
     measure_candidate,
 )
-from flatnas_tf.app.evaluation import accuracy_on_test_split  # noqa: E402
+from flatnas_tf.app.evaluation import accuracy_on_test_split, ood_source  # noqa: E402
+from flatnas_tf.app.split import DataSplit  # noqa: E402
+from flatnas_tf.defaults import VALIDATION_FRACTION  # noqa: E402
 from flatnas_tf.robustness.chance import DEFAULT_SIGNIFICANCE  # noqa: E402
 from flatnas_tf.robustness.ood import SEVERITIES  # noqa: E402
 from flatnas_tf.training.regime import SCHEDULES, TrainingRegime  # noqa: E402
@@ -166,7 +168,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_data(args: argparse.Namespace) -> ImageDataset:
     """The data set, its training split cut to `--max-train` images if given."""
-    data = load_dataset(args.data, validation_fraction=0.1, seed=args.seed, download=False)
+    data = load_dataset(
+        args.data, validation_fraction=VALIDATION_FRACTION, seed=args.seed, download=False
+    )
     if args.max_train:
         data = dataclasses.replace(data, train=data.train.take(args.max_train))
     return data
@@ -220,11 +224,11 @@ def train_and_measure(
     )
     ood = evaluate_ood(
         model,
-        "cifar10_corrupted" if args.ood == "cifar10_corrupted" else data,
+        ood_source(args.ood, data, DataSplit(args.data, args.seed, VALIDATION_FRACTION)),
         corruptions=args.corruptions,
         severities=args.severities,
         max_examples=args.ood_examples,
-        clean=data if args.ood == "cifar10_corrupted" else None,
+        clean=data,
     )
     ood_clean = ood.clean_accuracy
     record = {

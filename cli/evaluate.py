@@ -50,7 +50,7 @@ def evaluate(**options: Any) -> None:
     A .keras file is loaded in Keras' safe mode (no code in it runs); a SavedModel is a
     TensorFlow program that runs its own ops: evaluate only SavedModels you trust.
     """
-    from flatnas_tf.app import models
+    from flatnas_tf.app import evaluation, models
     from flatnas_tf.app.evaluation import evaluate_model
     from flatnas_tf.persistence.export import exported_model, load_model
 
@@ -84,7 +84,7 @@ def evaluate(**options: Any) -> None:
     data = inputs.load_data(split)
     ood_source = None
     if options["ood"] != "none":
-        ood_source = inputs.ood_source(options["ood"], data, split)
+        ood_source = evaluation.ood_source(options["ood"], data, split)
     if not from_search:
         try:
             model = load_model(target, data.input_shape)

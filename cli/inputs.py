@@ -60,33 +60,6 @@ def check_frost_dir(path: str | None) -> None:
         raise click.BadParameter(str(error), param_hint="--frost-dir") from None
 
 
-def ood_source(choice: str, data, split: DataSplit):
-    """What `evaluate_ood` reads for --ood (not "none"): CIFAR-10-C, a corrupted set or `data`.
-
-    A corrupted set written by `prepare corrupted` records its data set and
-    split; one of another data set or split is refused, since its test images
-    may be this model's training images.
-    """
-    if choice == "builtin":
-        return data
-    if choice == "cifar10_corrupted":
-        return choice
-    from flatnas_tf.robustness.corrupted_set import load_corrupted_set
-
-    corrupted = load_corrupted_set(choice)  # CorruptedSetError: a one-line exit 2
-    identity = split.identity()
-    recorded = {key: corrupted.manifest["description"].get(key) for key in identity}
-    if None not in recorded.values() and recorded != identity:
-        written = ", ".join(f"{key} {value}" for key, value in recorded.items())
-        asked = ", ".join(f"{key} {value}" for key, value in identity.items())
-        raise click.BadParameter(
-            f"{choice} was written from {written}; this run uses {asked}: its test images may "
-            "be training images here. Write a set for this data (`flatnas-tf prepare corrupted`).",
-            param_hint="--ood",
-        )
-    return corrupted
-
-
 def search_dir(path: str) -> runs.RunDirectory:
     """The search directory at `path`; `runs.RunError` (exit 2) for any other directory."""
     run = runs.RunDirectory(pathlib.Path(path))

@@ -17,7 +17,15 @@ from typing import Any
 
 import click
 
-from flatnas_tf.defaults import MAX_WIDTH, SAM_CHOICES, SCHEDULES, VALIDATION_FRACTION
+from flatnas_tf import defaults
+from flatnas_tf.app import evaluation
+from flatnas_tf.defaults import (
+    CHIEF_TIMEOUT_S,
+    MAX_WIDTH,
+    SAM_CHOICES,
+    SCHEDULES,
+    VALIDATION_FRACTION,
+)
 from flatnas_tf.training.config import TrainingConfig
 
 # Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.
@@ -27,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 #: --ood's named sources; any other value is a corrupted set's directory.
-OOD_CHOICES = ("none", "builtin", "cifar10_corrupted")
+OOD_CHOICES = ("none", *evaluation.OOD_CHOICES)
 #: The defaults of the training options (`TrainingConfig`, the one place they are set).
 TRAINING = TrainingConfig()
 
@@ -131,7 +139,10 @@ CONFIG = click.option(
     "or top-level keys); flags given on the command line override it.",
 )
 BATCH_SIZE = click.option(
-    "--batch-size", type=click.IntRange(min=1), default=64, help="Examples per training step."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=defaults.BATCH_SIZE,
+    help="Examples per training step.",
 )
 VERBOSE = click.option("--verbose", is_flag=True, help="Show Keras' progress bars.")
 DATA_DIR = click.option("--data-dir", default=None, help="TFDS data directory.")
@@ -315,7 +326,7 @@ distributed_options = stack(
     click.option(
         "--chief-timeout",
         type=FiniteFloatRange(min=0, min_open=True),
-        default=600,
+        default=CHIEF_TIMEOUT_S,
         help="With --role worker: seconds a call waits for a chief that is not there (restarted "
         "after a preemption, say) before the worker gives up; it trains on meanwhile.",
     ),

@@ -26,6 +26,7 @@ from flatnas_tf.app.search import (
 )
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+from flatnas_tf.defaults import OOD_EXAMPLES
 from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.objectives import MODES
 
@@ -45,8 +46,8 @@ DEFAULTS = SearchConfig()
     "--mode",
     type=click.Choice(MODES),
     default=DEFAULTS.mode,
-    help="flatnas: alpha*err + alpha_norm*(1-alpha)*R and params; pareto: accuracy, "
-    "R and params as three objectives.",
+    help="flatnas: the paper's error traded against R by --alpha, and params; pareto: "
+    "accuracy, R and params as three objectives (tuners/objectives.py defines both).",
 )
 @click.option(
     "--alpha",
@@ -148,7 +149,7 @@ DEFAULTS = SearchConfig()
 @click.option(
     "--ood-examples",
     type=click.IntRange(min=1),
-    default=500,
+    default=OOD_EXAMPLES,
     help="Test images per corruption and severity in --ood.",
 )
 @opt.FROST_DIR
@@ -176,6 +177,7 @@ def search(**options: Any) -> None:
     With no options: a small real search on the bundled digits data set that
     runs offline in minutes on a laptop CPU.
     """
+    from flatnas_tf.app import evaluation
     from flatnas_tf.app.search import run_search
     from flatnas_tf.tuners.progress import clock
 
@@ -190,7 +192,7 @@ def search(**options: Any) -> None:
     if options["ood"] == "builtin":
         inputs.check_frost_dir(options["frost_dir"])
     elif options["ood"] != "none":  # read now: a wrong or unfinished set fails at once
-        ood_source = inputs.ood_source(options["ood"], None, split)
+        ood_source = evaluation.ood_source(options["ood"], None, split)
     if options["tensorboard_dir"] and find_spec("tensorboard") is None:
         raise click.BadParameter(
             'needs the tensorboard package: pip install "flatnas-tf[tensorboard]".',

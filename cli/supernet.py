@@ -11,9 +11,17 @@ import click
 from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
-from flatnas_tf.defaults import LEARNING_RATE, MAX_WIDTH, MOMENTUM, WEIGHT_DECAY
-
-DEFAULT_SUPERNET_EPOCHS = 30
+from flatnas_tf.defaults import (
+    DISTILLATION,
+    LEARNING_RATE,
+    MAX_WIDTH,
+    MOMENTUM,
+    RANDOM_SUBNETS,
+    SUPERNET_EPOCHS,
+    SUPERNET_WARMUP,
+    SUPERNET_WIDTH,
+    WEIGHT_DECAY,
+)
 
 
 def _epoch_line_callback(epochs: int):
@@ -44,28 +52,28 @@ def _epoch_line_callback(epochs: int):
 @click.option(
     "--width",
     type=opt.FiniteFloatRange(0, MAX_WIDTH, min_open=True),
-    default=0.25,
+    default=SUPERNET_WIDTH,
     help="Width multiplier of the supernet (every candidate searched through it has it).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_SUPERNET_EPOCHS)
+@click.option("--epochs", type=click.IntRange(min=1), default=SUPERNET_EPOCHS)
 @opt.BATCH_SIZE
 @click.option(
     "--learning-rate",
     type=opt.FiniteFloatRange(min=0, min_open=True),
     default=LEARNING_RATE,
-    help=f"Peak SGD learning rate (warm-up 5 %, cosine decay; momentum {MOMENTUM:g}, weight "
-    f"decay {WEIGHT_DECAY:g}).",
+    help=f"Peak SGD learning rate (warm-up {100 * SUPERNET_WARMUP:g} %, cosine decay; momentum "
+    f"{MOMENTUM:g}, weight decay {WEIGHT_DECAY:g}).",
 )
 @click.option(
     "--random-subnets",
     type=click.IntRange(min=0),
-    default=2,
+    default=RANDOM_SUBNETS,
     help="Random sub-networks per step, besides the largest and the smallest (sandwich rule).",
 )
 @click.option(
     "--distillation",
     type=opt.FiniteFloatRange(0, 1),
-    default=0.0,
+    default=DISTILLATION,
     help="Weight of in-place distillation from the largest sub-network (0: labels only).",
 )
 @opt.seed("Seed of the data split (pass the search's) and of the training.")
@@ -80,16 +88,12 @@ def supernet(**options: Any) -> None:
     epoch. Then `flatnas-tf search --supernet OUT` evaluates candidates
     through it in seconds.
     """
-    import keras
-
-    from flatnas_tf import FlatNASHyperModel
-    from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
-    from flatnas_tf.space.supernet import Supernet
+    from flatnas_tf.app.supernet import train_search_supernet
+    from flatnas_tf.space.sandwich import SupernetSettings
     from flatnas_tf.tuners.progress import clock
 
     out = pathlib.Path(options["out"] or runs.default_directory(options["data"], "-supernet"))
     split = inputs.data_split(options)
-    data = inputs.load_data(split)
     settings = SupernetSettings(
         epochs=options["epochs"],
         learning_rate=options["learning_rate"],
@@ -97,25 +101,17 @@ def supernet(**options: Any) -> None:
         distillation=options["distillation"],
         seed=options["seed"],
     )
-    keras.utils.set_random_seed(options["seed"])
-    space = FlatNASHyperModel(
-        data.input_shape, data.num_classes, width_multipliers=(options["width"],)
-    )
-    network = Supernet(space, width=options["width"])
-    click.echo(
-        f"Training a supernet of {network.count_params():,} parameters (width "
-        f"{options['width']:g}) in {out} for {options['epochs']} epochs"
-    )
-    description = split.identity()
     try:
-        state = train_supernet(
-            network,
-            data.batches("train", options["batch_size"], training=True, seed=options["seed"]),
-            settings,
+        trained = train_search_supernet(
+            inputs.load_data(split),
             out,
+            split=split,
+            width=options["width"],
+            settings=settings,
+            batch_size=options["batch_size"],
             verbose=1 if options["verbose"] else 0,
             callbacks=[_epoch_line_callback(options["epochs"])],
-            data_description=description,
+            echo=click.echo,
         )
     except KeyboardInterrupt:
         click.echo(
@@ -124,9 +120,8 @@ def supernet(**options: Any) -> None:
             err=True,
         )
         sys.exit(130)
-    seconds = sum(entry["seconds"] for entry in state["history"])
     click.echo(
-        f"Supernet: {out} ({state['epochs_done']} epochs, {clock(seconds)} of training). "
+        f"Supernet: {out} ({trained.epochs_done} epochs, {clock(trained.seconds)} of training). "
         f"Search through it: flatnas-tf search --supernet {out}"
         + ("" if options["data"] == "digits" else f" --data {options['data']}")
     )

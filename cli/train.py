@@ -10,6 +10,7 @@ import click
 
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+from flatnas_tf.defaults import TRAIN_EPOCHS
 from flatnas_tf.training.config import TrainingConfig
 
 
@@ -34,7 +35,7 @@ from flatnas_tf.training.config import TrainingConfig
     help="Data set (default: the search's; required with --hyperparameters).",
 )
 @opt.DATA_DIR
-@click.option("--epochs", type=click.IntRange(min=1), default=10)
+@click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_EPOCHS)
 @opt.BATCH_SIZE
 @opt.training_options(
     inherited=True,

@@ -5,13 +5,23 @@ search directory can use them without importing TensorFlow.
 """
 
 __all__ = [
+    "BATCH_SIZE",
+    "CHIEF_TIMEOUT_S",
+    "DISTILLATION",
     "LABEL_SMOOTHING",
     "LEARNING_RATE",
     "MAX_WIDTH",
     "MOMENTUM",
+    "OOD_EXAMPLES",
+    "RANDOM_SUBNETS",
     "RHO",
     "SAM_CHOICES",
     "SCHEDULES",
+    "SIGMA",
+    "SUPERNET_EPOCHS",
+    "SUPERNET_WARMUP",
+    "SUPERNET_WIDTH",
+    "TRAIN_EPOCHS",
     "VALIDATION_FRACTION",
     "WARMUP",
     "WEIGHT_DECAY",
@@ -40,3 +50,21 @@ RHO = 0.5
 MAX_WIDTH = 4.0
 #: Fraction of the training data held out for validation (`load_dataset`, --validation-fraction).
 VALIDATION_FRACTION = 0.1
+#: Examples per training step of a candidate, a trained architecture and a supernet (--batch-size).
+BATCH_SIZE = 64
+#: Epochs of `flatnas-tf train` / `train_architecture` (--epochs).
+TRAIN_EPOCHS = 10
+#: Relative weight-noise scale of R, the flatness figure (`weight_robustness`, --sigma).
+SIGMA = 0.05
+#: Test images per corruption and severity in a search's finishing OOD check (--ood-examples).
+OOD_EXAMPLES = 500
+#: A supernet (`SupernetSettings`, `flatnas-tf supernet`): its width multiplier, epochs,
+#: warm-up fraction, random sub-networks per step besides the largest and the smallest
+#: (sandwich rule) and in-place distillation weight (0: labels only).
+SUPERNET_WIDTH = 0.25
+SUPERNET_EPOCHS = 30
+SUPERNET_WARMUP = 0.05
+RANDOM_SUBNETS = 2
+DISTILLATION = 0.0
+#: Seconds a distributed worker waits for the chief before it gives up (--chief-timeout).
+CHIEF_TIMEOUT_S = 600.0

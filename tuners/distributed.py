@@ -60,6 +60,7 @@ from pathlib import Path
 import keras
 
 from flatnas_tf import compat
+from flatnas_tf.defaults import CHIEF_TIMEOUT_S
 from flatnas_tf.persistence import storage
 from flatnas_tf.tuners import access, durable
 
@@ -81,7 +82,6 @@ HEARTBEAT_S = 5.0
 #: Seconds between the chief's checks for expired leases and for the end.
 POLL_S = 0.5
 #: Seconds a worker's call waits for a chief that is not there (restarting, say).
-CHIEF_TIMEOUT_S = 600.0
 #: The gRPC metadata key of an attempt number.
 ATTEMPT_HEADER = "flatnas-attempt"
 #: The chief's mark, in the search directory, that it served the search to its end.
@@ -159,7 +159,7 @@ def serve(oracle, token: str, poll_s: float = POLL_S, tls: access.TLS | None = N
     ```
     """
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    ended = Path(oracle._project_dir) / ENDED_FILE
+    ended = Path(compat.project_dir(oracle)) / ENDED_FILE
     ended.unlink(missing_ok=True)  # a search extended past its old end serves again
     server, servicer = chief_server(oracle, token, address, tls)
     try:

@@ -53,6 +53,7 @@ from keras_tuner.engine.trial import Trial
 
 from flatnas_tf import compat
 from flatnas_tf.checks import check_number
+from flatnas_tf.defaults import SIGMA
 from flatnas_tf.figures import CHANCE_METRIC, FIGURES
 from flatnas_tf.persistence import storage
 from flatnas_tf.robustness.chance import DEFAULT_SIGNIFICANCE, label_counts
@@ -357,7 +358,7 @@ class FlatNASTuner(keras_tuner.Tuner):
         population_size: int = 20,
         max_trials: int = 100,
         seed: int | None = None,
-        sigma: float = 0.05,
+        sigma: float = SIGMA,
         samples: int = 20,
         flatness_batches: int | None = None,
         regime: TrainingRegime | None = None,

@@ -7,6 +7,7 @@
     finishing   after a search's last trial: report, the front's OOD, exports
     split       DataSplit: a data set and its split, as runs record them
     search      SearchConfig and run_search: a search from a typed configuration
+    supernet    the weight-sharing supernet a search runs through, trained or resumed
 
 The CLI (`flatnas_tf.cli`) parses options, calls these and prints.
 """

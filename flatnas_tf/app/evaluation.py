@@ -6,8 +6,9 @@ What it measures and writes:
                argmax against the labels (a SavedModel wrapped for
                prediction has no `evaluate`, so predictions, not Keras' metric)
     OOD        `flatnas_tf.robustness.ood.evaluate_ood` on the given source (built-in
-               corruptions of the data, TFDS CIFAR-10-C or a corrupted set),
-               written as OUT/ood.json, .csv and .md
+               corruptions of the data, TFDS CIFAR-10-C or a corrupted set:
+               `ood_source`, which refuses a set of another data set or
+               split), written as OUT/ood.json, .csv and .md
     summary    OUT/evaluation.json (atomically, last): target, trial, data
                set, test accuracy and the OOD summary
 """
@@ -20,12 +21,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from flatnas_tf.app.split import DataSplit
 from flatnas_tf.persistence import storage
 
-__all__ = ["EVALUATION_FILE", "Evaluation", "accuracy_on_test_split", "evaluate_model"]
+__all__ = [
+    "EVALUATION_FILE",
+    "OOD_CHOICES",
+    "Evaluation",
+    "accuracy_on_test_split",
+    "evaluate_model",
+    "ood_source",
+]
 
 #: The summary of an evaluation, in its directory.
 EVALUATION_FILE = "evaluation.json"
+#: The named OOD sources; any other choice is a corrupted set's directory.
+OOD_CHOICES = ("builtin", "cifar10_corrupted")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +52,52 @@ class Evaluation:
     test_accuracy: float
     ood: Any
     summary_file: Path
+
+
+def ood_source(choice: str, data, split: DataSplit):
+    """What `evaluate_ood` reads for an OOD choice: the data set, CIFAR-10-C or a corrupted set.
+
+    Args:
+        choice: "builtin" (the built-in corruptions of `data`),
+            "cifar10_corrupted" (TFDS CIFAR-10-C), or the directory of a
+            corrupted set (`write_corrupted_set`, `flatnas-tf prepare corrupted`).
+        data: The data set, loaded (None: not yet; "builtin" then gives None).
+        split: How the models to evaluate were trained: a corrupted set
+            records its data set and split, and one of another is refused,
+            since its test images may be those models' training images.
+
+    Returns:
+        `data`, "cifar10_corrupted" or the `CorruptedSet` (read now, so that a
+        wrong or unfinished set fails before any work).
+
+    Raises:
+        flatnas_tf.robustness.corrupted_set.CorruptedSetError: Not a complete,
+            intact corrupted set, or one of another data set or split.
+
+    Example:
+    ```python
+    split = DataSplit("npz:cifar.npz", seed=0)
+    source = ood_source("runs/cifar-c", None, split)
+    ```
+    """
+    if choice == "builtin":
+        return data
+    if choice == "cifar10_corrupted":
+        return choice
+    from flatnas_tf.robustness.corrupted_set import CorruptedSetError, load_corrupted_set
+
+    corrupted = load_corrupted_set(choice)
+    identity = split.identity()
+    recorded = {key: corrupted.manifest["description"].get(key) for key in identity}
+    if None not in recorded.values() and recorded != identity:
+        written = ", ".join(f"{key} {value}" for key, value in recorded.items())
+        asked = ", ".join(f"{key} {value}" for key, value in identity.items())
+        raise CorruptedSetError(
+            f"The corrupted set {choice} was written from {written}; this run uses {asked}: its "
+            "test images may be training images here. Write a set for this data (`flatnas-tf "
+            "prepare corrupted`)."
+        )
+    return corrupted
 
 
 def accuracy_on_test_split(model, data) -> float:

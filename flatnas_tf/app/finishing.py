@@ -24,6 +24,7 @@ from typing import Any
 
 from flatnas_tf.app import models
 from flatnas_tf.app.runs import RunDirectory
+from flatnas_tf.defaults import OOD_EXAMPLES
 
 __all__ = ["FinishedSearch", "finish_search"]
 
@@ -57,7 +58,7 @@ def finish_search(
     ood_source: Any = None,
     corruptions: str | Sequence[str] | None = None,
     severities: Sequence[int] | None = None,
-    ood_examples: int | None = 500,
+    ood_examples: int | None = OOD_EXAMPLES,
     data_dir: str | None = None,
     frost_dir: str | None = None,
     export: bool = True,

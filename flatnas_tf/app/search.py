@@ -30,7 +30,7 @@ from flatnas_tf._version import __version__
 from flatnas_tf.app.runs import PROJECT, RunDirectory, RunError
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.checks import check_integer, check_number
-from flatnas_tf.defaults import MAX_WIDTH
+from flatnas_tf.defaults import BATCH_SIZE, MAX_WIDTH, OOD_EXAMPLES, SIGMA
 from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.objectives import MODES
 
@@ -84,8 +84,8 @@ class SearchConfig:
         supernet_dir: A trained supernet to search through, or None.
 
     Example:
-    >>> SearchConfig(max_trials=4, widths=(0.25,)).settings()["widths"]
-    [0.25]
+    >>> SearchConfig(max_trials=4, widths=(0.25,)).settings()["max_trials"]
+    4
     """
 
     split: DataSplit = DataSplit()
@@ -95,9 +95,9 @@ class SearchConfig:
     widths: tuple[float, ...] = (0.25, 0.5)
     population: int = 5
     epochs: int = DEFAULT_EPOCHS
-    batch_size: int = 64
+    batch_size: int = BATCH_SIZE
     training: TrainingConfig = TrainingConfig()
-    sigma: float = 0.05
+    sigma: float = SIGMA
     samples: int = 10
     max_params: float = 5e6
     surrogate: Mapping[str, int] | None = None
@@ -250,7 +250,7 @@ def run_search(
     overwrite: bool = False,
     data=None,
     ood_source: Any = None,
-    ood_examples: int = 500,
+    ood_examples: int = OOD_EXAMPLES,
     frost_dir: str | None = None,
     export: bool = True,
     callbacks: Sequence[Any] = (),

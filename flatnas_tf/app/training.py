@@ -31,6 +31,7 @@ from flatnas_tf.app import models
 from flatnas_tf.app.evaluation import accuracy_on_test_split
 from flatnas_tf.app.search import SearchConfig
 from flatnas_tf.app.split import DataSplit
+from flatnas_tf.defaults import BATCH_SIZE, TRAIN_EPOCHS
 from flatnas_tf.persistence import storage
 from flatnas_tf.persistence.export import MANIFEST_FILE
 from flatnas_tf.training.config import TrainingConfig
@@ -77,8 +78,8 @@ def train_architecture(
     split: DataSplit,
     settings: dict[str, Any] | None = None,
     training: TrainingConfig | None = None,
-    epochs: int = 10,
-    batch_size: int = 64,
+    epochs: int = TRAIN_EPOCHS,
+    batch_size: int = BATCH_SIZE,
     verbose: int = 2,
 ) -> TrainedArchitecture:
     """Trains the architecture of hyperparameter `values` on `data` and saves it in `out`.

@@ -50,8 +50,8 @@ from flatnas_tf.data import ImageDataset
 from flatnas_tf.persistence import storage
 from flatnas_tf.robustness import corruptions as builtin
 from flatnas_tf.robustness import frost
+from flatnas_tf.robustness.cifar10_corrupted import SEVERITIES  # CIFAR-10-C's scale
 
-SEVERITIES = (1, 2, 3, 4, 5)
 #: Test images on which a built-in corruption is checked to change anything.
 PROBE_IMAGES = 256
 #: The manifest's name, and the format it declares.

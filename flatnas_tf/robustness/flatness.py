@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from flatnas_tf.checks import check_integer, check_number, is_number
+from flatnas_tf.defaults import SIGMA
 from flatnas_tf.figures import LOG_NAMES as LOG_NAMES  # the names `logs()` writes
 
 MODES = ("multiplicative", "additive")
@@ -412,7 +413,7 @@ class PerturbedEvaluator:
 def weight_robustness(
     model: keras.Model,
     data,
-    sigma: float | Sequence[float] = 0.05,
+    sigma: float | Sequence[float] = SIGMA,
     samples: int = 20,
     seed: int = 0,
     mode: str = "multiplicative",
@@ -490,7 +491,7 @@ class FlatnessCallback(keras.callbacks.Callback):
     def __init__(
         self,
         data,
-        sigma: float = 0.05,
+        sigma: float = SIGMA,
         samples: int = 20,
         every: int | None = None,
         seed: int = 0,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flatnas_tf.defaults import SIGMA
 from flatnas_tf.figures import CHANCE_METRIC
 from flatnas_tf.robustness.chance import chance_p_value, label_counts
 from flatnas_tf.robustness.flatness import PerturbedEvaluator
@@ -35,7 +36,7 @@ def measure_candidate(
     model,
     validation,
     *,
-    sigma: float = 0.05,
+    sigma: float = SIGMA,
     samples: int = 10,
     seed: int = 0,
     max_batches: int | None = None,

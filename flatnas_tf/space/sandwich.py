@@ -53,8 +53,18 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from flatnas_tf import compat
 from flatnas_tf.checks import check_integer, check_number
-from flatnas_tf.defaults import LABEL_SMOOTHING, LEARNING_RATE, MOMENTUM, WEIGHT_DECAY
+from flatnas_tf.defaults import (
+    DISTILLATION,
+    LABEL_SMOOTHING,
+    LEARNING_RATE,
+    MOMENTUM,
+    RANDOM_SUBNETS,
+    SUPERNET_EPOCHS,
+    SUPERNET_WARMUP,
+    WEIGHT_DECAY,
+)
 from flatnas_tf.persistence.storage import atomic_path, write_json
 from flatnas_tf.space.hypermodel import FlatNASHyperModel, TrainingSettings
 from flatnas_tf.space.supernet import Supernet, space_config
@@ -102,14 +112,14 @@ class SupernetSettings:
         seed: Seed of the weights' initialisation and of the sub-network draws.
     """
 
-    epochs: int = 30
+    epochs: int = SUPERNET_EPOCHS
     learning_rate: float = LEARNING_RATE
     momentum: float = MOMENTUM
     weight_decay: float = WEIGHT_DECAY
     label_smoothing: float = LABEL_SMOOTHING
-    random_subnets: int = 2
-    distillation: float = 0.0
-    warmup: float = 0.05
+    random_subnets: int = RANDOM_SUBNETS
+    distillation: float = DISTILLATION
+    warmup: float = SUPERNET_WARMUP
     seed: int = 0
 
     def __post_init__(self):
@@ -144,8 +154,8 @@ class SandwichModel(keras.Model):
     def __init__(
         self,
         supernet: Supernet,
-        random_subnets: int = 2,
-        distillation: float = 0.0,
+        random_subnets: int = RANDOM_SUBNETS,
+        distillation: float = DISTILLATION,
         seed: int = 0,
         **kwargs,
     ):
@@ -222,7 +232,7 @@ class SandwichModel(keras.Model):
         self.optimizer.apply(total, variables)
         logits, loss = largest
         batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
-        self._loss_tracker.update_state(loss, sample_weight=batch_size)
+        compat.loss_tracker(self).update_state(loss, sample_weight=batch_size)
         self.smallest_loss.update_state(smallest, sample_weight=batch_size)
         return self.compute_metrics(x, y, logits, sample_weight=sample_weight)
 
