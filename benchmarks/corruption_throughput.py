@@ -74,6 +74,7 @@ from common import add_out_argument, cifar_or_random, report
 from PIL import Image
 from scipy import ndimage
 
+from flatnas_tf.defaults import SEVERITIES
 from flatnas_tf.robustness.corruptions import _PARAMS, CORRUPTIONS, corrupt
 
 # ------------------------------------------- per-image NumPy reference ---
@@ -275,8 +276,6 @@ def reference(x: np.ndarray, name: str, severity: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- checks ---
-
-SEVERITIES = (1, 2, 3, 4, 5)
 
 #: Deterministic corruptions, compared value by value: (largest difference in grey
 #: levels, largest share of values that differ; for JPEG the largest mean

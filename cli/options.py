@@ -19,13 +19,7 @@ import click
 
 from flatnas_tf import defaults
 from flatnas_tf.app import evaluation
-from flatnas_tf.defaults import (
-    CHIEF_TIMEOUT_S,
-    MAX_WIDTH,
-    SAM_CHOICES,
-    SCHEDULES,
-    VALIDATION_FRACTION,
-)
+from flatnas_tf.defaults import MAX_WIDTH, SEVERITIES
 from flatnas_tf.training.config import TrainingConfig
 
 # Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.
@@ -105,12 +99,12 @@ def widths(value: str | list) -> list[float]:
 
 
 def severities(value: str) -> tuple[int, ...]:
-    """--severities: comma-separated severities 1..5."""
+    """--severities: comma-separated severities of `SEVERITIES` (1..5)."""
     try:
         parsed = tuple(int(v) for v in value.split(","))
     except ValueError:
         parsed = ()
-    if not parsed or any(not 1 <= v <= 5 for v in parsed):
+    if not parsed or any(v not in SEVERITIES for v in parsed):
         raise click.BadParameter(
             f"{value!r}: pass severities 1..5 separated by commas, e.g. 1,2,3,4,5.",
             param_hint="--severities",
@@ -179,7 +173,7 @@ data_options = stack(
     click.option(
         "--validation-fraction",
         type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
-        default=VALIDATION_FRACTION,
+        default=defaults.VALIDATION_FRACTION,
         help="Fraction of the training data held out for validation.",
     ),
 )
@@ -228,7 +222,7 @@ def training_options(inherited: bool, learning_rate_help: str) -> Callable:
         ),
         click.option(
             "--schedule",
-            type=click.Choice(SCHEDULES),
+            type=click.Choice(defaults.SCHEDULES),
             default=default("schedule"),
             help="Learning rate over a trial: linear warm-up then cosine decay to 0 (from-scratch "
             "trials), or constant (FlatNAS's fine-tuning regime)." + also("schedule"),
@@ -242,7 +236,7 @@ def training_options(inherited: bool, learning_rate_help: str) -> Callable:
         ),
         click.option(
             "--sam",
-            type=click.Choice(SAM_CHOICES),
+            type=click.Choice(defaults.SAM_CHOICES),
             default=default("sam"),
             help="Training: adaptive SAM, SAM, or off (plain SGD: the accuracy-only baseline, "
             "same schedule and measurement)." + also("sam"),
@@ -326,7 +320,7 @@ distributed_options = stack(
     click.option(
         "--chief-timeout",
         type=FiniteFloatRange(min=0, min_open=True),
-        default=CHIEF_TIMEOUT_S,
+        default=defaults.CHIEF_TIMEOUT_S,
         help="With --role worker: seconds a call waits for a chief that is not there (restarted "
         "after a preemption, say) before the worker gives up; it trains on meanwhile.",
     ),

@@ -17,6 +17,7 @@ __all__ = [
     "RHO",
     "SAM_CHOICES",
     "SCHEDULES",
+    "SEVERITIES",
     "SIGMA",
     "SUPERNET_EPOCHS",
     "SUPERNET_WARMUP",
@@ -68,3 +69,5 @@ RANDOM_SUBNETS = 2
 DISTILLATION = 0.0
 #: Seconds a distributed worker waits for the chief before it gives up (--chief-timeout).
 CHIEF_TIMEOUT_S = 600.0
+#: The severity scale of a corruption (CIFAR-10-C's, which the built-in corruptions follow).
+SEVERITIES = (1, 2, 3, 4, 5)

@@ -36,9 +36,9 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
 from flatnas_tf.data import DatasetUnavailableError, import_tfds
+from flatnas_tf.defaults import SEVERITIES
 
 NAME = "cifar10_corrupted"
-SEVERITIES = (1, 2, 3, 4, 5)
 #: The archive's folder, and the file of every config's labels.
 _FOLDER = "CIFAR-10-C"
 _LABELS = "labels.npy"

@@ -47,10 +47,10 @@ import tensorflow as tf
 from flatnas_tf._version import __version__
 from flatnas_tf.checks import check_integer
 from flatnas_tf.data import ImageDataset
+from flatnas_tf.defaults import SEVERITIES
 from flatnas_tf.persistence import storage
 from flatnas_tf.robustness import corruptions as builtin
 from flatnas_tf.robustness import frost
-from flatnas_tf.robustness.cifar10_corrupted import SEVERITIES  # CIFAR-10-C's scale
 
 #: Test images on which a built-in corruption is checked to change anything.
 PROBE_IMAGES = 256
