@@ -50,8 +50,8 @@ def evaluate(**options: Any) -> None:
     A .keras file is loaded in Keras' safe mode (no code in it runs); a SavedModel is a
     TensorFlow program that runs its own ops: evaluate only SavedModels you trust.
     """
-    from flatnas_tf.app import evaluation, models
-    from flatnas_tf.app.evaluation import evaluate_model
+    from flatnas_tf.app import models
+    from flatnas_tf.app.evaluation import evaluate_model, ood_source
     from flatnas_tf.persistence.export import exported_model, load_model
 
     target = pathlib.Path(options["target"])
@@ -82,9 +82,7 @@ def evaluate(**options: Any) -> None:
             f"Data set from {manifest_dir / 'manifest.json'}: {split.data}, split seed {split.seed}"
         )
     data = inputs.load_data(split)
-    ood_source = None
-    if options["ood"] != "none":
-        ood_source = evaluation.ood_source(options["ood"], data, split)
+    source = None if options["ood"] == "none" else ood_source(options["ood"], data, split)
     if not from_search:
         try:
             model = load_model(target, data.input_shape)
@@ -96,7 +94,7 @@ def evaluate(**options: Any) -> None:
         out,
         target=target,
         trial_id=options["trial_id"],
-        ood_source=ood_source,
+        ood_source=source,
         max_examples=options["max_examples"],
         data_dir=options["data_dir"],
         frost_dir=options["frost_dir"],
