@@ -19,13 +19,11 @@ from support.guide import ROOT, guide_pages
 
 RUNS = ROOT / "docs" / "benchmarks"
 
-#: Benchmarks whose README figures predate committed runs, or whose run waits for data
-#: (supernet_ranking: the study's architectures): each is run with --out and linked, then
-#: leaves this list (issue 29). Nothing else may cite figures.
+#: Benchmarks whose README figures predate committed runs: each is run with --out and
+#: linked, then leaves this list (issue 29). Nothing else may cite figures.
 PENDING = {
     "fine_tune_lr",
     "oracle_quality",
-    "supernet_ranking",
     "weight_sharing",
 }
 
