@@ -93,7 +93,9 @@ def run_search(options: str, python: str = sys.executable) -> dict:
         out = Path(directory) / "run"
         command = [python, "-c", _CLI, "search", "--out", str(out), *shlex.split(options)]
         started = time.perf_counter()
-        completed = subprocess.run(command, capture_output=True, text=True)
+        # In the fresh directory: `python -c` puts the working directory first on
+        # sys.path, and a checkout there would shadow the interpreter's installed one.
+        completed = subprocess.run(command, capture_output=True, text=True, cwd=directory)
         wall = time.perf_counter() - started
         if completed.returncode != 0:
             raise RuntimeError(f"{options!r} failed:\n{completed.stderr[-3000:]}")
