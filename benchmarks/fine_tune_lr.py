@@ -28,7 +28,7 @@ import time
 from common import add_out_argument, report
 
 from flatnas_tf import FlatNASHyperModel, TrainingSettings, load_dataset
-from flatnas_tf.space.sandwich import load_supernet
+from flatnas_tf.space.sandwich import load_supernet, read_supernet_state
 from flatnas_tf.tuners import SupernetTuner
 
 
@@ -54,12 +54,13 @@ def main(argv=None) -> dict:
     train = data.batches("train", args.batch_size, training=True, seed=0)
     validation = data.batches("validation", 256)
     work = tempfile.mkdtemp()
+    saved_space = read_supernet_state(args.supernet_dir)["space"]
     rows = []
     for epochs in (int(e) for e in args.epochs.split(",")):
         for rate in [float(r) for r in args.rates.split(",")] if epochs else [0.0]:
-            space = FlatNASHyperModel(
-                data.input_shape, data.num_classes, training=TrainingSettings(learning_rate=rate)
-            )
+            # The supernet's own space; at 0 epochs nothing trains, so the rate is moot.
+            training = TrainingSettings(learning_rate=rate) if epochs else TrainingSettings()
+            space = FlatNASHyperModel(**saved_space, training=training)
             supernet, state = load_supernet(args.supernet_dir, space)
             tuner = SupernetTuner(
                 supernet, samples=args.samples, seed=0, directory=work, project_name=f"{rate}"
@@ -87,8 +88,7 @@ def main(argv=None) -> dict:
             print(rows[-1], flush=True)
     result = {"supernet_dir": args.supernet_dir, "supernet_epochs": state["epochs_done"]}
     result["rows"] = rows  # the arguments are under "settings"
-    report("fine_tune_lr", result, args)
-    return result
+    return report("fine_tune_lr", result, args)
 
 
 if __name__ == "__main__":
