@@ -22,7 +22,6 @@ RUNS = ROOT / "docs" / "benchmarks"
 #: Benchmarks whose README figures predate committed runs: each is run with --out and
 #: linked, then leaves this list (issue 29). Nothing else may cite figures.
 PENDING = {
-    "oracle_quality",
     "weight_sharing",
 }
 
