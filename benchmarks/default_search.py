@@ -12,7 +12,6 @@ the order given, `--repeats` times; for each run:
     front         trials on its Pareto front
     front_best    the front's best validation accuracy (percent)
     front_median  the front's median validation accuracy (percent)
-
     trial_s       each trial's seconds of training and measurement, in trial order
 
 Issue 27's aim for the defaults: wall <= 300 s on 2 cores, front best >= 97 %,
