@@ -93,6 +93,43 @@ def add_out_argument(parser: argparse.ArgumentParser, name: str | None = None) -
     )
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """`path` as a record shows it: relative to the repository when inside it.
+
+    A committed JSON then names the same file on any machine (a checkout's
+    absolute path is only this machine's); a path outside stays absolute.
+    """
+    resolved = pathlib.Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
+
+
+def number_list(kind):
+    """An argparse type: comma-separated values of `kind` ("0,1,2" -> [0, 1, 2])."""
+
+    def parse(text: str) -> list:
+        return [kind(v) for v in text.split(",") if v.strip()]
+
+    return parse
+
+
+#: The default space's choices of stage depth (`FlatNASHyperModel`'s `depths`).
+DEFAULT_DEPTHS = (2, 3, 4)
+
+
+def add_depths_argument(parser: argparse.ArgumentParser) -> None:
+    """`--depths`: the choices of stage depth of the benchmark's space (default: the default's).
+
+    Shallower choices (`--depths 1`) make every candidate cheaper to build and
+    trace: what a quick run of a benchmark (a test's) needs.
+    """
+    parser.add_argument(
+        "--depths",
+        type=number_list(int),
+        default=list(DEFAULT_DEPTHS),
+        help="Choices of stage depth, comma-separated (default: the default space's 2,3,4).",
+    )
+
+
 def utc_now() -> str:
     """The current time in UTC, ISO 8601 to the second (e.g. 2026-12-01T10:00:00+00:00)."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -314,6 +351,25 @@ def report(
     if out is not None:
         write_atomic(out, text + "\n")  # byte for byte what was printed
     return payload
+
+
+def append_json_line(path: str | os.PathLike, record: Mapping[str, Any], **dumps: Any) -> None:
+    """Appends `record` to a JSON-lines file atomically (`write_atomic`).
+
+    The file is rewritten whole, its earlier lines byte for byte, so that a
+    crash at any moment leaves either the old lines or the old lines and the
+    new one, never a torn line that would stop a resumed run from reading it.
+
+    Args:
+        path: The JSONL file (created with its directory if missing).
+        record: The new line's object.
+        **dumps: Passed on to `json.dumps` (e.g. `sort_keys=True`).
+    """
+    path = pathlib.Path(path)
+    earlier = path.read_text() if path.exists() else ""
+    if earlier and not earlier.endswith("\n"):
+        earlier += "\n"
+    write_atomic(path, earlier + json.dumps(record, **dumps) + "\n")
 
 
 # ------------------------------------------------------------ shared models ---

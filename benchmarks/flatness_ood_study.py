@@ -48,7 +48,14 @@ import time
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import ROOT, git_state, utc_now, write_atomic  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    add_depths_argument,
+    append_json_line,
+    git_state,
+    number_list,
+    utc_now,
+)
 from study_analysis import read_records  # noqa: E402
 
 from flatnas_tf.defaults import VALIDATION_FRACTION  # noqa: E402
@@ -65,13 +72,11 @@ def load_study_data(args):
     return load_dataset(args.data, validation_fraction=VALIDATION_FRACTION, seed=args.split_seed)
 
 
-def number_list(kind):
-    """An argparse type: comma-separated values of `kind` ("0,1,2" -> [0, 1, 2])."""
-
-    def parse(text: str) -> list:
-        return [kind(v) for v in text.split(",") if v.strip()]
-
-    return parse
+def corruption_spec(text: str) -> str | list[str]:
+    """A named set of corruptions (builtin, benchmark, all) or a comma-separated list of names."""
+    if text in ("builtin", "benchmark", "all"):
+        return text
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +87,7 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     add("--epochs", type=int, default=8)
     add("--batch-size", type=int, default=64)
     add("--widths", type=number_list(float), default=[0.25, 0.5])
-    add("--depths", type=number_list(int), default=[2, 3, 4], help="Choices of stage depth.")
+    add_depths_argument(parser)
     add("--sigmas", type=number_list(float), default=list(SIGMAS))
     add("--samples", type=int, default=50, help="M: perturbations per sigma.")
     add("--corruptions", default="builtin", help="builtin (digits) or benchmark (CIFAR-10).")
@@ -106,8 +111,7 @@ def finish_arguments(
         args.corruptions = "gaussian_noise,contrast"
         args.work = args.work or temporary / "work"
         args.records = args.records or temporary / "smoke" / "records.jsonl"
-    if args.corruptions not in ("builtin", "benchmark", "all"):
-        args.corruptions = [c.strip() for c in args.corruptions.split(",") if c.strip()]
+    args.corruptions = corruption_spec(args.corruptions)
     name = args.data.replace(":", "_").replace("/", "_")
     args.records = args.records or STUDY / name / "records.jsonl"
     args.work = args.work or ROOT / "runs" / "flatness_ood"
@@ -141,10 +145,8 @@ def records_so_far(path: pathlib.Path) -> list[dict]:
 
 
 def append_record(path: pathlib.Path, record: dict) -> None:
-    """Appends one record as a JSON line, rewriting the file atomically."""
-    lines = [json.dumps(r, sort_keys=True) for r in records_so_far(path)]
-    lines.append(json.dumps(record, sort_keys=True))
-    write_atomic(path, "\n".join(lines) + "\n")
+    """Appends one record as a JSON line (keys sorted), rewriting the file atomically."""
+    append_json_line(path, record, sort_keys=True)
 
 
 def corrupted_test_set(args, data):

@@ -51,7 +51,7 @@ import time
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import ROOT, add_out_argument, report  # noqa: E402
+from common import ROOT, add_out_argument, report, shown_path  # noqa: E402
 from flatness_ood_study import (  # noqa: E402
     VALIDATION_FRACTION,
     load_study_data,
@@ -239,7 +239,7 @@ def main(argv=None) -> dict:
 
     ways = ("inherited", "supernet", "scratch")
     result = {
-        "measured": str(measured.path),
+        "measured": shown_path(measured.path),
         "architectures": archs,
         "scratch_seeds": [reference[a]["seeds"] for a in archs],
         "supernet_training_s": round(supernet_s, 1),

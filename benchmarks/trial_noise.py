@@ -17,7 +17,7 @@ resumes and a run with more seeds or architectures reuses what is there.
 
 Usage:
     python benchmarks/trial_noise.py [--data digits] [--archs 6] [--seeds 3]
-        [--epochs 8] [--rho 0.5] [--sam asam] [--max-train N] [--records FILE]
+        [--epochs 8] [--rho 0.5] [--sam asam] [--max-train N] [--depths 2,3,4] [--records FILE]
         [--out docs/benchmarks/trial_noise.json]
 
 Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
@@ -36,7 +36,7 @@ import time
 
 import keras
 import numpy as np
-from common import add_out_argument, report
+from common import add_depths_argument, add_out_argument, append_json_line, report, shown_path
 from rank_stats import kendall
 
 from flatnas_tf import FlatNASHyperModel, TrainingConfig, load_dataset
@@ -44,7 +44,7 @@ from flatnas_tf.defaults import SAM_CHOICES, SCHEDULES
 from flatnas_tf.tuners import FlatNASTuner
 
 #: Settings that make two records comparable.
-DEFINING = ("data", "max_train", "epochs", "batch_size", "widths", "sam", "rho", "lr",
+DEFINING = ("data", "max_train", "epochs", "batch_size", "widths", "depths", "sam", "rho", "lr",
             "schedule", "samples", "sigma")  # fmt: skip
 
 
@@ -57,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=8)  # a search trial's default
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--widths", default="0.25,0.5")
+    add_depths_argument(parser)
     parser.add_argument("--sam", choices=SAM_CHOICES, default=SAM_CHOICES[0])
     parser.add_argument("--rho", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=0.1)
@@ -171,7 +172,11 @@ def main(argv=None) -> dict:
     widths = [float(w) for w in args.widths.split(",")]
     training = training_config(args).compile_settings()
     hypermodel = FlatNASHyperModel(
-        data.input_shape, data.num_classes, training=training, width_multipliers=widths
+        data.input_shape,
+        data.num_classes,
+        training=training,
+        width_multipliers=widths,
+        depths=args.depths,
     )
     settings = json.loads(json.dumps(_key(args)))
     path = pathlib.Path(args.records or tempfile.mkstemp(suffix=".jsonl")[1])
@@ -184,21 +189,19 @@ def main(argv=None) -> dict:
                 record = train_one(args, data, hypermodel, arch, seed, work)
                 record["settings"] = settings
                 records[(arch, seed)] = record
-                with path.open("a") as file:
-                    file.write(json.dumps(record) + "\n")
+                append_json_line(path, record)
                 figures = record["figures"]
                 print(
                     f"arch {arch} seed {seed}: val {100 * figures['val_accuracy']:.1f}% "
                     f"R {figures['robustness']:.2f} ({record['wall_s']:.0f} s)",
                     flush=True,
                 )
-    result = {"records": str(path)}  # the arguments are under "settings"
+    result = {"records": shown_path(path)}  # the arguments are under "settings"
     result.update(summarise(records, args.archs, args.seeds))
     result["mean_trial_wall_s"] = round(
         statistics.mean(records[(a, s)]["wall_s"] for a in range(args.archs)
                         for s in range(args.seeds)), 1)  # fmt: skip
-    report("trial_noise", result, args)
-    return result
+    return report("trial_noise", result, args)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ validation split):
 
   inherited   through the trained supernet, no fine-tuning (E = 0): inherited
               weights, BatchNorm statistics recalibrated
-  supernet    through the supernet, fine-tuned --fine-tune-epochs with ASAM
+  supernet    through the supernet, fine-tuned --fine-tune-epochs with ASAM at
+              --fine-tune-lr (default 0.01: what `search --supernet` uses)
   scratch     trained from random weights for --scratch-epochs (the generous
               budget the ranking is checked against)
   equal_time  trained from random weights for the epochs that fit in a
@@ -31,8 +32,9 @@ run resumes and reuses what is there.
 
 Usage:
     python benchmarks/weight_sharing.py --data npz:../shared/data/cifar10_subset_dev.npz
-        --max-train 2500 [--archs 12] [--width 0.25] [--supernet-epochs 15]
-        [--fine-tune-epochs 1] [--scratch-epochs 12] [--records FILE] [--supernet-dir DIR]
+        --max-train 2500 [--archs 12] [--width 0.25] [--depths 2,3,4] [--supernet-epochs 15]
+        [--fine-tune-epochs 1] [--fine-tune-lr 0.01] [--scratch-epochs 12] [--records FILE]
+        [--supernet-dir DIR]
         [--out docs/benchmarks/weight_sharing.json]
 
 Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
@@ -49,16 +51,17 @@ import tempfile
 import time
 
 import keras
-from common import add_out_argument, report
+from common import add_depths_argument, add_out_argument, append_json_line, report, shown_path
 from rank_stats import bootstrap, kendall, spearman
 
-from flatnas_tf import FlatNASHyperModel, load_dataset
+from flatnas_tf import FlatNASHyperModel, TrainingConfig, TrainingSettings, load_dataset
 from flatnas_tf.space.sandwich import SupernetSettings, load_supernet, train_supernet
 from flatnas_tf.space.supernet import Supernet
 from flatnas_tf.tuners import FlatNASTuner, SupernetTuner
 
-DEFINING = ("data", "max_train", "width", "supernet_epochs", "fine_tune_epochs",
-            "scratch_epochs", "batch_size", "samples", "amortise_trials")  # fmt: skip
+DEFINING = ("data", "max_train", "width", "depths", "supernet_epochs", "fine_tune_epochs",
+            "fine_tune_lr", "scratch_epochs", "batch_size", "samples",
+            "amortise_trials")  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,8 +70,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-train", type=int, default=None, help="cut the training split")
     parser.add_argument("--archs", type=int, default=12)
     parser.add_argument("--width", type=float, default=0.25)
+    add_depths_argument(parser)
     parser.add_argument("--supernet-epochs", type=int, default=15)
     parser.add_argument("--fine-tune-epochs", type=int, default=1)
+    parser.add_argument(
+        "--fine-tune-lr",
+        type=float,
+        default=TrainingConfig.FINE_TUNE_LEARNING_RATE,
+        help="peak rate of the fine-tuning (search --supernet's default)",
+    )
     parser.add_argument("--scratch-epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=10)
@@ -96,8 +106,7 @@ class Records:
     def add(self, record: dict) -> dict:
         record["settings"] = self.settings
         self.items[(record["way"], record["arch"])] = record
-        with self.path.open("a") as file:
-            file.write(json.dumps(record) + "\n")
+        append_json_line(self.path, record)
         return record
 
 
@@ -133,7 +142,16 @@ def main(argv=None) -> dict:
     data = load_dataset(args.data)
     if args.max_train:
         data = dataclasses.replace(data, train=data.train.take(args.max_train))
-    space = FlatNASHyperModel(data.input_shape, data.num_classes, width_multipliers=(args.width,))
+    space = FlatNASHyperModel(
+        data.input_shape, data.num_classes, width_multipliers=(args.width,), depths=args.depths
+    )
+    fine_tuning = FlatNASHyperModel(  # the same space, trained as search --supernet fine-tunes
+        data.input_shape,
+        data.num_classes,
+        training=TrainingSettings(learning_rate=args.fine_tune_lr),
+        width_multipliers=(args.width,),
+        depths=args.depths,
+    )
     settings = json.loads(json.dumps({name: getattr(args, name) for name in DEFINING}))
     records = Records(pathlib.Path(args.records or tempfile.mkstemp(suffix=".jsonl")[1]), settings)
     work = tempfile.mkdtemp()
@@ -142,12 +160,12 @@ def main(argv=None) -> dict:
     validation = data.batches("validation", 256)
 
     keras.utils.set_random_seed(0)
-    supernet = Supernet(space, width=args.width)
+    supernet = Supernet(fine_tuning, width=args.width)
     started = time.perf_counter()
-    state = train_supernet(
+    train_supernet(
         supernet, train, SupernetSettings(epochs=args.supernet_epochs), supernet_dir, verbose=2
     )
-    supernet, state = load_supernet(supernet_dir, space)
+    supernet, state = load_supernet(supernet_dir, fine_tuning)
     supernet_s = sum(entry["seconds"] for entry in state["history"])
     print(f"supernet: {supernet_s:.0f} s of training ({time.perf_counter() - started:.0f} s now)")
 
@@ -221,7 +239,7 @@ def main(argv=None) -> dict:
     }
     first_supernet = records.items[("supernet", 0)]
     result = {  # the arguments (a superset of DEFINING) are under "settings"
-        "records": str(records.path),
+        "records": shown_path(records.path),
         "supernet_training_s": round(supernet_s, 1),
         "supernet_parameters": int(supernet.count_params()),
         "ranking": ranking,
@@ -274,8 +292,7 @@ def main(argv=None) -> dict:
     }
     if args.search_trials:
         result["search"] = _search(args, supernet, supernet_s, train, validation, work)
-    report("weight_sharing", result, args)
-    return result
+    return report("weight_sharing", result, args)
 
 
 def _search(args, supernet, supernet_s, train, validation, work) -> dict:

@@ -149,6 +149,25 @@ def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
+def test_append_json_line_keeps_earlier_lines_byte_for_byte_and_never_tears(tmp_path, monkeypatch):
+    path = tmp_path / "records" / "runs.jsonl"
+    common.append_json_line(path, {"b": 1, "a": 2})
+    path.write_text(path.read_text() + '{"kept": "as written",   "spaces": 1}')  # no newline
+    common.append_json_line(path, {"b": 3, "a": 4}, sort_keys=True)
+    assert path.read_text() == (
+        '{"b": 1, "a": 2}\n{"kept": "as written",   "spaces": 1}\n{"a": 4, "b": 3}\n'
+    )
+    before = path.read_text()
+
+    def crash(*args):
+        raise OSError("killed")
+
+    monkeypatch.setattr(common.os, "replace", crash)
+    with pytest.raises(OSError, match="killed"):
+        common.append_json_line(path, {"lost": True})
+    assert path.read_text() == before  # the old lines, whole; no torn line to trip a resume
+
+
 def test_settings_are_json_safe():
     settings = common.settings_of(
         {"path": pathlib.Path("a/b"), "stages": {"study", "report"}, "n": np.int64(3), "out": "x"}
@@ -179,6 +198,17 @@ def test_every_benchmark_reports_through_common(script):
     assert f"--out docs/benchmarks/{script}.json" in docstring
 
 
+@pytest.mark.parametrize(
+    "script",
+    sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in NOT_REPORTING),
+)
+def test_every_benchmark_is_run_end_to_end_by_a_test(script):
+    """A script no test runs breaks silently (a refactor, a refused setting)."""
+    tests = pathlib.Path(__file__).parent
+    runs = [t.name for t in tests.glob("test_*.py") if f"{script}.main" in t.read_text()]
+    assert runs, f"no test calls {script}.main (tiny settings, e.g. support.benchmarks)"
+
+
 def test_corruption_throughput_check_rules():
     import corruption_throughput as ct
 
@@ -205,3 +235,18 @@ def test_corruption_throughput_check_rules():
     figures, ok = ct.compare("gaussian_noise", clean, noisy(10, 1), noisy(10, 2))
     assert ok and abs(figures["difference"]) < 0.5
     assert not ct.compare("gaussian_noise", clean, noisy(10, 1), noisy(13, 2))[1]
+
+
+def test_a_path_inside_the_repository_is_shown_relative_to_it(tmp_path):
+    assert common.shown_path(common.ROOT / "docs" / "x.jsonl") == "docs/x.jsonl"
+    assert common.shown_path(tmp_path / "y.jsonl") == str((tmp_path / "y.jsonl").resolve())
+
+
+def test_the_default_depths_are_the_default_spaces():
+    import inspect
+
+    from flatnas_tf import FlatNASHyperModel
+
+    default = inspect.signature(FlatNASHyperModel).parameters["depths"].default
+    assert tuple(default) == common.DEFAULT_DEPTHS
+    assert common.number_list(int)("1, 2,") == [1, 2]
