@@ -105,13 +105,14 @@ def _time(python: str, code: str) -> tuple[float, list[str], int]:
     return elapsed, heavy[0] if heavy else [], len(other)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--before-python", default=None, help="another environment's python")
     parser.add_argument("--trials", type=int, default=200, help="trials of the reported search")
     add_out_argument(parser, "cli_startup")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     search = Path(tempfile.mkdtemp(prefix="cli-startup-search-"))
     _make_search(search, args.trials)
     pythons = {"after": sys.executable}
@@ -146,7 +147,7 @@ def main() -> None:
             result[key] = round(
                 result["after"][name]["median_s"] / result["before"][name]["median_s"], 3
             )
-    report("cli_startup", result, args)
+    return report("cli_startup", result, args)
 
 
 if __name__ == "__main__":

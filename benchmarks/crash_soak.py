@@ -318,10 +318,12 @@ def soak(
     }
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
-        return
+def main(argv: list[str] | None = None) -> dict | None:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["child"]:
+        child(Path(argv[1]), int(argv[2]), float(argv[3]))
+        return None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--trials", type=int, default=40)
@@ -329,12 +331,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kill times.")
     parser.add_argument("--keep", default=None, help="Work in this new directory and keep it.")
     add_out_argument(parser, "crash_soak")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.keep or temporary)
         figures = soak(args.rounds, args.trials, args.write_delay, args.seed, work)
-    report("crash_soak", figures, args)
+    return report("crash_soak", figures, args)
 
 
 if __name__ == "__main__":

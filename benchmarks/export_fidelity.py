@@ -81,12 +81,13 @@ def _measure(model: keras.Model, images: np.ndarray) -> dict:
     return figures
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=28)
     parser.add_argument("--images", type=int, default=32)
     add_out_argument(parser, "export_fidelity")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     images, source = _images(args.images)
     result = {"resolution": args.resolution, "images": source}
     for label, layer in (("keras.layers.Resizing", keras.layers.Resizing), ("Resizing", Resizing)):
@@ -95,7 +96,7 @@ def main() -> None:
             result[label] = _measure(_candidate(args.resolution), images)
         finally:
             hypermodel_module.Resizing = Resizing
-    report("export_fidelity", result, args)
+    return report("export_fidelity", result, args)
 
 
 if __name__ == "__main__":

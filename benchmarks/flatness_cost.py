@@ -50,7 +50,8 @@ def host_side_reference(model, x, y, sigma, samples, seed, batch_size):
     return accuracies
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20, help="perturbations M")
     parser.add_argument("--examples", type=int, default=2000, help="evaluation images")
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sigma", type=float, default=0.05)
     add_out_argument(parser, "flatness_cost")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(0)
     x, y, source = cifar_or_random(args.examples)
@@ -92,7 +93,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
-    report(
+    return report(
         "flatness_cost",
         {
             "data": source,

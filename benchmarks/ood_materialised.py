@@ -4,8 +4,9 @@ A study evaluates many models on the same corrupted test images. On the fly,
 `evaluate_ood(model, data)` corrupts the test images for every model; with a
 corrupted set (`write_corrupted_set`, written once) it reads them. Measured
 in one run, on the same test images (`--images` of the shared CIFAR-10
-subset's x_test; random images without it), the same corruptions (the
-built-in benchmark set: 14, frost without photographs) at severities 1..5:
+subset's x_test; random images without it), the same corruptions
+(`--corruptions`: by default the built-in benchmark set, 14, frost without
+photographs) at severities 1..5:
 
     write_s          writing the set once (the corruptions, the .npy files,
                      checksums)
@@ -24,7 +25,7 @@ stops otherwise.
 
 Usage:
     python benchmarks/ood_materialised.py [--images 2000] [--models 3]
-        [--out docs/benchmarks/ood_materialised.json]
+        [--corruptions benchmark] [--out docs/benchmarks/ood_materialised.json]
 
 Prints one JSON object (with the run's settings, machine, commit and date: `common.report`).
 """
@@ -38,6 +39,7 @@ import time
 
 import keras
 from common import add_out_argument, cifar_or_random, report, small_cnn
+from flatness_ood_study import corruption_spec
 
 from flatnas_tf import evaluate_ood, write_corrupted_set
 
@@ -53,20 +55,29 @@ def _timed(function):
     return time.perf_counter() - start, value
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="test images per cell")
     parser.add_argument("--models", type=int, default=3, help="models timed on each path")
+    parser.add_argument(
+        "--corruptions",
+        type=corruption_spec,
+        default="benchmark",
+        help="a named set (builtin, benchmark, all) or comma-separated corruption names",
+    )
     add_out_argument(parser, "ood_materialised")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.images < 1 or args.models < 1:
         parser.error("--images and --models must be >= 1")
     x, y, source = cifar_or_random(args.images)
     with tempfile.TemporaryDirectory() as directory:
-        write_s, corrupted = _timed(lambda: write_corrupted_set((x, y), directory, "benchmark"))
+        write_s, corrupted = _timed(
+            lambda: write_corrupted_set((x, y), directory, args.corruptions)
+        )
         # Untimed first evaluations trace each path's functions.
         warm = _model(0)
-        fly = evaluate_ood(warm, (x, y), "benchmark")
+        fly = evaluate_ood(warm, (x, y), args.corruptions)
         read = evaluate_ood(warm, directory)
         if fly.accuracy != read.accuracy or fly.clean_accuracy != read.clean_accuracy:
             raise SystemExit("the corrupted set's table differs from the on-the-fly table")
@@ -74,13 +85,13 @@ def main() -> None:
         for seed in range(1, args.models + 1):
             model = _model(seed)
             paths = [
-                (on_the_fly, lambda m=model: evaluate_ood(m, (x, y), "benchmark")),
+                (on_the_fly, lambda m=model: evaluate_ood(m, (x, y), args.corruptions)),
                 (from_set, lambda m=model: evaluate_ood(m, directory)),
             ]
             for times, evaluate in paths if seed % 2 else reversed(paths):
                 times.append(_timed(evaluate)[0])
     fly_s, set_s = statistics.median(on_the_fly), statistics.median(from_set)
-    report(
+    return report(
         "ood_materialised",
         {
             "data": source,

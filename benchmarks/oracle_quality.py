@@ -168,6 +168,7 @@ def run_method(
     if method == "optuna_nsgaii":
         import optuna  # the bench extra; the other methods run without it
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
         study = optuna.create_study(directions=["minimize"] * n_objectives, sampler=sampler)
 
@@ -399,7 +400,8 @@ def quality(
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="runs per problem and method")
     parser.add_argument("--budget", type=int, default=300, help="evaluations per run")
@@ -413,13 +415,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--surrogate-candidates", type=int, default=5)
     add_out_argument(parser, "oracle_quality")
-    args = parser.parse_args()
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    args = parser.parse_args(argv)
     if args.curve_only:
-        report("oracle_bookkeeping", {"curves": curves_side_by_side(args)}, args)
-        return
+        return report("oracle_bookkeeping", {"curves": curves_side_by_side(args)}, args)
 
     started = time.perf_counter()
     problems = quality(
@@ -462,7 +460,7 @@ def main() -> None:
                 for point in curves["after"]["nsga2_oracle"].values()
             ),
         )
-    report("oracle_quality", figures, args)
+    return report("oracle_quality", figures, args)
 
 
 def targets(medians: list[dict[str, float]]) -> dict[str, bool]:

@@ -40,8 +40,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import add_out_argument, report  # noqa: E402
-from flatness_ood_study import VALIDATION_FRACTION, number_list, records_so_far  # noqa: E402
+from common import add_out_argument, number_list, report  # noqa: E402
+from flatness_ood_study import VALIDATION_FRACTION, records_so_far  # noqa: E402
 
 from flatnas_tf.tuners import objectives  # noqa: E402
 from flatnas_tf.tuners.predictors import POOL, AdaptivePredictor, kendall_tau  # noqa: E402

@@ -28,14 +28,15 @@ from common import add_out_argument, compile_classifier, report, small_cnn
 from flatnas_tf import SAMModel
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per model")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
     add_out_argument(parser, "sam_overhead")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(0)
     plain = compile_classifier(small_cnn(keras.Model), args.jit)
@@ -61,7 +62,7 @@ def main() -> None:
 
     plain_median = statistics.median(times["plain"])
     sam_median = statistics.median(times["sam"])
-    report(
+    return report(
         "sam_overhead",
         {
             "jit_compile": args.jit,

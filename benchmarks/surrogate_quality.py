@@ -33,8 +33,7 @@ import time
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import add_out_argument, report  # noqa: E402
-from flatness_ood_study import number_list  # noqa: E402
+from common import add_out_argument, number_list, report  # noqa: E402
 from oracle_quality import METHODS, PROBLEMS, quality, targets  # noqa: E402
 
 

@@ -87,16 +87,19 @@ def run(trials: int, release: bool) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict | None:
+    """Runs the benchmark on `argv` (default: the command line); returns the printed JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
     add_out_argument(parser, "trial_memory")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.trials < 4:
+        parser.error(f"--trials {args.trials}: at least 4 (memory growth is read after trial 3)")
     if args.child:
         child(args.trials, release=not args.keep)
-        return
+        return None
     figures = {"trials": args.trials}
     for name, release in (("released", True), ("kept", False)):
         rows = run(args.trials, release)
@@ -114,7 +117,7 @@ def main() -> None:
         / max(1, figures["kept"]["mb_growth_after_trial_3"]),
         3,
     )
-    report("trial_memory", figures, args)
+    return report("trial_memory", figures, args)
 
 
 if __name__ == "__main__":

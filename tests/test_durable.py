@@ -18,6 +18,7 @@ import time
 import crash_soak
 import keras_tuner as kt
 import pytest
+from support.benchmarks import run_benchmark
 
 from flatnas_tf.persistence import storage
 from flatnas_tf.tuners import durable
@@ -60,9 +61,9 @@ def _figures(tuner):
 
 
 def test_kill_at_random_moments_loses_nothing(tmp_path):
-    figures = crash_soak.soak(
-        rounds=3, max_trials=5, write_delay=0.05, seed=1, work=tmp_path, timeout=300
-    )
+    argv = ["--rounds", "3", "--trials", "5", "--write-delay", "0.05", "--seed", "1"]
+    argv += ["--keep", str(tmp_path / "soak")]
+    figures = run_benchmark(crash_soak.main, tmp_path / "crash_soak.json", *argv)
     assert figures["trials_finished"] == 5
     for name in ("unreadable", "lost", "duplicated", "mismatched_figures"):
         assert figures[name] == 0, figures
