@@ -410,6 +410,20 @@ def search_summary(searches: Sequence[dict]) -> dict[str, dict]:
     return summary
 
 
+def machine_hours(records: Sequence[dict]) -> dict[str, float]:
+    """Hours of training and measuring the records hold, per stage and in all.
+
+    A pick copied from another (`copied_from`: the same training) is counted
+    once, where it was trained; a search's time is its own trials' (the trials
+    it reused from another arm are that arm's).
+    """
+    hours = {stage: 0.0 for stage in (*MODEL_STAGES, "search")}
+    for record in records:
+        if not record.get("copied_from"):
+            hours[record["stage"]] += record.get("wall_s", 0.0) / 3600
+    return {**hours, "total": sum(hours.values())}
+
+
 def analyse(
     records: Sequence[dict], resamples: int = RESAMPLES, planned: int | None = None
 ) -> dict:
@@ -423,10 +437,17 @@ def analyse(
     study = [r for r in kept if r["stage"] == "study"]
     picks = [r for r in kept if r["stage"] == "pick"]
     result: dict = {"models": len(records), "excluded": len(excluded)}
+    result["machine_hours"] = machine_hours([*records, *searches])
     if searches:
         result["searches"] = search_summary(searches)
     if not study:
         return {**result, "verdict_h1": "no records yet"}
+    clean = [100 * r["test_accuracy"] for r in study]
+    result["clean_accuracy_pct"] = {
+        "median": float(np.median(clean)),
+        "min": min(clean),
+        "max": max(clean),
+    }
     sigma = sigma_star(study)
     table = architectures(study, sigma)
     b = slope(table)
@@ -480,6 +501,12 @@ def markdown(results: dict[str, dict]) -> str:
     for data, result in results.items():
         lines += [f"## {data}", ""]
         lines.append(f"- models recorded: {result['models']}, excluded: {result['excluded']}")
+        hours = result["machine_hours"]
+        lines.append(
+            f"- machine hours in the records: {hours['total']:.1f} (study models "
+            f"{hours['study']:.1f}, picks {hours['pick']:.1f}, searches {hours['search']:.1f}; "
+            "pilots and benchmarks are not in the records)"
+        )
         if "h1" not in result:
             lines += ["- no study records yet", ""]
             continue
@@ -491,6 +518,10 @@ def markdown(results: dict[str, dict]) -> str:
             "the models at R = 0)",
             f"- architectures: {h1_result['architectures']}; slope b of corruption on clean "
             f"accuracy: {b_text}",
+            "- clean test accuracy of the study's models: median "
+            f"{result['clean_accuracy_pct']['median']:.1f} % (range "
+            f"{result['clean_accuracy_pct']['min']:.1f}-{result['clean_accuracy_pct']['max']:.1f} "
+            "%)",
             "",
             "| H1: partial Spearman given clean accuracy | value [95 % bootstrap] |",
             "|---|---|",

@@ -217,3 +217,21 @@ def test_within_architectures_sees_only_the_seeds_of_each_architecture(within, s
         assert result.low < 0 < result.high  # the architectures' positive trend is not seen
     lonely = [r for r in records if r["train_seed"] == 0]  # one model per architecture
     assert np.isnan(sa.within_architectures(lonely, "0.05", resamples=20).value)
+
+
+def test_machine_hours_count_each_training_once_and_the_clean_accuracy_is_stated():
+    study = _study(archs=3, seeds=1)
+    picks = _picks(seeds=1)[:2]
+    for record, seconds in zip(study + picks, (3600, 1800, 1800, 900, 900), strict=True):
+        record["wall_s"] = seconds
+    picks[1]["copied_from"] = {"arm": "A"}  # the same training as another pick: not again
+    search = {"stage": "search", "wall_s": 7200.0}
+    hours = sa.machine_hours([*study, *picks, search])
+    assert hours == {"study": 2.0, "pick": 0.25, "search": 2.0, "total": 4.25}
+    result = sa.analyse([*study, *picks], resamples=50)
+    clean = sorted(100 * r["test_accuracy"] for r in study)
+    assert result["clean_accuracy_pct"] == {"median": clean[1], "min": clean[0], "max": clean[2]}
+    assert result["machine_hours"]["total"] == 2.25
+    report = sa.markdown({"synthetic": result})
+    assert "- machine hours in the records: 2.2 (study models 2.0, picks 0.2" in report
+    assert f"median {clean[1]:.1f} % (range {clean[0]:.1f}-{clean[2]:.1f} %)" in report
