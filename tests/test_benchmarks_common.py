@@ -24,6 +24,7 @@ NOT_REPORTING = {
     "reproduce",
     "flatness_ood_study",
     "flatness_ood_search",
+    "flatness_ood_paper",
     "study_analysis",
 }
 HEX_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
