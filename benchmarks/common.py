@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flatnas_tf.defaults import DEPTHS
+
 if TYPE_CHECKING:
     import keras
 
@@ -113,7 +115,7 @@ def number_list(kind):
 
 
 #: The default space's choices of stage depth (`FlatNASHyperModel`'s `depths`).
-DEFAULT_DEPTHS = (2, 3, 4)
+DEFAULT_DEPTHS = DEPTHS
 
 
 def add_depths_argument(parser: argparse.ArgumentParser) -> None:

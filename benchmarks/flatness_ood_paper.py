@@ -29,9 +29,10 @@ benchmark corruptions (frost with FLATNAS_FROST_DIR, else 14) x 5 severities
 on all test images; 2 search seeds x 3 arms, population 20, 100 trials each,
 3 retraining seeds. Every option passes through to the stages.
 
-`--smoke` runs the same three steps tiny (digits, two models and one search
-arm of two trials, two epochs) into a temporary directory, for CI: under a
-minute on CPU.
+`--smoke` runs the same three steps tiny, for CI: each stage with its own
+`--smoke` settings (digits, two models; one search arm of two trials; two
+epochs), into `--study` when given (a second smoke run there resumes and
+trains nothing), else a temporary directory: under a minute on CPU.
 
 Usage:
     python benchmarks/flatness_ood_paper.py [--data cifar10] [--name cifar10_full]
@@ -69,26 +70,8 @@ PAPER = {
     "trials": "100",
     "retrain-seeds": "0,1,2",
 }
-#: --smoke: the same steps, tiny (the stages' own --smoke settings, one search arm).
-SMOKE = {
-    **PAPER,
-    "data": "digits",
-    "epochs": "2",
-    "batch-size": "64",
-    "widths": "0.25",
-    "depths": "1",
-    "corruptions": "gaussian_noise,contrast",
-    "archs": "2",
-    "train-seeds": "0",
-    "search-seeds": "0",
-    "population": "2",
-    "trials": "2",
-    "retrain-seeds": "0",
-    "arms": "A",
-    "sigmas": "0.05,0.4",
-    "samples": "2",
-    "max-test": "48",
-}
+#: --smoke: each stage's own --smoke settings, and one search arm.
+SMOKE = {"smoke": None, "arms": "A"}
 #: Which stage takes which option (the rest are the stages' shared options).
 STUDY_ONLY = ("archs", "train-seeds")
 SEARCH_ONLY = ("arms", "search-seeds", "population", "trials", "retrain-seeds")
@@ -100,11 +83,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--name", default=None, help="Records directory under --study (cifar10_full; smoke)."
     )
-    parser.add_argument("--study", type=pathlib.Path, default=study_analysis.STUDY)
+    parser.add_argument(
+        "--study", type=pathlib.Path, default=None, help="Default: docs/results/flatness_ood."
+    )
     parser.add_argument("--resamples", type=int, default=study_analysis.RESAMPLES)
-    parser.add_argument("--smoke", action="store_true", help="A tiny run in a temporary dir (CI).")
+    parser.add_argument(
+        "--smoke", action="store_true", help="A tiny run (CI), in --study or a temporary dir."
+    )
     args, rest = parser.parse_known_args(argv)
     args.stage_options = rest
+    if args.study is None and args.smoke:
+        args.study = pathlib.Path(tempfile.mkdtemp(prefix="flatness-ood-paper-smoke-"))
+    args.study = args.study or study_analysis.STUDY
     return args
 
 
@@ -112,15 +102,15 @@ def stage_arguments(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The command lines of the correlation stage and of the search comparison.
 
     The preset (`PAPER`, or `SMOKE` with --smoke) comes first and the user's
-    options after it, so that a user's value wins (argparse keeps the last).
+    options after it, so that a user's value wins (argparse keeps the last;
+    with --smoke, the stages then apply their own smoke settings).
     """
     name = args.name or ("smoke" if args.smoke else "cifar10_full")
     options = [[f"--records={args.study / name / 'records.jsonl'}"]]
     if args.smoke:
         options.append([f"--work={args.study / name / 'work'}"])
-    options += [
-        [f"--{option}={value}"] for option, value in (SMOKE if args.smoke else PAPER).items()
-    ]
+    for option, value in (SMOKE if args.smoke else PAPER).items():
+        options.append([f"--{option}" if value is None else f"--{option}={value}"])
     for token in args.stage_options:  # "--flag", then its values
         if token.startswith("--"):
             options.append([token])
@@ -140,7 +130,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     """Runs both stages, then the analysis; returns the analysis (see the module docstring)."""
     args = parse_args(argv)
     if args.smoke:
-        args.study = pathlib.Path(tempfile.mkdtemp(prefix="flatness-ood-paper-smoke-"))
         args.resamples = min(args.resamples, 200)
     study, search = stage_arguments(args)
     flatness_ood_study.main(study)

@@ -19,7 +19,7 @@ import click
 
 from flatnas_tf import defaults
 from flatnas_tf.app import evaluation
-from flatnas_tf.defaults import MAX_WIDTH, SEVERITIES
+from flatnas_tf.defaults import DEPTHS, MAX_DEPTH, MAX_WIDTH, SEVERITIES
 from flatnas_tf.training.config import TrainingConfig
 
 # Python 3.11+ ships tomllib; 3.10 uses the tomli backport it was taken from.
@@ -96,6 +96,33 @@ def widths(value: str | list) -> list[float]:
             param_hint="--widths",
         )
     return parsed
+
+
+def depths(help: str) -> Callable:  # noqa: A002 (Click's name)
+    """--depths: comma-separated stage depths in 1..MAX_DEPTH (a TOML list too); None if not given.
+
+    Not given, the command's default applies (the default space's, or a
+    supernet's own for a search through it).
+    """
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | list | None):
+        if value is None:
+            return None
+        try:
+            parsed = [int(v) for v in (value.split(",") if isinstance(value, str) else value)]
+        except ValueError:
+            parsed = []
+        if not parsed or any(not 1 <= d <= MAX_DEPTH for d in parsed):
+            raise click.BadParameter(
+                f"{value!r}: pass comma-separated stage depths in 1..{MAX_DEPTH}, e.g. 1,2.",
+                param_hint="--depths",
+            )
+        return parsed
+
+    default = ",".join(str(d) for d in DEPTHS)
+    return click.option(
+        "--depths", default=None, callback=parse, help=f"{help} [default: {default}]"
+    )
 
 
 def severities(value: str) -> tuple[int, ...]:

@@ -68,6 +68,10 @@ DEFAULTS = SearchConfig()
     help="Width multipliers the search may choose, comma-separated (the paper's space: "
     "0.5,0.75,1.0; the default keeps the quick digits search to minutes).",
 )
+@opt.depths(
+    "Stage depths (blocks per stage) the search may choose, comma-separated; shallower is "
+    "smaller and faster (1: a quick search). Through a supernet: the supernet's."
+)
 @click.option(
     "--population",
     type=click.IntRange(min=2),
@@ -268,6 +272,7 @@ def _config(options: dict[str, Any], split) -> SearchConfig:
     try:
         return SearchConfig.resolved(
             widths=options["widths"] if given else None,
+            depths=options["depths"],
             epochs=options["epochs"],
             learning_rate=options["learning_rate"],
             training=TrainingConfig(**training),

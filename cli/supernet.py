@@ -55,6 +55,7 @@ def _epoch_line_callback(epochs: int):
     default=SUPERNET_WIDTH,
     help="Width multiplier of the supernet (every candidate searched through it has it).",
 )
+@opt.depths("Stage depths of the space the supernet holds (every search through it has them).")
 @click.option("--epochs", type=click.IntRange(min=1), default=SUPERNET_EPOCHS)
 @opt.BATCH_SIZE
 @click.option(
@@ -107,6 +108,7 @@ def supernet(**options: Any) -> None:
             out,
             split=split,
             width=options["width"],
+            depths=options["depths"],
             settings=settings,
             batch_size=options["batch_size"],
             verbose=1 if options["verbose"] else 0,

@@ -7,9 +7,11 @@ search directory can use them without importing TensorFlow.
 __all__ = [
     "BATCH_SIZE",
     "CHIEF_TIMEOUT_S",
+    "DEPTHS",
     "DISTILLATION",
     "LABEL_SMOOTHING",
     "LEARNING_RATE",
+    "MAX_DEPTH",
     "MAX_WIDTH",
     "MOMENTUM",
     "OOD_EXAMPLES",
@@ -49,6 +51,10 @@ SAM_CHOICES = ("asam", "sam", "off")
 RHO = 0.5
 #: The widest width multiplier of the space (`FlatNASHyperModel`, --widths).
 MAX_WIDTH = 4.0
+#: The space's choices of stage depth (blocks per stage; `FlatNASHyperModel`, --depths),
+#: and the deepest a stage can be.
+DEPTHS = (2, 3, 4)
+MAX_DEPTH = 4
 #: Fraction of the training data held out for validation (`load_dataset`, --validation-fraction).
 VALIDATION_FRACTION = 0.1
 #: Examples per training step of a candidate, a trained architecture and a supernet (--batch-size).

@@ -74,3 +74,51 @@ def digits():
     from support.searches import digits_batches
 
     return digits_batches()
+
+
+#: Test modules that share a session fixture: one pytest-xdist worker runs
+#: them all, so that it builds the fixture once.
+SHARED_GROUPS = {
+    "test_flatness_ood_study.py": "flatness_ood_smoke",
+    "test_flatness_ood_search.py": "flatness_ood_smoke",
+    "test_flatness_ood_paper.py": "flatness_ood_smoke",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (pyproject.toml), with the modules of `SHARED_GROUPS` as one file.
+
+    A worker runs a whole module, so that its module-scoped fixtures are built
+    once. pytest-xdist's `loadgroup` would do the grouping by mark, but it
+    reads the group from the test's node id, which pytest 9.2 no longer lets
+    a plugin change; so the file scheduler's scope (`_split_scope`) is mapped.
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedGroupScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return SHARED_GROUPS.get(pathlib.PurePath(module).name, module)
+
+    return SharedGroupScheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def flatness_ood_smoke(tmp_path_factory):
+    """The study's two stages run once with their own --smoke settings, in one directory.
+
+    Returns (root, {"study": (argv, returned), "search": (argv, returned)}):
+    each stage's records are `root/<stage>.jsonl`, both share `root/work`.
+    """
+    import flatness_ood_search
+    import flatness_ood_study
+
+    root = tmp_path_factory.mktemp("flatness_ood_smoke")
+    runs = {}
+    for name, stage in (("study", flatness_ood_study), ("search", flatness_ood_search)):
+        argv = ["--smoke", "--work", str(root / "work"), "--records", str(root / f"{name}.jsonl")]
+        runs[name] = argv, stage.main(argv)
+    return root, runs

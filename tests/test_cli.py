@@ -26,7 +26,11 @@ from flatnas_tf.tuners.tuner import FlatNASTuner
 
 # Two epochs of batch 64 (40 steps): every default candidate ends clearly
 # above chance; one epoch of batch 128 left all three at chance on one CPU.
+# Stages one block deep: each candidate builds and traces in about a third
+# of the time of the default depths'.
 TINY = [
+    "--depths",
+    "1",
     "--max-trials",
     "3",
     "--population",
@@ -305,6 +309,9 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         main, ["search", "--config", str(config), "--alpha", "0.5", "--population", "1"]
     )
     assert "--population" in overridden.output  # --alpha from the flag passed
+    config.write_text("depths = [1, 5]\n")  # a TOML list, checked as the flag's text is
+    listed = CliRunner().invoke(main, ["search", "--config", str(config)])
+    assert listed.exit_code == 2 and "stage depths in 1..4" in listed.output
 
 
 @pytest.mark.parametrize(
@@ -320,6 +327,8 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (["search", "--population", "1"], "--population"),
         (["search", "--mode", "accuracy"], "--mode"),
         (["search", "--widths", "0.5,x"], "--widths"),
+        (["search", "--depths", "1,5"], "--depths"),
+        (["supernet", "--depths", "two"], "--depths"),
         (["search", "--config", "MISSING.toml"], "--config"),
         (["search", "--config", "BAD.toml"], "--config"),
         (["search", "--config", "UNKNOWN.toml"], "--config"),
@@ -466,7 +475,9 @@ def test_a_search_whose_trials_all_fail_exits_1_with_one_line(tmp_path, monkeypa
 def supernet_search(tmp_path_factory):
     """A one-epoch digits supernet, and a two-trial search through it."""
     root = tmp_path_factory.mktemp("supernet")
-    trained = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
+    trained = _run(
+        "supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1", "--depths", "1"
+    )
     assert trained.exit_code == 0, trained.output
     search = _run(
         "search", "--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1"
@@ -484,12 +495,13 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert "through the supernet in" in search and "[  3/3] trial" in search
     settings = json.loads((root / "run" / "run.json").read_text())
     assert settings["widths"] == [0.25] and settings["epochs"] == 1
+    assert settings["depths"] == [1]  # the supernet's, as its width
     assert settings["learning_rate"] == 0.01  # the fine-tuning default
     assert settings["supernet"]["weights"] == state["weights"]
     models = sorted((root / "run" / "models").glob("trial_*/saved_model"))
     assert models  # the front was exported as for any search
     # A finished supernet run returns at once; so does the finished search, keeping its exports.
-    again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
+    again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1", "--depths", "1")
     assert again.exit_code == 0 and "epoch " not in again.output
     manifests = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").glob("*/manifest.json")}
     rerun = _run("search", "--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1")
@@ -506,7 +518,8 @@ def test_a_surrogate_search_through_the_supernet(supernet_search, tmp_path):
     root, _, _ = supernet_search
     out = tmp_path / "run"
     surrogate = ["--surrogate", "--surrogate-initial", "4", "--surrogate-candidates", "1"]
-    arguments = ["search", "--supernet", root / "sn", "--out", out, *TINY, "--epochs", "1"]
+    # Inherited weights only (--epochs 0): the surrogate's choices do not depend on fine-tuning.
+    arguments = ["search", "--supernet", root / "sn", "--out", out, *TINY, "--epochs", "0"]
     result = _run(*arguments, "--max-trials", "5", *surrogate, "--no-export")
     assert result.exit_code == 0, result.output
     assert "surrogate refit on 4 trials" in result.output
@@ -526,9 +539,10 @@ def test_a_surrogate_search_through_the_supernet(supernet_search, tmp_path):
     [
         (["--seed", "2"], "--validation-fraction and --seed"),
         (["--seed", "1", "--widths", "0.5"], "--widths"),
+        (["--seed", "1", "--depths", "1,2"], "the supernet has stage depths 1"),
     ],
 )
-def test_a_supernet_of_another_split_or_width_is_refused(supernet_search, tmp_path, args, message):
+def test_a_supernet_of_another_split_or_space_is_refused(supernet_search, tmp_path, args, message):
     root, _, _ = supernet_search
     result = CliRunner().invoke(
         main, ["search", "--supernet", str(root / "sn"), "--out", str(tmp_path / "r"), *args]

@@ -368,6 +368,7 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     out = cluster.root / "run"
     common = ["search", "--out", str(out), "--oracle-port", str(cluster.port)]
     tiny = ["--max-trials", "3", "--population", "2", "--epochs", "1", "--samples", "2"]
+    tiny += ["--depths", "1"]  # small candidates: the workers' story is the point
     chief = cluster.start_cli(
         "chief", *common, *tiny, "--role", "chief", "--worker-timeout", "25", "--no-export"
     )
@@ -392,11 +393,12 @@ def test_cli_search_finishes_when_a_worker_dies_for_good(cluster):
     intruder = cluster.start_cli(
         "intruder", *common, *tiny, "--role", "worker", "--worker-id", "7", "--token-file", wrong
     )
+    # The survivor starts beside it (each start-up takes seconds).
+    survivor = cluster.start_cli("tuner0", *common, *tiny, "--role", "worker", "--worker-id", "0")
     assert cluster.wait_exit(intruder, "the intruder", alive=(chief,)) == 2
     intruder_output = (cluster.root / "2-intruder.out").read_text()
     assert "refused a call without its token" in intruder_output
     assert "Traceback" not in intruder_output
-    survivor = cluster.start_cli("tuner0", *common, *tiny, "--role", "worker", "--worker-id", "0")
 
     # Either may exit first: the chief stops once the survivor was told STOPPED.
     assert cluster.wait_exit(survivor, "the surviving worker") == 0

@@ -24,9 +24,45 @@ def test_each_stage_gets_the_preset_then_the_users_options_and_accepts_them(tmp_
     assert search.search_seeds == [0, 1] and search.retrain_seeds == [0, 1, 2]
 
 
-def test_the_smoke_run_records_both_stages_and_reports_them():
-    results = paper.main(["--smoke"])
+def test_the_smoke_settings_are_the_stages_own_smoke_settings(tmp_path):
+    args = paper.parse_args(["--smoke", "--study", str(tmp_path)])
+    study_argv, search_argv = paper.stage_arguments(args)
+    assert "--smoke" in study_argv and "--smoke" in search_argv
+    assert "--arms=A" in search_argv and "--arms=A" not in study_argv
+    records = tmp_path / "smoke" / "records.jsonl"
+    for stage, argv in ((flatness_ood_study, study_argv), (flatness_ood_search, search_argv)):
+        parsed = stage.parse_args(argv)
+        assert parsed.data == "digits" and parsed.epochs == 2 and parsed.records == records
+    assert paper.parse_args(["--smoke"]).study != paper.parse_args([]).study  # a temporary dir
+
+
+def test_the_smoke_run_drives_both_stages_and_reports_them(
+    flatness_ood_smoke, tmp_path, monkeypatch
+):
+    # The stages' own smoke runs (tests/conftest.py) are in the smoke study's
+    # records: run with the same settings, the driver must resume, train nothing
+    # and report them.
+    root, _ = flatness_ood_smoke
+    records = tmp_path / "smoke" / "records.jsonl"
+    records.parent.mkdir()
+    records.write_text((root / "study.jsonl").read_text() + (root / "search.jsonl").read_text())
+    (records.parent / "trials.jsonl").write_text((root / "trials.jsonl").read_text())
+    before = records.read_bytes()
+    calls = []
+    for stage in (flatness_ood_study, flatness_ood_search):
+        monkeypatch.setattr(stage, "main", _recording(stage.main, calls))
+    results = paper.main(["--smoke", "--study", str(tmp_path)])
+    assert [written for _, written in calls] == [[], []]  # both stages ran, nothing new
+    assert records.read_bytes() == before
     smoke = results["smoke"]
-    assert smoke["models"] >= 3  # two study models and at least one retrained pick
-    assert set(smoke["searches"]) == {"A"} and smoke["searches"]["A"]["trials_trained"] == 2
+    assert smoke["models"] >= 3  # two study models and the retrained picks
+    assert smoke["searches"]["A"]["trials_trained"] == 2
     assert smoke["machine_hours"]["study"] > 0 and "h1" in smoke
+
+
+def _recording(main, calls):
+    def recorded(argv):
+        calls.append((argv, main(argv)))
+        return calls[-1][1]
+
+    return recorded

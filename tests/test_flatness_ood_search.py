@@ -41,11 +41,12 @@ def test_bad_options_stop_with_a_message(argv, message, capsys):
     assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("search")
-    arguments = ["--smoke", "--work", str(root / "work"), "--records", str(root / "r.jsonl")]
-    return root, arguments, search.main(arguments)
+@pytest.fixture
+def smoke(flatness_ood_smoke):
+    """(directory, arguments, returned) of the search's --smoke run (tests/conftest.py)."""
+    root, runs = flatness_ood_smoke
+    arguments, written = runs["search"]
+    return root, arguments, written
 
 
 def _lines(path):
@@ -54,7 +55,7 @@ def _lines(path):
 
 def test_arms_of_one_seed_share_the_first_generation_and_its_trainings(smoke):
     root, _, written = smoke
-    records = _lines(root / "r.jsonl")
+    records = _lines(root / "search.jsonl")
     assert records == json.loads(json.dumps(written))
     searches = {r["arm"]: r for r in records if r["stage"] == "search"}
     assert sorted(searches) == ["A", "B", "C"]
@@ -75,7 +76,7 @@ def test_arms_of_one_seed_share_the_first_generation_and_its_trainings(smoke):
 
 def test_each_pick_is_a_front_member_chosen_by_the_rule(smoke):
     root, _, _ = smoke
-    for record in _lines(root / "r.jsonl"):
+    for record in _lines(root / "search.jsonl"):
         if record["stage"] != "search":
             continue
         front = [t for t in record["trials"] if t["on_front"]]
@@ -89,7 +90,7 @@ def test_each_pick_is_a_front_member_chosen_by_the_rule(smoke):
 
 def test_every_pick_is_retrained_once_per_seed_and_repeats_are_copied(smoke):
     root, _, _ = smoke
-    records = _lines(root / "r.jsonl")
+    records = _lines(root / "search.jsonl")
     picks = [r for r in records if r["stage"] == "pick"]
     assert sorted((r["arm"], r["pick"]) for r in picks) == [
         (arm, pick) for arm in "ABC" for pick in ("most_accurate", "tradeoff")
@@ -111,14 +112,14 @@ def test_every_pick_is_retrained_once_per_seed_and_repeats_are_copied(smoke):
 
 def test_a_second_run_resumes_and_records_nothing_again(smoke):
     root, arguments, _ = smoke
-    before = (root / "r.jsonl").read_bytes(), (root / "trials.jsonl").read_bytes()
+    before = (root / "search.jsonl").read_bytes(), (root / "trials.jsonl").read_bytes()
     assert search.main(arguments) == []
-    assert ((root / "r.jsonl").read_bytes(), (root / "trials.jsonl").read_bytes()) == before
+    assert ((root / "search.jsonl").read_bytes(), (root / "trials.jsonl").read_bytes()) == before
 
 
 def test_the_analysis_reads_the_search_records_beside_the_picks(smoke):
     root, _, _ = smoke
-    records = study_analysis.read_records(root / "r.jsonl")
+    records = study_analysis.read_records(root / "search.jsonl")
     result = study_analysis.analyse(records, resamples=20)
     assert result["models"] == sum(r["stage"] == "pick" for r in records) == 6
     assert result["searches"]["B"]["trials_reused"] == 2

@@ -7,16 +7,17 @@ import pytest
 import study_analysis
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("study")
-    arguments = ["--smoke", "--work", str(root / "work"), "--records", str(root / "r.jsonl")]
-    return root, arguments, study.main(arguments)
+@pytest.fixture
+def smoke(flatness_ood_smoke):
+    """(directory, arguments, returned) of the study's --smoke run (tests/conftest.py)."""
+    root, runs = flatness_ood_smoke
+    arguments, written = runs["study"]
+    return root, arguments, written
 
 
 def test_the_smoke_run_records_each_model_in_the_analysis_schema(smoke):
     root, _, written = smoke
-    records = [json.loads(line) for line in (root / "r.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (root / "study.jsonl").read_text().splitlines()]
     assert records == json.loads(json.dumps(written))  # every model, once, as returned
     assert [(r["arch"], r["train_seed"]) for r in records] == [(0, 0), (1, 0)]
     for record in records:
@@ -31,14 +32,14 @@ def test_the_smoke_run_records_each_model_in_the_analysis_schema(smoke):
 
 def test_a_second_run_resumes_and_records_nothing_again(smoke):
     root, arguments, _ = smoke
-    before = (root / "r.jsonl").read_bytes()
+    before = (root / "study.jsonl").read_bytes()
     assert study.main(arguments) == []
-    assert (root / "r.jsonl").read_bytes() == before
+    assert (root / "study.jsonl").read_bytes() == before
 
 
 def test_the_analysis_reads_the_records(smoke):
     root, _, _ = smoke
-    result = study_analysis.analyse(study_analysis.read_records(root / "r.jsonl"), resamples=50)
+    result = study_analysis.analyse(study_analysis.read_records(root / "study.jsonl"), resamples=50)
     assert result["models"] == 2
     assert result["sigma_star"] in ("0.05", "0.4")
     assert result["h1"]["architectures"] == 2 - result["excluded"]

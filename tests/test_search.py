@@ -22,11 +22,13 @@ from flatnas_tf.training.config import TrainingConfig
 
 def test_the_settings_are_what_run_json_records_of_a_search():
     config = SearchConfig(
-        split=DataSplit("digits", seed=2), alpha=0.25, widths=[0.5], surrogate={"candidates": 3}
-    )
+        split=DataSplit("digits", seed=2), alpha=0.25, widths=[0.5], depths=[1, 2],
+        surrogate={"candidates": 3},
+    )  # fmt: skip
     settings = config.settings()
     assert set(runs.DEFINING) - set(settings) == {"supernet"}  # added by run_search when used
     assert settings["widths"] == [0.5] and settings["seed"] == 2 and settings["alpha"] == 0.25
+    assert settings["depths"] == [1, 2] and SearchConfig().depths == (2, 3, 4)  # the space's
     assert settings["sam"] == TrainingConfig().sam  # the training's own record
     assert json.loads(json.dumps(settings)) == settings
 
@@ -39,6 +41,9 @@ def test_the_settings_are_what_run_json_records_of_a_search():
         ({"max_trials": 0}, "max_trials"),
         ({"widths": (0.5, 9.0)}, "widths"),
         ({"widths": ()}, "at least one width"),
+        ({"depths": (1, 5)}, "depths"),
+        ({"depths": (0,)}, "depths"),
+        ({"depths": ()}, "at least one stage depth"),
         ({"population": 1}, "population"),
         ({"epochs": 0}, "epochs"),
         ({"sigma": float("nan")}, "sigma"),
@@ -55,6 +60,8 @@ def test_a_configuration_that_cannot_be_is_refused_with_its_name(values, message
 def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     scratch = SearchConfig.resolved(max_trials=3)
     assert scratch.epochs == DEFAULT_EPOCHS and scratch.widths == SearchConfig().widths
+    assert scratch.depths == SearchConfig().depths
+    assert SearchConfig.resolved(depths=[1]).depths == (1,)
     assert scratch.training == TrainingConfig() and scratch.max_trials == 3
     given = SearchConfig.resolved(widths=[0.5], epochs=3, learning_rate=0.05)
     assert (given.widths, given.epochs, given.training.learning_rate) == ((0.5,), 3, 0.05)
@@ -65,9 +72,11 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     # its width, fine-tuning epochs and the fine-tuning rate, unless given.
     supernet = tmp_path / "supernet"
     supernet.mkdir()
-    (supernet / STATE_FILE).write_text(json.dumps({"format": 1, "epochs_done": 1, "width": 0.5}))
+    state = {"format": 1, "epochs_done": 1, "width": 0.5, "space": {"depths": [1, 2]}}
+    (supernet / STATE_FILE).write_text(json.dumps(state))
     tuned = SearchConfig.resolved(supernet_dir=supernet, training=TrainingConfig(sam="sam"))
     assert tuned.widths == (0.5,) and tuned.epochs == DEFAULT_FINE_TUNE_EPOCHS
+    assert tuned.depths == (1, 2)  # the supernet's space
     assert tuned.training == TrainingConfig(sam="sam", learning_rate=0.01)
     assert tuned.supernet_dir == str(supernet)
     kept = SearchConfig.resolved(supernet_dir=supernet, widths=[0.5], epochs=0, learning_rate=0.1)
@@ -75,6 +84,10 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     with pytest.raises(SearchConfigError, match="the supernet has width 0.5") as refused:
         SearchConfig.resolved(supernet_dir=supernet, widths=[0.25, 0.5])
     assert refused.value.field == "widths"
+    assert SearchConfig.resolved(supernet_dir=supernet, depths=[1, 2]).depths == (1, 2)
+    with pytest.raises(SearchConfigError, match="the supernet has stage depths 1,2") as refused:
+        SearchConfig.resolved(supernet_dir=supernet, depths=[1])
+    assert refused.value.field == "depths"
     with pytest.raises(SupernetStateError, match="holds no trained supernet"):
         SearchConfig.resolved(supernet_dir=tmp_path / "nothing")
 
@@ -110,7 +123,7 @@ def test_only_keras_tuner_reload_line_is_dropped_when_the_tuner_is_built():
 def test_a_search_runs_finishes_and_refuses_another_configuration_in_its_directory(tmp_path):
     config = SearchConfig(
         split=DataSplit("digits", seed=1), max_trials=2, population=2, widths=(0.25,), epochs=2,
-        samples=2,
+        samples=2, depths=(1,),
     )  # fmt: skip
     lines = []
     finished = run_search(config, tmp_path / "run", export=False, verbose=0, echo=lines.append)
@@ -124,6 +137,14 @@ def test_a_search_runs_finishes_and_refuses_another_configuration_in_its_directo
     assert [t.trial_id for t in again.front] == [t.trial_id for t in finished.front]
     with pytest.raises(runs.RunError, match=r"other settings \(alpha 0.5 -> 0.75\)"):
         run_search(SearchConfig(**{**vars(config), "alpha": 0.75}), tmp_path / "run", verbose=0)
+
+
+def test_a_run_json_rebuilds_its_space_with_its_depths_or_those_of_before_they_were_recorded():
+    from flatnas_tf.app import models
+
+    settings = {"input_shape": [8, 8, 1], "num_classes": 10, "widths": [0.25]}
+    assert models.hypermodel({**settings, "depths": [1]}, TrainingConfig()).depths == (1,)
+    assert models.hypermodel(settings, TrainingConfig()).depths == (2, 3, 4)
 
 
 def test_the_search_commands_defaults_are_the_configurations():
@@ -147,6 +168,12 @@ def test_a_search_recorded_before_a_training_setting_existed_resumes_with_its_de
         run.prepare({**settings, "momentum": 0.5}, overwrite=False)
     assert run.prepare(settings, overwrite=False) is True  # trained with the defaults: resumed
     assert {k: run.settings()[k] for k in newer} == {k: settings[k] for k in newer}
+    # Before the stage depths were recorded, every search had the default space's.
+    spaced = runs.RunDirectory(tmp_path / "spaced")
+    spaced.prepare({k: v for k, v in settings.items() if k != "depths"}, overwrite=False)
+    with pytest.raises(runs.RunError, match=r"depths \[2, 3, 4\] -> \[1\]"):
+        spaced.prepare({**settings, "depths": [1]}, overwrite=False)
+    assert spaced.prepare(settings, overwrite=False) is True
     # Before the schedule was recorded, trials trained at a constant rate: not the same search.
     older = runs.RunDirectory(tmp_path / "older")
     older.prepare({k: v for k, v in settings.items() if k not in ("schedule", "warmup")}, False)

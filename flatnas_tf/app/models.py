@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flatnas_tf.app.runs import RunDirectory, RunError
+from flatnas_tf.app.runs import UNRECORDED_SETTINGS, RunDirectory, RunError
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.space.hypermodel import FlatNASHyperModel
 from flatnas_tf.training.config import TrainingConfig
@@ -18,12 +18,13 @@ from flatnas_tf.tuners.result import SearchResult
 
 
 def hypermodel(settings: dict[str, Any], training: TrainingConfig) -> FlatNASHyperModel:
-    """The search space of a search (its data shape and widths), compiling with `training`."""
+    """The space of a search (its data shape, widths and depths), compiling with `training`."""
     return FlatNASHyperModel(
         tuple(settings["input_shape"]),
         settings["num_classes"],
         training=training.compile_settings(),
         width_multipliers=settings.get("widths", (0.5, 0.75, 1.0)),
+        depths=settings.get("depths", UNRECORDED_SETTINGS["depths"]),
     )
 
 

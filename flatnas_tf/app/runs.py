@@ -46,6 +46,7 @@ DEFINING = (
     "alpha",
     "max_params",
     "widths",
+    "depths",
     "population",
     "epochs",
     "batch_size",
@@ -63,6 +64,11 @@ DEFINING = (
     "supernet",
     "surrogate",
 )
+
+#: What a search whose run.json lacks these keys ran with (it predates their
+#: recording, and every search then had these values): the training's
+#: (`UNRECORDED`) and the space's stage depths.
+UNRECORDED_SETTINGS = {**UNRECORDED, "depths": [2, 3, 4]}
 
 
 class RunError(ValueError):
@@ -237,7 +243,8 @@ class RunDirectory:
             else:
                 # A run.json from before these settings were recorded was trained with
                 # the values they had then (other missing keys still differ).
-                before, now = {**UNRECORDED, **previous}, {**UNRECORDED, **settings}
+                before = {**UNRECORDED_SETTINGS, **previous}
+                now = {**UNRECORDED_SETTINGS, **settings}
                 changed = [
                     f"{key} {before.get(key)!r} -> {now.get(key)!r}"
                     for key in DEFINING

@@ -30,7 +30,7 @@ from flatnas_tf._version import __version__
 from flatnas_tf.app.runs import PROJECT, RunDirectory, RunError
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.checks import check_integer, check_number
-from flatnas_tf.defaults import BATCH_SIZE, MAX_WIDTH, OOD_EXAMPLES, SIGMA
+from flatnas_tf.defaults import BATCH_SIZE, DEPTHS, MAX_DEPTH, MAX_WIDTH, OOD_EXAMPLES, SIGMA
 from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.objectives import MODES
 
@@ -71,6 +71,8 @@ class SearchConfig:
         alpha: The error/flatness trade-off of mode "flatnas", in [0, 1].
         max_trials: Trials in all (over-budget and failed ones count).
         widths: Width multipliers the space offers, in (0, MAX_WIDTH].
+        depths: Stage depths the space offers, in 1..MAX_DEPTH (fewer and
+            shallower choices: smaller, faster candidates).
         population: NSGA-II's population, >= 2.
         epochs: Training epochs per trial (>= 1), or fine-tuning epochs
             through a supernet (>= 0).
@@ -93,6 +95,7 @@ class SearchConfig:
     alpha: float = 0.5
     max_trials: int = 8
     widths: tuple[float, ...] = (0.25, 0.5)
+    depths: tuple[int, ...] = DEPTHS
     population: int = 5
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = BATCH_SIZE
@@ -125,6 +128,10 @@ class SearchConfig:
         if not widths:
             raise ValueError("`widths` must hold at least one width multiplier.")
         object.__setattr__(self, "widths", widths)
+        depths = tuple(check_integer(d, "depths", 1, MAX_DEPTH) for d in self.depths)
+        if not depths:
+            raise ValueError("`depths` must hold at least one stage depth.")
+        object.__setattr__(self, "depths", depths)
         if self.surrogate is not None:
             unknown = set(self.surrogate) - {"initial_trials", "candidates"}
             if unknown:
@@ -138,6 +145,7 @@ class SearchConfig:
         cls,
         *,
         widths: Sequence[float] | None = None,
+        depths: Sequence[int] | None = None,
         epochs: int | None = None,
         learning_rate: float | None = None,
         training: TrainingConfig | None = None,
@@ -147,11 +155,12 @@ class SearchConfig:
         surrogate_candidates: int | None = None,
         **fields: Any,
     ) -> SearchConfig:
-        """A configuration whose widths, epochs and learning rate default by how candidates train.
+        """A configuration whose space, epochs and learning rate default by how candidates train.
 
-        From random weights: the given widths (default `(0.25, 0.5)`),
-        `DEFAULT_EPOCHS` and `training`'s learning rate. Through the supernet
-        in `supernet_dir`: the supernet's width, `DEFAULT_FINE_TUNE_EPOCHS`
+        From random weights: the given widths and depths (default `(0.25,
+        0.5)` and `DEPTHS`), `DEFAULT_EPOCHS` and `training`'s learning rate.
+        Through the supernet in `supernet_dir`: the supernet's width and
+        depths, `DEFAULT_FINE_TUNE_EPOCHS`
         and `TrainingConfig.FINE_TUNE_LEARNING_RATE`, since a rate meant for random
         weights undoes what the supernet learnt. Given values are kept. A
         surrogate-assisted search's initial trials and candidates per refit
@@ -159,6 +168,7 @@ class SearchConfig:
 
         Args:
             widths: Width multipliers, or None for the default.
+            depths: Stage depths, or None for the default.
             epochs: Epochs per trial, or None for the default.
             learning_rate: Peak learning rate, or None for the default.
             training: The other training settings (None: the defaults).
@@ -172,8 +182,8 @@ class SearchConfig:
             The configuration.
 
         Raises:
-            SearchConfigError: 0 epochs from random weights, widths other
-                than the supernet's, or surrogate sizes without `surrogate`.
+            SearchConfigError: 0 epochs from random weights, widths or depths
+                other than the supernet's, or surrogate sizes without `surrogate`.
             flatnas_tf.space.sandwich.SupernetStateError: No trained supernet there.
 
         Example:
@@ -191,18 +201,26 @@ class SearchConfig:
                     "a search through a supernet, whose candidates inherit trained weights).",
                 )
             widths = cls.widths if widths is None else widths
+            depths = cls.depths if depths is None else depths
             epochs = DEFAULT_EPOCHS if epochs is None else epochs
             learning_rate = learning_rate or training.learning_rate
         else:
             from flatnas_tf.space.sandwich import read_supernet_state
 
-            width = float(read_supernet_state(supernet_dir)["width"])
+            state = read_supernet_state(supernet_dir)
+            width, trained_depths = float(state["width"]), list(state["space"]["depths"])
             if widths is not None and [float(w) for w in widths] != [width]:
                 raise SearchConfigError(
                     "widths", f"the supernet has width {width:g}: leave the widths out, or pass "
                     f"{width:g}.",
                 )  # fmt: skip
-            widths = (width,)
+            if depths is not None and [int(d) for d in depths] != trained_depths:
+                shown = ",".join(str(d) for d in trained_depths)
+                raise SearchConfigError(
+                    "depths", f"the supernet has stage depths {shown}: leave the depths out, or "
+                    f"pass {shown}.",
+                )  # fmt: skip
+            widths, depths = (width,), tuple(trained_depths)
             epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
             learning_rate = learning_rate or TrainingConfig.FINE_TUNE_LEARNING_RATE
             supernet_dir = str(supernet_dir)
@@ -218,6 +236,7 @@ class SearchConfig:
             raise SearchConfigError(field, "needs --surrogate (surrogate=True).")
         return cls(
             widths=tuple(widths),
+            depths=tuple(depths),
             epochs=epochs,
             training=training,
             supernet_dir=supernet_dir,
@@ -232,6 +251,7 @@ class SearchConfig:
             "alpha": self.alpha,
             "max_params": self.max_params,
             "widths": list(self.widths),
+            "depths": list(self.depths),
             "population": self.population,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -351,7 +371,7 @@ def run_search(
 
 
 def _supernet_state(config: SearchConfig) -> dict[str, Any] | None:
-    """The supernet's state, checked against the search's split and widths (None: none)."""
+    """The supernet's state, checked against the search's split and space (None: none)."""
     if config.supernet_dir is None:
         return None
     from flatnas_tf.space.sandwich import read_supernet_state
@@ -371,6 +391,11 @@ def _supernet_state(config: SearchConfig) -> dict[str, Any] | None:
         raise RunError(
             f"the supernet has width {float(state['width']):g}; the search's widths must be "
             f"that one alone; received {list(config.widths)}."
+        )
+    if list(config.depths) != list(state["space"]["depths"]):
+        raise RunError(
+            f"the supernet has stage depths {list(state['space']['depths'])}; the search's "
+            f"must be the same; received {list(config.depths)}."
         )
     return state
 

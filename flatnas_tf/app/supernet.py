@@ -3,7 +3,8 @@
 What `flatnas-tf supernet` does:
 
     seed       Keras' global seed from the settings (the weights' draw)
-    build      the data set's default space at one width
+    build      the data set's default space at one width (and the given
+               stage depths)
                (`FlatNASHyperModel`), and its supernet (`Supernet`)
     train      `train_supernet`: the sandwich rule on the training split only,
                the state written after every epoch in `out`, so that the same
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flatnas_tf.app.split import DataSplit
-from flatnas_tf.defaults import BATCH_SIZE, SUPERNET_WIDTH
+from flatnas_tf.defaults import BATCH_SIZE, DEPTHS, SUPERNET_WIDTH
 
 __all__ = ["TrainedSupernet", "train_search_supernet"]
 
@@ -52,13 +53,14 @@ def train_search_supernet(
     *,
     split: DataSplit,
     width: float = SUPERNET_WIDTH,
+    depths: Sequence[int] | None = None,
     settings=None,
     batch_size: int = BATCH_SIZE,
     verbose: int = 0,
     callbacks: Sequence[Any] = (),
     echo: Callable[[str], None] = print,
 ) -> TrainedSupernet:
-    """Trains (or resumes) the supernet of the default space of `data` at `width`, in `out`.
+    """Trains (or resumes) the supernet of `data`'s default space at `width`, in `out`.
 
     Args:
         data: The data set, loaded (`split.load()`); only its training split is used.
@@ -68,6 +70,7 @@ def train_search_supernet(
             the supernet).
         width: The supernet's width multiplier (every candidate searched
             through it has it).
+        depths: The space's stage depths (None: the default space's, `DEPTHS`).
         settings: How to train it (`SupernetSettings`; None: the defaults
             with the split's seed).
         batch_size: Examples per step.
@@ -96,7 +99,9 @@ def train_search_supernet(
 
     settings = settings or SupernetSettings(seed=split.seed)
     keras.utils.set_random_seed(settings.seed)
-    space = FlatNASHyperModel(data.input_shape, data.num_classes, width_multipliers=(width,))
+    space = FlatNASHyperModel(
+        data.input_shape, data.num_classes, width_multipliers=(width,), depths=depths or DEPTHS
+    )
     network = Supernet(space, width=width)
     echo(
         f"Training a supernet of {network.count_params():,} parameters (width {width:g}) in "

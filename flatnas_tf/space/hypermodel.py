@@ -59,8 +59,10 @@ import keras_tuner as kt
 
 from flatnas_tf.checks import check_integer, check_number, is_number
 from flatnas_tf.defaults import (
+    DEPTHS,
     LABEL_SMOOTHING,
     LEARNING_RATE,
+    MAX_DEPTH,
     MAX_WIDTH,
     MOMENTUM,
     RHO,
@@ -251,7 +253,7 @@ class FlatNASHyperModel(kt.HyperModel):
         resolutions: Choices of the square input resolution; None picks
             (H-8, H-4, H) for square images of at least 16 pixels, and no
             choice otherwise.
-        depths: Choices of stage depth (values in 1..4).
+        depths: Choices of stage depth (values in 1..MAX_DEPTH, 4).
         kernels: Choices of depthwise kernel size.
         expands: Choices of expansion ratio.
         dropout: Dropout before the classifier.
@@ -273,7 +275,7 @@ class FlatNASHyperModel(kt.HyperModel):
         training: TrainingSettings | None = None,
         width_multipliers: Sequence[float] = (0.5, 0.75, 1.0),
         resolutions: Sequence[int] | None = None,
-        depths: Sequence[int] = (2, 3, 4),
+        depths: Sequence[int] = DEPTHS,
         kernels: Sequence[int] = (3, 5, 7),
         expands: Sequence[int] = (3, 4, 6),
         dropout: float = 0.1,
@@ -296,8 +298,10 @@ class FlatNASHyperModel(kt.HyperModel):
                 f"{self.width_multipliers!r}."
             )
         self.depths = _choices("depths", depths)
-        if not set(self.depths) <= {1, 2, 3, 4}:
-            raise ValueError(f"`depths` must be values in 1..4; received {self.depths!r}.")
+        if not set(self.depths) <= set(range(1, MAX_DEPTH + 1)):
+            raise ValueError(
+                f"`depths` must be values in 1..{MAX_DEPTH}; received {self.depths!r}."
+            )
         self.kernels = _choices("kernels", kernels)
         self.expands = _choices("expands", expands)
         self.dropout = float(dropout)
