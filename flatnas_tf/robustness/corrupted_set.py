@@ -155,8 +155,8 @@ def _not_applicable(x: np.ndarray, names, severities, seed: int, frost_dir) -> d
         return int(np.abs(corrupted.numpy().astype(np.int64) - probe).max())
 
     found = {}
-    for name in names:
-        if max(largest_change(name, s) for s in severities) <= 1:
+    for name in names:  # the first severity that moves a pixel settles it (usually the first)
+        if not any(largest_change(name, s) > 1 for s in severities):
             found[name] = (
                 f"not applicable: moves no pixel of these {x.shape[1]}x{x.shape[2]}x"
                 f"{x.shape[3]} images by more than one grey level at any severity"
