@@ -6,6 +6,7 @@ tf.distribute tests can use a two-replica MirroredStrategy on any machine.
 
 from __future__ import annotations
 
+import collections
 import os
 import pathlib
 import sys
@@ -85,14 +86,40 @@ SHARED_GROUPS = {
 }
 
 
+#: The slowest modules (groups), slowest first: the workers take them before
+#: the rest, so that the run does not end with one worker on a long module
+#: while the other idles (longest-first scheduling). Seconds on CI's 2 cores,
+#: roughly; a module not listed goes after these, in pytest-xdist's order.
+SLOWEST_FIRST = (
+    "test_cli.py",
+    "test_ood.py",
+    "test_readme.py",
+    "test_distributed.py",
+    "test_tuner.py",
+    "flatness_ood_smoke",
+    "test_durable.py",
+    "test_sandwich.py",
+    "test_weight_sharing_benchmark.py",
+    "test_hypermodel.py",
+    "test_weight_sharing.py",
+    "test_surrogate_search.py",
+    "test_tracing.py",
+    "test_sam.py",
+    "test_supernet_ranking.py",
+    "test_reproduce.py",
+    "test_supernet.py",
+)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` (pyproject.toml), with the modules of `SHARED_GROUPS` as one file.
+    """`--dist loadfile` (pyproject.toml): `SHARED_GROUPS` as one file, `SLOWEST_FIRST` first.
 
     A worker runs a whole module, so that its module-scoped fixtures are built
     once. pytest-xdist's `loadgroup` would do the grouping by mark, but it
     reads the group from the test's node id, which pytest 9.2 no longer lets
-    a plugin change; so the file scheduler's scope (`_split_scope`) is mapped.
+    a plugin change; so the file scheduler's scope (`_split_scope`) is mapped,
+    and its queue of scopes (`workqueue`, most tests first) is reordered.
     """
     if config.getvalue("dist") != "loadfile":
         return None
@@ -102,6 +129,17 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             module = super()._split_scope(nodeid)
             return SHARED_GROUPS.get(pathlib.PurePath(module).name, module)
+
+        def schedule(self) -> None:
+            first = self.collection is None
+            super().schedule()  # the first call also hands each worker its first module
+            if first:
+                rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+                queue = sorted(
+                    self.workqueue.items(),
+                    key=lambda item: rank.get(pathlib.PurePath(item[0]).name, len(rank)),
+                )
+                self.workqueue = collections.OrderedDict(queue)
 
     return SharedGroupScheduling(config, log)
 
