@@ -27,7 +27,8 @@ for an offline copy), the default space at width 1.0 with stage depths
 2,3,4, 40 epochs, batch 128, 24 architectures x 2 training seeds, the 15
 benchmark corruptions (frost with FLATNAS_FROST_DIR, else 14) x 5 severities
 on all test images; 2 search seeds x 3 arms, population 20, 100 trials each,
-3 retraining seeds. Every option passes through to the stages.
+3 retraining seeds. Every option passes through to the stages (with
+`--smoke`, their smoke settings win, as they do when a stage runs alone).
 
 `--smoke` runs the same three steps tiny, for CI: each stage with its own
 `--smoke` settings (digits, two models; one search arm of two trials; two

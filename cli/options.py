@@ -84,12 +84,23 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None) 
     ctx.default_map = {**(ctx.default_map or {}), **values}
 
 
-def widths(value: str | list) -> list[float]:
-    """--widths: comma-separated width multipliers in (0, MAX_WIDTH] (a TOML list too)."""
+def _values(value: str | list | float, kind: type) -> list:
+    """The values of a comma-separated option, or of its TOML list or number; [] if not `kind`."""
+    if isinstance(value, str):
+        value = value.split(",")
+    elif not isinstance(value, list):
+        value = [value]
+    if any(isinstance(v, bool) or (kind is int and isinstance(v, float)) for v in value):
+        return []  # TOML's true or 1.5 is no depth
     try:
-        parsed = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
-    except ValueError:
-        parsed = []
+        return [kind(v) for v in value]
+    except (TypeError, ValueError):
+        return []
+
+
+def widths(value: str | list | float) -> list[float]:
+    """--widths: comma-separated width multipliers in (0, MAX_WIDTH] (a TOML list too)."""
+    parsed = _values(value, float)
     if not parsed or any(not 0 < w <= MAX_WIDTH for w in parsed):
         raise click.BadParameter(
             f"{value!r}: pass comma-separated numbers in (0, {MAX_WIDTH:g}], e.g. 0.5,0.75,1.0.",
@@ -105,23 +116,24 @@ def depths(help: str) -> Callable:  # noqa: A002 (Click's name)
     supernet's own for a search through it).
     """
 
-    def parse(ctx: click.Context, param: click.Parameter, value: str | list | None):
+    def parse(ctx: click.Context, param: click.Parameter, value: str | list | int | None):
         if value is None:
             return None
-        try:
-            parsed = [int(v) for v in (value.split(",") if isinstance(value, str) else value)]
-        except ValueError:
-            parsed = []
+        parsed = _values(value, int)
         if not parsed or any(not 1 <= d <= MAX_DEPTH for d in parsed):
             raise click.BadParameter(
                 f"{value!r}: pass comma-separated stage depths in 1..{MAX_DEPTH}, e.g. 1,2.",
                 param_hint="--depths",
             )
-        return parsed
+        return sorted(set(parsed))
 
     default = ",".join(str(d) for d in DEPTHS)
     return click.option(
-        "--depths", default=None, callback=parse, help=f"{help} [default: {default}]"
+        "--depths",
+        type=click.UNPROCESSED,  # a TOML list reaches `parse` as a list
+        default=None,
+        callback=parse,
+        help=f"{help} [default: {default}]",
     )
 
 

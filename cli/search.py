@@ -1,8 +1,8 @@
 """`flatnas-tf search`: the Pareto front of accuracy, flatness and size, from the options.
 
 The command checks its options (each failure one line naming the option),
-resolves those that depend on others (--epochs, --learning-rate and --widths
-through a supernet), builds the `SearchConfig`, and runs it with the
+resolves those that depend on others (--epochs, --learning-rate, --widths and
+--depths through a supernet), builds the `SearchConfig`, and runs it with the
 library's `run_search` (run.json, resume, the tuner, the search, its report,
 the front's OOD evaluation and exports); then it prints the summary.
 """
@@ -63,6 +63,7 @@ DEFAULTS = SearchConfig()
 )
 @click.option(
     "--widths",
+    type=click.UNPROCESSED,  # a TOML list reaches the callback as a list
     default=",".join(f"{w:g}" for w in DEFAULTS.widths),
     callback=lambda ctx, param, value: opt.widths(value),
     help="Width multipliers the search may choose, comma-separated (the paper's space: "

@@ -130,16 +130,18 @@ def pytest_xdist_make_scheduler(config, log):
             module = super()._split_scope(nodeid)
             return SHARED_GROUPS.get(pathlib.PurePath(module).name, module)
 
-        def schedule(self) -> None:
-            first = self.collection is None
-            super().schedule()  # the first call also hands each worker its first module
-            if first:
+        reordered = False
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.reordered:  # before the first module is handed out
                 rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
                 queue = sorted(
                     self.workqueue.items(),
                     key=lambda item: rank.get(pathlib.PurePath(item[0]).name, len(rank)),
                 )
                 self.workqueue = collections.OrderedDict(queue)
+                self.reordered = True
+            super()._assign_work_unit(node)
 
     return SharedGroupScheduling(config, log)
 

@@ -309,9 +309,15 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         main, ["search", "--config", str(config), "--alpha", "0.5", "--population", "1"]
     )
     assert "--population" in overridden.output  # --alpha from the flag passed
-    config.write_text("depths = [1, 5]\n")  # a TOML list, checked as the flag's text is
+    # TOML lists (or one value) for the comma-separated options, checked as the flags' text is.
+    config.write_text("depths = [1, 2]\nwidths = [0.25, 0.5]\npopulation = 1\n")
     listed = CliRunner().invoke(main, ["search", "--config", str(config)])
-    assert listed.exit_code == 2 and "stage depths in 1..4" in listed.output
+    assert listed.exit_code == 2 and "'--population'" in listed.output  # the lists passed
+    for bad in ("depths = [1, 5]", "depths = 1.5", "depths = true", 'widths = ["a"]'):
+        config.write_text(bad + "\n")
+        refused = CliRunner().invoke(main, ["search", "--config", str(config)])
+        assert refused.exit_code == 2 and bad.split()[0] in refused.output, bad
+        assert "Traceback" not in refused.output
 
 
 @pytest.mark.parametrize(
@@ -518,8 +524,7 @@ def test_a_surrogate_search_through_the_supernet(supernet_search, tmp_path):
     root, _, _ = supernet_search
     out = tmp_path / "run"
     surrogate = ["--surrogate", "--surrogate-initial", "4", "--surrogate-candidates", "1"]
-    # Inherited weights only (--epochs 0): the surrogate's choices do not depend on fine-tuning.
-    arguments = ["search", "--supernet", root / "sn", "--out", out, *TINY, "--epochs", "0"]
+    arguments = ["search", "--supernet", root / "sn", "--out", out, *TINY, "--epochs", "1"]
     result = _run(*arguments, "--max-trials", "5", *surrogate, "--no-export")
     assert result.exit_code == 0, result.output
     assert "surrogate refit on 4 trials" in result.output

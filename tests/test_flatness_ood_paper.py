@@ -33,6 +33,7 @@ def test_the_smoke_settings_are_the_stages_own_smoke_settings(tmp_path):
     for stage, argv in ((flatness_ood_study, study_argv), (flatness_ood_search, search_argv)):
         parsed = stage.parse_args(argv)
         assert parsed.data == "digits" and parsed.epochs == 2 and parsed.records == records
+    assert flatness_ood_search.parse_args(search_argv).arms == ["A"]
     assert paper.parse_args(["--smoke"]).study != paper.parse_args([]).study  # a temporary dir
 
 

@@ -62,6 +62,7 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     assert scratch.epochs == DEFAULT_EPOCHS and scratch.widths == SearchConfig().widths
     assert scratch.depths == SearchConfig().depths
     assert SearchConfig.resolved(depths=[1]).depths == (1,)
+    assert SearchConfig(depths=[3, 1, 3]).depths == (1, 3)  # one space, however written
     assert scratch.training == TrainingConfig() and scratch.max_trials == 3
     given = SearchConfig.resolved(widths=[0.5], epochs=3, learning_rate=0.05)
     assert (given.widths, given.epochs, given.training.learning_rate) == ((0.5,), 3, 0.05)
@@ -84,7 +85,7 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
     with pytest.raises(SearchConfigError, match="the supernet has width 0.5") as refused:
         SearchConfig.resolved(supernet_dir=supernet, widths=[0.25, 0.5])
     assert refused.value.field == "widths"
-    assert SearchConfig.resolved(supernet_dir=supernet, depths=[1, 2]).depths == (1, 2)
+    assert SearchConfig.resolved(supernet_dir=supernet, depths=[2, 1]).depths == (1, 2)
     with pytest.raises(SearchConfigError, match="the supernet has stage depths 1,2") as refused:
         SearchConfig.resolved(supernet_dir=supernet, depths=[1])
     assert refused.value.field == "depths"
@@ -137,6 +138,19 @@ def test_a_search_runs_finishes_and_refuses_another_configuration_in_its_directo
     assert [t.trial_id for t in again.front] == [t.trial_id for t in finished.front]
     with pytest.raises(runs.RunError, match=r"other settings \(alpha 0.5 -> 0.75\)"):
         run_search(SearchConfig(**{**vars(config), "alpha": 0.75}), tmp_path / "run", verbose=0)
+
+
+def test_a_worker_joins_only_a_search_of_its_own_settings(tmp_path):
+    run = runs.RunDirectory(tmp_path / "run")
+    settings = SearchConfig(depths=(1,)).settings()
+    with pytest.raises(runs.RunError, match="not a flatnas-tf search"):
+        run.join(settings)  # no chief has laid the directory out
+    run.prepare(settings, overwrite=False)
+    run.join(settings)
+    # Other depths would build other networks than the chief's trials record.
+    with pytest.raises(runs.RunError, match=r"depths \[1\] -> \[2, 3, 4\]\): start the worker"):
+        run.join(SearchConfig().settings())
+    assert runs.changed_settings({"alpha": 0.5}, {"alpha": 0.75}) == ["alpha 0.5 -> 0.75"]
 
 
 def test_a_run_json_rebuilds_its_space_with_its_depths_or_those_of_before_they_were_recorded():

@@ -71,6 +71,27 @@ DEFINING = (
 UNRECORDED_SETTINGS = {**UNRECORDED, "depths": [2, 3, 4]}
 
 
+def changed_settings(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The defining settings (`DEFINING`) in which `settings` differ from `recorded`.
+
+    A run.json from before some settings were recorded ran with the values
+    they had then (`UNRECORDED_SETTINGS`); other missing keys still differ.
+
+    Returns:
+        One "key recorded -> given" text per difference, in `DEFINING`'s order.
+
+    Example:
+    >>> changed_settings({"alpha": 0.5}, {"alpha": 0.75})
+    ['alpha 0.5 -> 0.75']
+    """
+    before, now = {**UNRECORDED_SETTINGS, **recorded}, {**UNRECORDED_SETTINGS, **settings}
+    return [
+        f"{key} {before.get(key)!r} -> {now.get(key)!r}"
+        for key in DEFINING
+        if before.get(key) != now.get(key)
+    ]
+
+
 class RunError(ValueError):
     """A directory that is not (or not compatibly) a flatnas-tf search, or bad settings."""
 
@@ -203,6 +224,23 @@ class RunDirectory:
             )
         return settings
 
+    def join(self, settings: dict[str, Any]) -> None:
+        """Checks a distributed worker's settings against its chief's run.json.
+
+        A worker builds its candidates from its own options: with another
+        space or training than the chief's, it would train other networks
+        than the trials record.
+
+        Raises:
+            RunError: No search here yet, or one with other defining settings.
+        """
+        changed = changed_settings(self.settings(), settings)
+        if changed:
+            raise RunError(
+                f"{self.root} holds the chief's search with other settings "
+                f"({'; '.join(changed)}): start the worker with the chief's options."
+            )
+
     def prepare(self, settings: dict[str, Any], overwrite: bool) -> bool:
         """Makes the directory ready for a search with `settings`.
 
@@ -241,15 +279,7 @@ class RunDirectory:
                     elif path.exists() or path.is_symlink():
                         path.unlink()
             else:
-                # A run.json from before these settings were recorded was trained with
-                # the values they had then (other missing keys still differ).
-                before = {**UNRECORDED_SETTINGS, **previous}
-                now = {**UNRECORDED_SETTINGS, **settings}
-                changed = [
-                    f"{key} {before.get(key)!r} -> {now.get(key)!r}"
-                    for key in DEFINING
-                    if before.get(key) != now.get(key)
-                ]
+                changed = changed_settings(previous, settings)
                 if changed:
                     raise RunError(
                         f"{self.root} holds a search with other settings ({'; '.join(changed)}); "

@@ -71,8 +71,8 @@ class SearchConfig:
         alpha: The error/flatness trade-off of mode "flatnas", in [0, 1].
         max_trials: Trials in all (over-budget and failed ones count).
         widths: Width multipliers the space offers, in (0, MAX_WIDTH].
-        depths: Stage depths the space offers, in 1..MAX_DEPTH (fewer and
-            shallower choices: smaller, faster candidates).
+        depths: Stage depths the space offers, in 1..MAX_DEPTH (kept sorted,
+            each once; fewer and shallower choices: smaller, faster candidates).
         population: NSGA-II's population, >= 2.
         epochs: Training epochs per trial (>= 1), or fine-tuning epochs
             through a supernet (>= 0).
@@ -128,7 +128,7 @@ class SearchConfig:
         if not widths:
             raise ValueError("`widths` must hold at least one width multiplier.")
         object.__setattr__(self, "widths", widths)
-        depths = tuple(check_integer(d, "depths", 1, MAX_DEPTH) for d in self.depths)
+        depths = tuple(sorted({check_integer(d, "depths", 1, MAX_DEPTH) for d in self.depths}))
         if not depths:
             raise ValueError("`depths` must hold at least one stage depth.")
         object.__setattr__(self, "depths", depths)
@@ -208,13 +208,13 @@ class SearchConfig:
             from flatnas_tf.space.sandwich import read_supernet_state
 
             state = read_supernet_state(supernet_dir)
-            width, trained_depths = float(state["width"]), list(state["space"]["depths"])
+            width, trained_depths = float(state["width"]), sorted(set(state["space"]["depths"]))
             if widths is not None and [float(w) for w in widths] != [width]:
                 raise SearchConfigError(
                     "widths", f"the supernet has width {width:g}: leave the widths out, or pass "
                     f"{width:g}.",
                 )  # fmt: skip
-            if depths is not None and [int(d) for d in depths] != trained_depths:
+            if depths is not None and sorted({int(d) for d in depths}) != trained_depths:
                 shown = ",".join(str(d) for d in trained_depths)
                 raise SearchConfigError(
                     "depths", f"the supernet has stage depths {shown}: leave the depths out, or "
@@ -334,7 +334,7 @@ def run_search(
     worker = compat.is_worker_process()
     lock = contextlib.nullcontext() if worker else run.lock()
     if worker:
-        run.settings()  # the chief lays the directory out and holds its lock; workers join it
+        run.join(settings)  # the chief lays the directory out and holds its lock
     with lock:
         if not worker:
             _announce(run, config, settings, overwrite, supernet_state, echo)
@@ -392,7 +392,7 @@ def _supernet_state(config: SearchConfig) -> dict[str, Any] | None:
             f"the supernet has width {float(state['width']):g}; the search's widths must be "
             f"that one alone; received {list(config.widths)}."
         )
-    if list(config.depths) != list(state["space"]["depths"]):
+    if list(config.depths) != sorted(set(state["space"]["depths"])):
         raise RunError(
             f"the supernet has stage depths {list(state['space']['depths'])}; the search's "
             f"must be the same; received {list(config.depths)}."
