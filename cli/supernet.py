@@ -55,7 +55,10 @@ def _epoch_line_callback(epochs: int):
     default=SUPERNET_WIDTH,
     help="Width multiplier of the supernet (every candidate searched through it has it).",
 )
-@opt.depths("Stage depths of the space the supernet holds (every search through it has them).")
+@opt.depths(
+    "Stage depths of the space the supernet holds (every search through it has them); "
+    "not given, a run in --out resumes with its own."
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=SUPERNET_EPOCHS)
 @opt.BATCH_SIZE
 @click.option(

@@ -506,8 +506,9 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert settings["supernet"]["weights"] == state["weights"]
     models = sorted((root / "run" / "models").glob("trial_*/saved_model"))
     assert models  # the front was exported as for any search
-    # A finished supernet run returns at once; so does the finished search, keeping its exports.
-    again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1", "--depths", "1")
+    # A finished supernet run returns at once (its depths need not be given again); so does
+    # the finished search, keeping its exports.
+    again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
     assert again.exit_code == 0 and "epoch " not in again.output
     manifests = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").glob("*/manifest.json")}
     rerun = _run("search", "--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1")

@@ -70,7 +70,9 @@ def train_search_supernet(
             the supernet).
         width: The supernet's width multiplier (every candidate searched
             through it has it).
-        depths: The space's stage depths (None: the default space's, `DEPTHS`).
+        depths: The space's stage depths (None: those of the run in `out`
+            when there is one, so that it resumes without them, else the
+            default space's, `DEPTHS`).
         settings: How to train it (`SupernetSettings`; None: the defaults
             with the split's seed).
         batch_size: Examples per step.
@@ -94,13 +96,23 @@ def train_search_supernet(
     import keras
 
     from flatnas_tf.space.hypermodel import FlatNASHyperModel
-    from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
+    from flatnas_tf.space.sandwich import (
+        SupernetSettings,
+        SupernetStateError,
+        read_supernet_state,
+        train_supernet,
+    )
     from flatnas_tf.space.supernet import Supernet
 
     settings = settings or SupernetSettings(seed=split.seed)
     keras.utils.set_random_seed(settings.seed)
+    if depths is None:
+        try:
+            depths = read_supernet_state(out)["space"]["depths"]
+        except SupernetStateError:  # no trained run there (train_supernet judges the rest)
+            depths = DEPTHS
     space = FlatNASHyperModel(
-        data.input_shape, data.num_classes, width_multipliers=(width,), depths=depths or DEPTHS
+        data.input_shape, data.num_classes, width_multipliers=(width,), depths=depths
     )
     network = Supernet(space, width=width)
     echo(
