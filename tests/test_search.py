@@ -93,6 +93,25 @@ def test_resolved_defaults_follow_how_the_candidates_train(tmp_path):
         SearchConfig.resolved(supernet_dir=tmp_path / "nothing")
 
 
+def test_a_configuration_built_past_resolved_is_refused_another_space_than_its_supernet(
+    tmp_path,
+):
+    supernet = tmp_path / "supernet"
+    supernet.mkdir()
+    split = DataSplit("digits")
+    state = {"format": 1, "epochs_done": 1, "width": 0.5, "space": {"depths": [1, 2]}}
+    (supernet / STATE_FILE).write_text(json.dumps({**state, "data": split.identity()}))
+    cases = [
+        ({}, r"has width 0.5; this search's widths are \[0.25, 0.5\]"),
+        ({"widths": [0.5]}, r"has stage depths 1,2; this search's depths are \[2, 3, 4\]"),
+    ]
+    for fields, message in cases:
+        config = SearchConfig(split=split, supernet_dir=str(supernet), **fields)
+        with pytest.raises(runs.RunError, match=message):
+            run_search(config, tmp_path / "search")
+        assert not (tmp_path / "search").exists()  # refused before anything is written
+
+
 def test_resolved_surrogate_sizes_default_to_one_population():
     assert SearchConfig.resolved().surrogate is None
     sized = SearchConfig.resolved(surrogate=True, population=6, surrogate_candidates=2)

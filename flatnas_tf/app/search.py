@@ -208,19 +208,19 @@ class SearchConfig:
             from flatnas_tf.space.sandwich import read_supernet_state
 
             state = read_supernet_state(supernet_dir)
-            width, trained_depths = float(state["width"]), sorted(set(state["space"]["depths"]))
-            if widths is not None and [float(w) for w in widths] != [width]:
+            trained_widths, trained_depths = _supernet_space(state)
+            mismatch = _supernet_mismatch(
+                state,
+                trained_widths if widths is None else widths,
+                trained_depths if depths is None else depths,
+            )
+            if mismatch is not None:
+                field, has = mismatch
+                shown = has.split()[-1]
                 raise SearchConfigError(
-                    "widths", f"the supernet has width {width:g}: leave the widths out, or pass "
-                    f"{width:g}.",
-                )  # fmt: skip
-            if depths is not None and sorted({int(d) for d in depths}) != trained_depths:
-                shown = ",".join(str(d) for d in trained_depths)
-                raise SearchConfigError(
-                    "depths", f"the supernet has stage depths {shown}: leave the depths out, or "
-                    f"pass {shown}.",
-                )  # fmt: skip
-            widths, depths = (width,), tuple(trained_depths)
+                    field, f"the supernet has {has}: leave the {field} out, or pass {shown}."
+                )
+            widths, depths = trained_widths, trained_depths
             epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
             learning_rate = learning_rate or TrainingConfig.FINE_TUNE_LEARNING_RATE
             supernet_dir = str(supernet_dir)
@@ -387,17 +387,40 @@ def _supernet_state(config: SearchConfig) -> dict[str, Any] | None:
             "--validation-fraction and --seed, or train a supernet for these "
             "(`flatnas-tf supernet`)."
         )
-    if config.widths != (float(state["width"]),):
+    mismatch = _supernet_mismatch(state, config.widths, config.depths)
+    if mismatch is not None:
+        field, has = mismatch
         raise RunError(
-            f"the supernet has width {float(state['width']):g}; the search's widths must be "
-            f"that one alone; received {list(config.widths)}."
-        )
-    if list(config.depths) != sorted(set(state["space"]["depths"])):
-        raise RunError(
-            f"the supernet has stage depths {list(state['space']['depths'])}; the search's "
-            f"must be the same; received {list(config.depths)}."
+            f"the supernet in {config.supernet_dir} has {has}; this search's {field} are "
+            f"{list(getattr(config, field))}: build the configuration with "
+            "SearchConfig.resolved(supernet_dir=...), which takes the supernet's."
         )
     return state
+
+
+def _supernet_space(state: dict[str, Any]) -> tuple[tuple[float], tuple[int, ...]]:
+    """The width and the stage depths (sorted, each once) a supernet was trained with."""
+    return (float(state["width"]),), tuple(sorted({int(d) for d in state["space"]["depths"]}))
+
+
+def _supernet_mismatch(
+    state: dict[str, Any], widths: Sequence[float], depths: Sequence[int]
+) -> tuple[str, str] | None:
+    """The first of widths and depths that a search through this supernet cannot take.
+
+    Its candidates are the supernet's sub-networks, so the search's space is the
+    supernet's: its one width and its stage depths.
+
+    Returns:
+        None where both are the supernet's; else (field, what the supernet has), as
+        ("depths", "stage depths 1,2").
+    """
+    (width,), trained_depths = _supernet_space(state)
+    if [float(w) for w in widths] != [width]:
+        return "widths", f"width {width:g}"
+    if tuple(sorted({int(d) for d in depths})) != trained_depths:
+        return "depths", "stage depths " + ",".join(str(d) for d in trained_depths)
+    return None
 
 
 def _announce(run, config, settings, overwrite, supernet_state, echo) -> None:
