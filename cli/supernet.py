@@ -52,8 +52,9 @@ def _epoch_line_callback(epochs: int):
 @click.option(
     "--width",
     type=opt.FiniteFloatRange(0, MAX_WIDTH, min_open=True),
-    default=SUPERNET_WIDTH,
-    help="Width multiplier of the supernet (every candidate searched through it has it).",
+    default=None,
+    help=f"Width multiplier of the supernet (every candidate searched through it has it); "
+    f"not given, a run in --out resumes with its own, a new one has {SUPERNET_WIDTH:g}.",
 )
 @opt.depths(
     "Stage depths of the space the supernet holds (every search through it has them); "

@@ -482,8 +482,9 @@ def supernet_search(tmp_path_factory):
     """A one-epoch digits supernet, and a two-trial search through it."""
     root = tmp_path_factory.mktemp("supernet")
     trained = _run(
-        "supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1", "--depths", "1"
-    )
+        "supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1", "--depths", "1",
+        "--width", "0.5",
+    )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     search = _run(
         "search", "--supernet", root / "sn", "--out", root / "run", *TINY, "--epochs", "1"
@@ -500,14 +501,14 @@ def test_supernet_then_a_search_through_it(supernet_search):
     assert state["data"] == {"data": "digits", "validation_fraction": 0.1, "seed": 1}
     assert "through the supernet in" in search and "[  3/3] trial" in search
     settings = json.loads((root / "run" / "run.json").read_text())
-    assert settings["widths"] == [0.25] and settings["epochs"] == 1
-    assert settings["depths"] == [1]  # the supernet's, as its width
+    assert settings["widths"] == [0.5] and settings["epochs"] == 1  # the supernet's width
+    assert settings["depths"] == [1]  # and its depths
     assert settings["learning_rate"] == 0.01  # the fine-tuning default
     assert settings["supernet"]["weights"] == state["weights"]
     models = sorted((root / "run" / "models").glob("trial_*/saved_model"))
     assert models  # the front was exported as for any search
-    # A finished supernet run returns at once (its depths need not be given again); so does
-    # the finished search, keeping its exports.
+    # A finished supernet run returns at once (its width and depths need not be given
+    # again); so does the finished search, keeping its exports.
     again = _run("supernet", "--out", root / "sn", "--epochs", "1", "--seed", "1")
     assert again.exit_code == 0 and "epoch " not in again.output
     manifests = {p: p.stat().st_mtime_ns for p in (root / "run" / "models").glob("*/manifest.json")}
@@ -544,7 +545,7 @@ def test_a_surrogate_search_through_the_supernet(supernet_search, tmp_path):
     "args, message",
     [
         (["--seed", "2"], "--validation-fraction and --seed"),
-        (["--seed", "1", "--widths", "0.5"], "--widths"),
+        (["--seed", "1", "--widths", "0.25"], "the supernet has width 0.5"),
         (["--seed", "1", "--depths", "1,2"], "the supernet has stage depths 1"),
     ],
 )

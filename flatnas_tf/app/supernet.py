@@ -52,7 +52,7 @@ def train_search_supernet(
     out: str | os.PathLike,
     *,
     split: DataSplit,
-    width: float = SUPERNET_WIDTH,
+    width: float | None = None,
     depths: Sequence[int] | None = None,
     settings=None,
     batch_size: int = BATCH_SIZE,
@@ -69,10 +69,10 @@ def train_search_supernet(
         split: How `data` was loaded and split (its identity is saved with
             the supernet).
         width: The supernet's width multiplier (every candidate searched
-            through it has it).
+            through it has it; None: that of the run in `out` when there is
+            one, so that it resumes without it, else `SUPERNET_WIDTH`).
         depths: The space's stage depths (None: those of the run in `out`
-            when there is one, so that it resumes without them, else the
-            default space's, `DEPTHS`).
+            when there is one, else the default space's, `DEPTHS`).
         settings: How to train it (`SupernetSettings`; None: the defaults
             with the split's seed).
         batch_size: Examples per step.
@@ -106,11 +106,12 @@ def train_search_supernet(
 
     settings = settings or SupernetSettings(seed=split.seed)
     keras.utils.set_random_seed(settings.seed)
-    if depths is None:
-        try:
-            depths = read_supernet_state(out)["space"]["depths"]
-        except SupernetStateError:  # no trained run there (train_supernet judges the rest)
-            depths = DEPTHS
+    try:
+        saved = read_supernet_state(out)
+    except SupernetStateError:  # no trained run there (train_supernet judges the rest)
+        saved = {"width": SUPERNET_WIDTH, "space": {"depths": DEPTHS}}
+    width = float(saved["width"]) if width is None else width
+    depths = saved["space"]["depths"] if depths is None else depths
     space = FlatNASHyperModel(
         data.input_shape, data.num_classes, width_multipliers=(width,), depths=depths
     )
