@@ -96,7 +96,7 @@ def train(**options: Any) -> None:
             data,
             options["out"],
             split=split,
-            settings=settings,
+            settings=settings if options["search_dir"] else None,
             training=training,
             epochs=options["epochs"],
             batch_size=options["batch_size"],

@@ -362,8 +362,8 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
             "--hyperparameters",
         ),
         (
-            ["train", "--hyperparameters", "DEPTH1.json", "--data", "digits", "--out", "x"],
-            "stage1_depth=1 is not in the search space",
+            ["train", "--hyperparameters", "DEPTH5.json", "--data", "digits", "--out", "x"],
+            "`stage1_depth` must be an integer in 1..4",
         ),
     ],
 )
@@ -375,7 +375,7 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
     (tmp_path / "BAD.toml").write_text("alpha = [unclosed")
     (tmp_path / "UNKNOWN.toml").write_text("alhpa = 0.3\n")
     (tmp_path / "NAN.toml").write_text("sigma = nan\n")
-    (tmp_path / "DEPTH1.json").write_text('{"stage1_depth": 1}')
+    (tmp_path / "DEPTH5.json").write_text('{"stage1_depth": 5}')
     images = np.zeros((20, 8, 8), np.uint8)
     labels = np.arange(20) % 3
     np.savez(
@@ -405,7 +405,7 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
         "BAD.toml": tmp_path / "BAD.toml",
         "UNKNOWN.toml": tmp_path / "UNKNOWN.toml",
         "NAN.toml": tmp_path / "NAN.toml",
-        "DEPTH1.json": tmp_path / "DEPTH1.json",
+        "DEPTH5.json": tmp_path / "DEPTH5.json",
         "FOREIGN": tmp_path / "FOREIGN",
         "MISSING_DIR": tmp_path / "missing_dir",
         "SEARCH": search_dir[0],

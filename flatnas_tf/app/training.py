@@ -3,7 +3,9 @@
 What `flatnas-tf train` does, step by step:
 
     build      the search space of the run (`models.hypermodel`: its data
-               shape and widths, compiled under its `TrainingConfig`) at the given
+               shape, widths and depths, compiled under its `TrainingConfig`;
+               without a run, the default space with the values' width and
+               stage depths added, `space_holding`) at the given
                hyperparameter values (the others at their defaults), the
                seed set first; a name or value outside the space is refused
     train      the regime's `fit`, the trainer of every trial
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ from flatnas_tf.app import models
 from flatnas_tf.app.evaluation import accuracy_on_test_split
 from flatnas_tf.app.search import SearchConfig
 from flatnas_tf.app.split import DataSplit
-from flatnas_tf.defaults import BATCH_SIZE, TRAIN_EPOCHS
+from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.defaults import BATCH_SIZE, DEPTHS, MAX_DEPTH, MAX_WIDTH, TRAIN_EPOCHS
 from flatnas_tf.persistence import storage
 from flatnas_tf.persistence.export import MANIFEST_FILE
 from flatnas_tf.training.config import TrainingConfig
@@ -40,6 +44,7 @@ __all__ = [
     "HyperparameterValueError",
     "TrainedArchitecture",
     "check_values",
+    "space_holding",
     "train_architecture",
 ]
 
@@ -91,9 +96,10 @@ def train_architecture(
         out: Directory for model.keras and manifest.json (made if missing).
         split: How `data` was loaded and split (its seed also seeds the build
             and the training); the manifest records it.
-        settings: The search's run.json settings (its widths, data set,
-            TFDS directory, and the sigma and samples of R), or None for the
-            default space and R's defaults.
+        settings: The search's run.json settings (its widths, depths, data
+            set, TFDS directory, and the sigma and samples of R), or None for
+            the default space holding `values` (`space_holding`) and R's
+            defaults.
         training: How to train (None: the search's, else the defaults).
         epochs: Training epochs, >= 1.
         batch_size: Examples per step.
@@ -118,7 +124,7 @@ def train_architecture(
 
     from flatnas_tf.robustness.measurement import measure_candidate
 
-    settings = dict(settings or {})
+    settings = dict(settings) if settings is not None else space_holding(values)
     training = training or TrainingConfig.from_settings(settings)
     settings.update(input_shape=list(data.input_shape), num_classes=data.num_classes)
     seed = split.seed
@@ -161,6 +167,44 @@ def train_architecture(
     }
     storage.write_json(out / MANIFEST_FILE, manifest)
     return TrainedArchitecture(model, val_accuracy, test_accuracy, figures, model_file, manifest)
+
+
+def space_holding(values: dict[str, Any]) -> dict[str, Any]:
+    """The default space's widths and stage depths, with those that `values` choose added.
+
+    An architecture that comes without its search (`flatnas-tf train
+    --hyperparameters`) may come from a search of other `--widths` or
+    `--depths`: any width and stage depth that a search can take builds. The
+    default space's come first, so the hyperparameters `values` leave out keep
+    their defaults.
+
+    Args:
+        values: Hyperparameter name -> value, as a trial records them.
+
+    Returns:
+        Settings for `models.hypermodel`: {"widths": [...], "depths": [...]}.
+
+    Raises:
+        HyperparameterValueError: A width or a stage depth that no search can take.
+
+    Example:
+    >>> space_holding({"width_mult": 1.0, "stage1_depth": 1})
+    {'widths': [0.25, 0.5, 1.0], 'depths': [2, 3, 4, 1]}
+    """
+    widths, depths = list(SearchConfig.widths), list(DEPTHS)
+    for name, value in values.items():
+        try:
+            if name == "width_mult":
+                chosen, kept = float(check_number(value, name, 0, MAX_WIDTH, low_open=True)), widths
+            elif re.fullmatch(r"stage\d+_depth", name):
+                chosen, kept = check_integer(value, name, 1, MAX_DEPTH), depths
+            else:
+                continue
+        except (TypeError, ValueError) as error:
+            raise HyperparameterValueError(str(error)) from None
+        if chosen not in kept:
+            kept.append(chosen)
+    return {"widths": widths, "depths": depths}
 
 
 def check_values(space, values: dict[str, Any]) -> None:
