@@ -170,6 +170,13 @@ def test_a_worker_joins_only_a_search_of_its_own_settings(tmp_path):
     with pytest.raises(runs.RunError, match=r"depths \[1\] -> \[2, 3, 4\]\): start the worker"):
         run.join(SearchConfig().settings())
     assert runs.changed_settings({"alpha": 0.5}, {"alpha": 0.75}) == ["alpha 0.5 -> 0.75"]
+    # A supernet is the one its weights are, wherever a host reads it from.
+    chief = {**settings, "supernet": {"path": "/mnt/a/sn", "weights": "abc"}}
+    moved = {**settings, "supernet": {"path": "/home/b/sn", "weights": "abc"}}
+    other = {**settings, "supernet": {"path": "/mnt/a/sn", "weights": "def"}}
+    assert runs.changed_settings(chief, moved) == []
+    assert runs.changed_settings(chief, other) == ["supernet 'abc' -> 'def'"]
+    assert runs.changed_settings(settings, moved) == ["supernet None -> 'abc'"]
 
 
 def test_a_run_json_rebuilds_its_space_with_its_depths_or_those_of_before_they_were_recorded():

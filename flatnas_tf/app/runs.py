@@ -38,7 +38,9 @@ FORMAT = "flatnas-tf search"
 #: What a search writes in its directory: all that --overwrite deletes.
 WRITTEN = (RUN_FILE, PROJECT, "report", "models", "ood")
 
-#: Settings that define a search; resuming with other values is refused.
+#: Settings that define a search; resuming with other values is refused (of
+#: "supernet", its weights' digest: the same supernet read from another path, as
+#: a worker on another host or a moved directory reads it, is the same search).
 DEFINING = (
     "data",
     "validation_fraction",
@@ -84,12 +86,20 @@ def changed_settings(recorded: dict[str, Any], settings: dict[str, Any]) -> list
     >>> changed_settings({"alpha": 0.5}, {"alpha": 0.75})
     ['alpha 0.5 -> 0.75']
     """
-    before, now = {**UNRECORDED_SETTINGS, **recorded}, {**UNRECORDED_SETTINGS, **settings}
+    before, now = (_defining({**UNRECORDED_SETTINGS, **given}) for given in (recorded, settings))
     return [
         f"{key} {before.get(key)!r} -> {now.get(key)!r}"
         for key in DEFINING
         if before.get(key) != now.get(key)
     ]
+
+
+def _defining(settings: dict[str, Any]) -> dict[str, Any]:
+    """The defining settings' values as compared: a supernet by its weights, not its path."""
+    supernet = settings.get("supernet")
+    if isinstance(supernet, dict):
+        settings = {**settings, "supernet": supernet.get("weights")}
+    return settings
 
 
 class RunError(ValueError):
