@@ -93,10 +93,10 @@ class SearchConfig:
     split: DataSplit = DataSplit()
     mode: str = "flatnas"
     alpha: float = 0.5
-    max_trials: int = 8
+    max_trials: int = 6
     widths: tuple[float, ...] = (0.25, 0.5)
     depths: tuple[int, ...] = DEPTHS
-    population: int = 5
+    population: int = 3
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = BATCH_SIZE
     training: TrainingConfig = TrainingConfig()
