@@ -215,10 +215,10 @@ class SearchConfig:
                 trained_depths if depths is None else depths,
             )
             if mismatch is not None:
-                field, has = mismatch
-                shown = has.split()[-1]
+                field, what, shown = mismatch
                 raise SearchConfigError(
-                    field, f"the supernet has {has}: leave the {field} out, or pass {shown}."
+                    field,
+                    f"the supernet has {what} {shown}: leave the {field} out, or pass {shown}.",
                 )
             widths, depths = trained_widths, trained_depths
             epochs = DEFAULT_FINE_TUNE_EPOCHS if epochs is None else epochs
@@ -389,9 +389,9 @@ def _supernet_state(config: SearchConfig) -> dict[str, Any] | None:
         )
     mismatch = _supernet_mismatch(state, config.widths, config.depths)
     if mismatch is not None:
-        field, has = mismatch
+        field, what, shown = mismatch
         raise RunError(
-            f"the supernet in {config.supernet_dir} has {has}; this search's {field} are "
+            f"the supernet in {config.supernet_dir} has {what} {shown}; this search's {field} are "
             f"{list(getattr(config, field))}: build the configuration with "
             "SearchConfig.resolved(supernet_dir=...), which takes the supernet's."
         )
@@ -405,21 +405,21 @@ def _supernet_space(state: dict[str, Any]) -> tuple[tuple[float], tuple[int, ...
 
 def _supernet_mismatch(
     state: dict[str, Any], widths: Sequence[float], depths: Sequence[int]
-) -> tuple[str, str] | None:
+) -> tuple[str, str, str] | None:
     """The first of widths and depths that a search through this supernet cannot take.
 
     Its candidates are the supernet's sub-networks, so the search's space is the
     supernet's: its one width and its stage depths.
 
     Returns:
-        None where both are the supernet's; else (field, what the supernet has), as
-        ("depths", "stage depths 1,2").
+        None where both are the supernet's; else the field, what it is called and
+        the supernet's value, as ("depths", "stage depths", "1,2").
     """
     (width,), trained_depths = _supernet_space(state)
     if [float(w) for w in widths] != [width]:
-        return "widths", f"width {width:g}"
+        return "widths", "width", f"{width:g}"
     if tuple(sorted({int(d) for d in depths})) != trained_depths:
-        return "depths", "stage depths " + ",".join(str(d) for d in trained_depths)
+        return "depths", "stage depths", ",".join(str(d) for d in trained_depths)
     return None
 
 
