@@ -44,7 +44,8 @@ def _loaded(errors: tuple[tuple[str, str], ...]) -> tuple[type, ...]:
 def fail_cleanly(command: Callable) -> Callable:
     """Turns the library's errors into one-line Click errors.
 
-    Exit code 2 for bad input (a busy --out included), 1 for a data set that
+    Exit code 2 for bad input (a busy --out included; a trial the search
+    does not hold, or cannot rebuild, is a --trial error), 1 for a data set that
     cannot be had, training that diverged, a search whose trials all failed,
     or a full disk (the state written before it is intact: rerunning resumes).
     """
@@ -53,6 +54,8 @@ def fail_cleanly(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except runs.TrialError as error:
+            raise click.BadParameter(str(error), param_hint="--trial") from None
         except Exception as error:
             usage = (runs.RunError, storage.DirectoryLockedError, *_loaded(_USAGE_ERRORS))
             if isinstance(error, usage):

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
 
@@ -50,50 +49,35 @@ def evaluate(**options: Any) -> None:
     A .keras file is loaded in Keras' safe mode (no code in it runs); a SavedModel is a
     TensorFlow program that runs its own ops: evaluate only SavedModels you trust.
     """
-    from flatnas_tf.app import models
-    from flatnas_tf.app.evaluation import evaluate_model, ood_source
-    from flatnas_tf.persistence.export import exported_model, load_model
+    from flatnas_tf.app.evaluation import evaluate_model, evaluation_target, ood_source
 
-    target = pathlib.Path(options["target"])
     if options["ood"] == "builtin":
         inputs.check_frost_dir(options["frost_dir"])
-    from_search = (target / runs.RUN_FILE).is_file()
-    if from_search:
-        if not options["trial_id"]:
-            raise click.UsageError("TARGET is a search directory: pass --trial ID.")
-        run = inputs.search_dir(str(target))
-        settings = run.settings()
-        result = models.search_result(run, settings)
-        trial = inputs.find_trial(result, options["trial_id"])
-        model = inputs.trial_model(result, trial)
-        out = pathlib.Path(options["out"] or run.root / "evaluate" / f"trial_{trial.trial_id}")
-    else:
-        target, manifest_dir, settings = exported_model(target)
-        out = pathlib.Path(options["out"] or manifest_dir)
-    if options["data"] is None and settings.get("data") is None:
+    target = evaluation_target(options["target"], options["trial_id"])
+    if options["data"] is None and target.settings.get("data") is None:
         raise click.UsageError(
             "pass --data: the data set to evaluate on (no manifest.json beside TARGET says it)."
         )
     split = inputs.recorded_split(
-        settings, data=options["data"], data_dir=options["data_dir"], seed=options["seed"]
+        target.settings, data=options["data"], data_dir=options["data_dir"], seed=options["seed"]
     )
-    if not from_search and options["data"] is None:
+    if target.manifest_dir is not None and options["data"] is None:
         click.echo(
-            f"Data set from {manifest_dir / 'manifest.json'}: {split.data}, split seed {split.seed}"
+            f"Data set from {target.manifest_dir / 'manifest.json'}: {split.data}, "
+            f"split seed {split.seed}"
         )
     data = inputs.load_data(split)
     source = None if options["ood"] == "none" else ood_source(options["ood"], data, split)
-    if not from_search:
-        try:
-            model = load_model(target, data.input_shape)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="TARGET") from None
+    try:
+        model = target.load(data.input_shape)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="TARGET") from None
     evaluation = evaluate_model(
         model,
         data,
-        out,
-        target=target,
-        trial_id=options["trial_id"],
+        pathlib.Path(options["out"] or target.out),
+        target=target.path,
+        trial_id=target.trial_id,
         ood_source=source,
         max_examples=options["max_examples"],
         data_dir=options["data_dir"],

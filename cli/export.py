@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import click
 
-from flatnas_tf.cli import errors, inputs
+from flatnas_tf.app import runs
+from flatnas_tf.cli import errors
 
 
 @click.command()
@@ -20,18 +23,9 @@ from flatnas_tf.cli import errors, inputs
 @errors.quiet_tensorflow
 def export(directory: str, trial_ids: tuple[str, ...], tflite: bool) -> None:
     """Export models of a search: SavedModel, .keras and manifest.json."""
-    from flatnas_tf.app import models
+    from flatnas_tf.app.models import export_trials
 
-    run = inputs.search_dir(directory)
-    settings = run.settings()
-    result = models.search_result(run, settings)
-    trials = [inputs.find_trial(result, t) for t in trial_ids] or result.front()
-    if not trials:
-        raise click.UsageError(f"{directory} has no finished trial on a Pareto front yet.")
-    metadata = models.export_metadata(settings)
-    for trial in trials:
-        model = inputs.trial_model(result, trial)
-        target = run.model_dir(trial.trial_id)
-        for note in result.export(trial, target, tflite, metadata, model):
-            click.echo(note)
-        click.echo(f"trial {trial.trial_id}: {target}")
+    run = runs.RunDirectory(pathlib.Path(directory))
+    exported = export_trials(run, trial_ids, tflite=tflite, echo=click.echo)
+    for trial_id, target in exported.items():
+        click.echo(f"trial {trial_id}: {target}")

@@ -8,12 +8,10 @@ value ends as one line and exit code 2.
 from __future__ import annotations
 
 import os
-import pathlib
 from typing import Any
 
 import click
 
-from flatnas_tf.app import runs
 from flatnas_tf.app.split import DataSplit
 
 
@@ -58,29 +56,6 @@ def check_frost_dir(path: str | None) -> None:
         load_frost(path)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--frost-dir") from None
-
-
-def search_dir(path: str) -> runs.RunDirectory:
-    """The search directory at `path`; `runs.RunError` (exit 2) for any other directory."""
-    run = runs.RunDirectory(pathlib.Path(path))
-    run.settings()  # raises RunError for a foreign directory
-    return run
-
-
-def find_trial(result, trial_id: str):
-    """Trial `trial_id` of a `SearchResult`; an unknown id is a --trial error."""
-    try:
-        return result.trial(trial_id)
-    except KeyError as error:
-        raise click.BadParameter(error.args[0], param_hint="--trial") from None
-
-
-def trial_model(result, trial):
-    """The trained model of `trial`; one that cannot be rebuilt is a --trial error."""
-    try:
-        return result.load_model(trial)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--trial") from None
 
 
 def enable_determinism() -> None:

@@ -6,7 +6,8 @@ import pathlib
 
 import click
 
-from flatnas_tf.cli import errors, inputs
+from flatnas_tf.app import runs
+from flatnas_tf.cli import errors
 from flatnas_tf.cli import options as opt
 
 
@@ -28,22 +29,15 @@ from flatnas_tf.cli import options as opt
 @errors.fail_cleanly
 def report(directory: str, alpha: float | None, out: str | None) -> None:
     """Rebuild the report of a search directory (also while it runs), and print its front."""
-    from flatnas_tf.tuners.report import front_lines, write_report
-    from flatnas_tf.tuners.result import SearchResult
+    from flatnas_tf.app.reporting import rebuild_report
+    from flatnas_tf.tuners.report import front_lines
 
-    run = inputs.search_dir(directory)
-    result = SearchResult.load(run.project_dir)
-    reranked = alpha is not None and alpha != result.alpha
-    if out is not None:
-        target = pathlib.Path(out)
-    else:
-        target = run.report_dir / f"alpha-{alpha:g}" if reranked else run.report_dir
-    written = write_report(result, target, alpha=alpha, ood=run.ood_results())
-    for name, path in written.items():
+    rebuilt = rebuild_report(runs.RunDirectory(pathlib.Path(directory)), alpha, out)
+    for name, path in rebuilt.written.items():
         click.echo(f"{name}: {path}")
-    ranking = result.rank(alpha)
-    front = ranking.front()
-    under = f", re-ranked with alpha {alpha:g}" if reranked else ""
-    click.echo(f"\nPareto front: {len(front)} of {len(result.completed)} completed trials{under}")
-    if front:
-        click.echo(front_lines(front))
+    under = "" if rebuilt.reranked_alpha is None else f", re-ranked with alpha {alpha:g}"
+    click.echo(
+        f"\nPareto front: {len(rebuilt.front)} of {rebuilt.completed} completed trials{under}"
+    )
+    if rebuilt.front:
+        click.echo(front_lines(rebuilt.front))

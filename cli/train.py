@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Any
 
 import click
 
+from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
 from flatnas_tf.defaults import TRAIN_EPOCHS
@@ -54,7 +54,13 @@ def train(**options: Any) -> None:
     the validation figures a trial records (accuracy, R at the search's sigma)
     and test accuracy are then measured in inference mode.
     """
-    from flatnas_tf.app.training import HyperparameterValueError, train_architecture
+    from flatnas_tf.app.models import find_trial
+    from flatnas_tf.app.training import (
+        HyperparameterValueError,
+        read_hyperparameters,
+        train_architecture,
+    )
+    from flatnas_tf.tuners.result import SearchResult
 
     if options["deterministic"]:
         inputs.enable_determinism()
@@ -62,21 +68,14 @@ def train(**options: Any) -> None:
     if options["search_dir"]:
         if not options["trial_id"]:
             raise click.UsageError("--search needs --trial ID (see the search's report).")
-        run = inputs.search_dir(options["search_dir"])
+        run = runs.RunDirectory(pathlib.Path(options["search_dir"]))
         settings.update(run.settings())
-        from flatnas_tf.tuners.result import SearchResult
-
-        trial = inputs.find_trial(SearchResult.load(run.project_dir), options["trial_id"])
-        values = dict(trial.values)
+        values = dict(find_trial(SearchResult.load(run.project_dir), options["trial_id"]).values)
     elif options["hyperparameters"]:
         try:
-            values = json.loads(pathlib.Path(options["hyperparameters"]).read_text())
-        except (OSError, json.JSONDecodeError) as error:
+            values = read_hyperparameters(options["hyperparameters"])
+        except HyperparameterValueError as error:
             raise click.BadParameter(str(error), param_hint="--hyperparameters") from None
-        if not isinstance(values, dict):
-            raise click.BadParameter(
-                "must hold a JSON object of name: value.", param_hint="--hyperparameters"
-            )
         if not options["data"]:
             raise click.UsageError("--hyperparameters needs --data.")
     else:

@@ -226,6 +226,43 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
     assert f"{100 * summary['test_accuracy']:.2f}%" in from_saved.output
 
 
+def test_the_library_calls_behind_report_export_and_evaluate(search_dir, tmp_path):
+    # flatnas_tf.app's reporting, models and evaluation, as a Python user calls them.
+    from flatnas_tf.app.evaluation import evaluation_target
+    from flatnas_tf.app.models import export_trials
+    from flatnas_tf.app.reporting import rebuild_report
+
+    run = runs.RunDirectory(tmp_path / "run")
+    shutil.copytree(search_dir[0], run.root, ignore=shutil.ignore_patterns("models", "ood"))
+    own = rebuild_report(run)
+    assert own.reranked_alpha is None and own.written["report.md"].parent == run.report_dir
+    reranked = rebuild_report(run, alpha=1.0)
+    assert reranked.reranked_alpha == 1.0
+    assert reranked.written["report.md"] == run.report_dir / "alpha-1" / "report.md"
+    assert own.completed == reranked.completed == 3
+    front = [t.trial_id for t in own.front]
+    exported = export_trials(run)  # the front, by default
+    assert list(exported) == front
+    assert all((path / "manifest.json").is_file() for path in exported.values())
+    with pytest.raises(runs.TrialError, match="no trial '999'"):
+        export_trials(run, ["999"])
+    with pytest.raises(runs.TrialError, match="name the trial"):
+        evaluation_target(run.root)
+    of_trial = evaluation_target(run.root, front[0])
+    assert of_trial.out == run.root / "evaluate" / f"trial_{front[0]}"
+    assert of_trial.trial_id == front[0] and of_trial.settings["seed"] == 1
+    of_export = evaluation_target(exported[front[0]])
+    assert of_export.path == exported[front[0]] / "model.keras"
+    assert of_export.out == of_export.manifest_dir == exported[front[0]]
+    assert of_export.settings["seed"] == 1 and of_export.trial_id is None
+    x = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(
+        of_export.load((8, 8, 1)).predict(x, verbose=0),
+        of_trial.load((8, 8, 1)).predict(x, verbose=0),
+        atol=1e-5,
+    )
+
+
 def test_finishing_a_search_again_keeps_its_exports_and_adds_the_front_under_corruptions(
     search_dir, tmp_path
 ):
@@ -357,6 +394,8 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (["report", "FOREIGN"], "not a flatnas-tf search"),
         (["export", "SEARCH", "--trial", "999"], "--trial"),
         (["evaluate", "SEARCH"], "--trial"),
+        (["evaluate", "SEARCH", "--trial", "999"], "--trial"),
+        (["train", "--search", "SEARCH", "--trial", "999", "--out", "x"], "--trial"),
         (
             ["train", "--hyperparameters", "BAD.toml", "--data", "digits", "--out", "x"],
             "--hyperparameters",
@@ -364,6 +403,10 @@ def test_config_file_values_apply_and_flags_override(tmp_path):
         (
             ["train", "--hyperparameters", "DEPTH5.json", "--data", "digits", "--out", "x"],
             "`stage1_depth` must be an integer in 1..4",
+        ),
+        (
+            ["train", "--hyperparameters", "LIST.json", "--data", "digits", "--out", "x"],
+            "must hold a JSON object",
         ),
     ],
 )
@@ -376,6 +419,7 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
     (tmp_path / "UNKNOWN.toml").write_text("alhpa = 0.3\n")
     (tmp_path / "NAN.toml").write_text("sigma = nan\n")
     (tmp_path / "DEPTH5.json").write_text('{"stage1_depth": 5}')
+    (tmp_path / "LIST.json").write_text("[2, 3]")
     images = np.zeros((20, 8, 8), np.uint8)
     labels = np.arange(20) % 3
     np.savez(
@@ -406,6 +450,7 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
         "UNKNOWN.toml": tmp_path / "UNKNOWN.toml",
         "NAN.toml": tmp_path / "NAN.toml",
         "DEPTH5.json": tmp_path / "DEPTH5.json",
+        "LIST.json": tmp_path / "LIST.json",
         "FOREIGN": tmp_path / "FOREIGN",
         "MISSING_DIR": tmp_path / "missing_dir",
         "SEARCH": search_dir[0],

@@ -1,5 +1,10 @@
 """A model's test accuracy and its OOD table, written beside it: what `flatnas-tf evaluate` does.
 
+What it evaluates (`evaluation_target`): a search's trial (the search
+directory and a trial id; the split its run.json records), an export
+directory, or a SavedModel or .keras file (the split its manifest.json
+records, when it has one).
+
 What it measures and writes:
 
     accuracy   the model's predictions on the test split of the data set,
@@ -21,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from flatnas_tf.app import runs
 from flatnas_tf.app.split import DataSplit
 from flatnas_tf.persistence import storage
 
@@ -28,8 +34,10 @@ __all__ = [
     "EVALUATION_FILE",
     "OOD_CHOICES",
     "Evaluation",
+    "EvaluationTarget",
     "accuracy_on_test_split",
     "evaluate_model",
+    "evaluation_target",
     "ood_source",
 ]
 
@@ -52,6 +60,90 @@ class Evaluation:
     test_accuracy: float
     ood: Any
     summary_file: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationTarget:
+    """A model to evaluate: a search's trial, an export or a model file (`evaluation_target`).
+
+    Attributes:
+        path: The model's file or SavedModel, or the search's directory.
+        settings: The data split it was trained on, as recorded: the
+            search's run.json settings, or the manifest's data keys (empty
+            without a manifest).
+        out: Where its evaluation is written unless told otherwise: the
+            export's directory, or SEARCH/evaluate/trial_<id>.
+        trial_id: The search's trial, when the target is one.
+        manifest_dir: The directory whose manifest.json `settings` come from
+            (None for a search's trial).
+    """
+
+    path: Path
+    settings: dict[str, Any]
+    out: Path
+    trial_id: str | None = None
+    manifest_dir: Path | None = None
+    _load: Callable[[tuple[int, ...]], Any] = dataclasses.field(default=None, repr=False)
+
+    def load(self, input_shape: tuple[int, ...]):
+        """The model: pixels in [0, 255] -> logits.
+
+        Args:
+            input_shape: The data's image shape (that of a SavedModel without
+                a manifest beside it).
+
+        Raises:
+            ValueError: The file is not a model this library loads.
+        """
+        return self._load(input_shape)
+
+
+def evaluation_target(path: str | os.PathLike, trial_id: str | None = None) -> EvaluationTarget:
+    """What `path` is to evaluate, and the split its record says it was trained on.
+
+    Args:
+        path: A search directory (with `trial_id`), an export directory, or a
+            SavedModel or .keras file.
+        trial_id: The trial of a search directory.
+
+    Returns:
+        The target; its model is loaded by `EvaluationTarget.load`.
+
+    Raises:
+        flatnas_tf.app.runs.TrialError: A search directory without a trial id,
+            or a trial it does not hold or cannot rebuild.
+
+    Example:
+    ```python
+    target = evaluation_target("runs/digits", trial_id="003")
+    split = DataSplit.from_settings(target.settings)
+    model = target.load(split.load().input_shape)
+    ```
+    """
+    path = Path(path)
+    run = runs.RunDirectory(path)
+    if run.is_search():
+        from flatnas_tf.app import models
+
+        if not trial_id:
+            raise runs.TrialError(f"{path} is a search directory: name the trial to evaluate.")
+        settings = run.settings()
+        result = models.search_result(run, settings)
+        trial = models.find_trial(result, trial_id)
+        model = models.trial_model(result, trial)
+        out = run.root / "evaluate" / f"trial_{trial.trial_id}"
+        return EvaluationTarget(path, settings, out, trial.trial_id, None, lambda shape: model)
+    from flatnas_tf.persistence.export import exported_model, load_model
+
+    model_path, manifest_dir, settings = exported_model(path)
+    return EvaluationTarget(
+        model_path,
+        settings,
+        manifest_dir,
+        None,
+        manifest_dir,
+        lambda shape: load_model(model_path, shape),
+    )
 
 
 def ood_source(choice: str, data, split: DataSplit):

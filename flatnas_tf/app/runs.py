@@ -106,6 +106,10 @@ class RunError(ValueError):
     """A directory that is not (or not compatibly) a flatnas-tf search, or bad settings."""
 
 
+class TrialError(RunError):
+    """A trial the search does not hold, or one whose model cannot be rebuilt."""
+
+
 def default_directory(data: str, suffix: str = "") -> pathlib.Path:
     """Where a command writes when not told: `runs/<data spec as a file name><suffix>`.
 

@@ -24,6 +24,7 @@ What `flatnas-tf train` does, step by step:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
     "HyperparameterValueError",
     "TrainedArchitecture",
     "check_values",
+    "read_hyperparameters",
     "space_holding",
     "train_architecture",
 ]
@@ -167,6 +169,31 @@ def train_architecture(
     }
     storage.write_json(out / MANIFEST_FILE, manifest)
     return TrainedArchitecture(model, val_accuracy, test_accuracy, figures, model_file, manifest)
+
+
+def read_hyperparameters(path: str | os.PathLike) -> dict[str, Any]:
+    """The hyperparameter values a JSON file holds: one object of name: value.
+
+    A trial's `values` in a report's pareto.json, say, saved on its own.
+
+    Raises:
+        HyperparameterValueError: The file cannot be read, is not JSON, or
+            holds something other than one object.
+
+    Example:
+    ```python
+    values = read_hyperparameters("best.json")  # {"width_mult": 0.75, ...}
+    ```
+    """
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: bad UTF-8 or JSON
+        raise HyperparameterValueError(str(error)) from None
+    if not isinstance(values, dict):
+        raise HyperparameterValueError(
+            f"{path} must hold a JSON object of name: value; it holds a {type(values).__name__}."
+        )
+    return values
 
 
 def space_holding(values: dict[str, Any]) -> dict[str, Any]:
