@@ -7,7 +7,6 @@ value ends as one line and exit code 2.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -63,21 +62,3 @@ def enable_determinism() -> None:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-
-
-def distributed_roles(role: str | None, host: str, port: int, worker_id: int) -> None:
-    """Maps --role onto KerasTuner's environment variables."""
-    if role is None:
-        return
-    os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else f"tuner{worker_id}"
-    os.environ["KERASTUNER_ORACLE_IP"] = host
-    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
-
-
-def tls(options: dict[str, Any]):
-    """--tls-cert/--tls-key (chief) and --tls-ca (worker) as the tuner's TLS files, or None."""
-    if not (options["tls_cert"] or options["tls_key"] or options["tls_ca"]):
-        return None
-    from flatnas_tf.tuners.access import TLS
-
-    return TLS(options["tls_cert"], options["tls_key"], trusted=options["tls_ca"])

@@ -19,6 +19,7 @@ import click
 
 from flatnas_tf import defaults
 from flatnas_tf.app import evaluation
+from flatnas_tf.app.split import DataSplit
 from flatnas_tf.defaults import DEPTHS, MAX_DEPTH, MAX_WIDTH, SEVERITIES
 from flatnas_tf.training.config import TrainingConfig
 
@@ -204,7 +205,7 @@ def seed(help: str, default: int | None = 0) -> Callable:  # noqa: A002 (Click's
 data_options = stack(
     click.option(
         "--data",
-        default="digits",
+        default=DataSplit.data,
         help="Data set: digits (bundled, offline), npz:PATH, folder:PATH or a TFDS "
         "name such as cifar10.",
     ),
@@ -298,75 +299,3 @@ def ood(default: str, help: str) -> Callable:  # noqa: A002 (Click's name)
 def trial(help: str) -> Callable:  # noqa: A002 (Click's name)
     """--trial ID: one trial of a search."""
     return click.option("--trial", "trial_id", default=None, help=help)
-
-
-#: --role, --oracle-host/-port, --worker-id and the chief's and workers' settings.
-distributed_options = stack(
-    click.option(
-        "--role",
-        type=click.Choice(["chief", "worker"]),
-        default=None,
-        help="Distributed search: the chief serves the oracle, workers run trials; all share "
-        "--out.",
-    ),
-    click.option(
-        "--oracle-host",
-        default="127.0.0.1",
-        help="Chief's address (with --role); the chief listens on it. Calls need the search's "
-        "token but travel unencrypted: use a loopback or private address on a trusted network.",
-    ),
-    click.option(
-        "--oracle-port",
-        type=click.IntRange(1, 65535),
-        default=8000,
-        help="Chief's port (with --role).",
-    ),
-    click.option(
-        "--worker-timeout",
-        type=FiniteFloatRange(min=0, min_open=True),
-        default=1800,
-        help="With --role chief: seconds a worker may go without a heartbeat (it sends one per "
-        "epoch and every few seconds of training) before its trial is handed to another worker. "
-        "Make it longer than a trial's measurement.",
-    ),
-    click.option(
-        "--token-file",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role: a file holding the token every call to the chief presents (default: "
-        "$FLATNAS_TF_TOKEN, else the token file the chief writes in OUT/search/).",
-    ),
-    click.option(
-        "--tls-cert",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role chief: serve over TLS with this certificate (PEM; its names must include "
-        "--oracle-host), with --tls-key.",
-    ),
-    click.option(
-        "--tls-key",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role chief: the private key of --tls-cert (PEM).",
-    ),
-    click.option(
-        "--tls-ca",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role worker: connect over TLS, trusting this CA (or the chief's self-signed "
-        "certificate; PEM).",
-    ),
-    click.option(
-        "--chief-timeout",
-        type=FiniteFloatRange(min=0, min_open=True),
-        default=defaults.CHIEF_TIMEOUT_S,
-        help="With --role worker: seconds a call waits for a chief that is not there (restarted "
-        "after a preemption, say) before the worker gives up; it trains on meanwhile.",
-    ),
-    click.option(
-        "--worker-id",
-        type=click.IntRange(min=0),
-        default=0,
-        help="This worker's number (with --role worker).",
-    ),
-)

@@ -9,6 +9,7 @@ import click
 
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
+from flatnas_tf.defaults import SEVERITIES
 
 
 @click.command()
@@ -30,7 +31,7 @@ from flatnas_tf.cli import options as opt
 )
 @click.option(
     "--severities",
-    default="1,2,3,4,5",
+    default=",".join(map(str, SEVERITIES)),
     callback=lambda ctx, param, value: opt.severities(value),
     help="corrupted: the severities to write.",
 )

@@ -24,7 +24,7 @@ from flatnas_tf.app.search import (
     SearchConfig,
     SearchConfigError,
 )
-from flatnas_tf.cli import errors, inputs
+from flatnas_tf.cli import distributed, errors, inputs
 from flatnas_tf.cli import options as opt
 from flatnas_tf.defaults import OOD_EXAMPLES
 from flatnas_tf.training.config import TrainingConfig
@@ -163,7 +163,7 @@ DEFAULTS = SearchConfig()
     default=True,
     help="Export the front's models (SavedModel, .keras) to OUT/models/.",
 )
-@opt.distributed_options
+@distributed.OPTIONS
 @click.option(
     "--tensorboard",
     "tensorboard_dir",
@@ -187,9 +187,7 @@ def search(**options: Any) -> None:
     from flatnas_tf.tuners.progress import clock
 
     out = options["out"] or runs.default_directory(options["data"])
-    inputs.distributed_roles(
-        options["role"], options["oracle_host"], options["oracle_port"], options["worker_id"]
-    )
+    distributed.take_role(options)
     if options["deterministic"]:
         inputs.enable_determinism()
     split = inputs.data_split(options)
@@ -212,12 +210,6 @@ def search(**options: Any) -> None:
         callbacks.append(keras.callbacks.TensorBoard(options["tensorboard_dir"]))
     if options["ood"] == "builtin":
         ood_source = data
-    tuner_options = {
-        "trial_lease_s": options["worker_timeout"] if options["role"] == "chief" else None,
-        "token_file": options["token_file"],
-        "chief_timeout_s": options["chief_timeout"],
-        "tls": inputs.tls(options),
-    }
     run = runs.RunDirectory(pathlib.Path(out))
     started = time.monotonic()
     try:
@@ -231,7 +223,7 @@ def search(**options: Any) -> None:
             frost_dir=options["frost_dir"],
             export=options["export"],
             callbacks=callbacks,
-            tuner_options=tuner_options,
+            tuner_options=distributed.tuner_options(options),
             verbose=2 if options["verbose"] else 1,  # a line per trial start and end; bars
             echo=click.echo,
         )
