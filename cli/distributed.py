@@ -12,12 +12,19 @@ TLS).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from flatnas_tf import defaults
 from flatnas_tf.cli import options as opt
+
+
+def _file_option(flag: str, help: str) -> Callable:  # noqa: A002 (Click's name)
+    """An option naming a file that must exist (a token, a PEM certificate or key)."""
+    return click.option(flag, type=click.Path(exists=True, dir_okay=False), default=None, help=help)
+
 
 #: --role, --oracle-host/-port, --worker-id and the chief's and workers' settings.
 OPTIONS = opt.stack(
@@ -48,31 +55,23 @@ OPTIONS = opt.stack(
         "epoch and every few seconds of training) before its trial is handed to another worker. "
         "Make it longer than a trial's measurement.",
     ),
-    click.option(
+    _file_option(
         "--token-file",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role: a file holding the token every call to the chief presents (default: "
+        "With --role: a file holding the token every call to the chief presents (default: "
         "$FLATNAS_TF_TOKEN, else the token file the chief writes in OUT/search/).",
     ),
-    click.option(
+    _file_option(
         "--tls-cert",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role chief: serve over TLS with this certificate (PEM; its names must include "
+        "With --role chief: serve over TLS with this certificate (PEM; its names must include "
         "--oracle-host), with --tls-key.",
     ),
-    click.option(
+    _file_option(
         "--tls-key",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role chief: the private key of --tls-cert (PEM).",
+        "With --role chief: the private key of --tls-cert (PEM).",
     ),
-    click.option(
+    _file_option(
         "--tls-ca",
-        type=click.Path(exists=True, dir_okay=False),
-        default=None,
-        help="With --role worker: connect over TLS, trusting this CA (or the chief's self-signed "
+        "With --role worker: connect over TLS, trusting this CA (or the chief's self-signed "
         "certificate; PEM).",
     ),
     click.option(
