@@ -7,7 +7,8 @@ the class of functional models, the recursive walk over a model's layers, the
 symbolic build of a training state, a model's loss tracker, an optimizer's
 learning-rate object and the per-variable bookkeeping of its update (which
 `FusedSGD` replaces with fused kernels); TensorFlow hides its registry of custom
-gradients (which every trace of SAM's step grows). flatnas-tf therefore uses some private members;
+gradients (which every trace of SAM's step grows) and the cross-replica call
+that applies an optimizer's update once for all replicas. flatnas-tf therefore uses some private members;
 this module is the only place that touches them, so that a KerasTuner or Keras
 release that renames one breaks here, loudly (`tests/test_compat.py` checks
 every name below against the installed versions), not somewhere inside a
@@ -74,7 +75,7 @@ __all__ = [
     "chief_service",
     "copy_callbacks",
     "custom_gradient_registry",
-    "distribution_strategy",
+    "merge_call",
     "grid_size",
     "hparams_of",
     "is_chief_oracle",
@@ -278,9 +279,18 @@ def uses_weight_decay(optimizer, variable) -> bool:
     return optimizer._use_weight_decay(variable)
 
 
-def distribution_strategy(optimizer):
-    """The distribution strategy an optimizer applies its updates under."""
-    return optimizer._distribution_strategy
+def merge_call(fn, optimizer, *args):
+    """Runs `fn(strategy, *args)` across replicas, under the strategy `optimizer` applies in.
+
+    What Keras' TensorFlow optimizer does to apply its updates once for all
+    replicas (`maybe_merge_call`, under `tf.__internal__`: no public API);
+    `FusedSGD`'s weight decay is such an update.
+    """
+    import tensorflow as tf
+
+    return tf.__internal__.distribute.interim.maybe_merge_call(
+        fn, optimizer._distribution_strategy, *args
+    )
 
 
 def custom_gradient_registry() -> dict:

@@ -77,6 +77,4 @@ class FusedSGD(keras.optimizers.SGD):
                         variable = variable.value
                     distribution.extended.update(variable, decay_fn, group=False)
 
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            distributed, compat.distribution_strategy(self), variables
-        )
+        compat.merge_call(distributed, self, variables)
