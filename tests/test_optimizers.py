@@ -66,3 +66,20 @@ def test_fused_sgd_step_is_a_smaller_graph():
         return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
 
     assert nodes(FusedSGD) < 0.6 * nodes(keras.optimizers.SGD)
+
+
+def test_fused_sgd_with_weight_decay_equals_keras_sgd_on_two_replicas(two_replicas):
+    # The decay is applied once for all replicas (compat.merge_call), as Keras' SGD applies it.
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(16, 3)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
+    weights = []
+    for cls in (keras.optimizers.SGD, FusedSGD):
+        with two_replicas.scope():
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            model.compile(optimizer=cls(0.1, momentum=0.9, weight_decay=0.05), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    assert not np.allclose(weights[0][0], 0)
+    for fused, reference in zip(weights[1], weights[0], strict=True):
+        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6)
