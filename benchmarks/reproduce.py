@@ -81,7 +81,11 @@ from flatnas_tf import (  # noqa: E402
     load_dataset,
     measure_candidate,
 )
-from flatnas_tf.app.evaluation import accuracy_on_test_split, ood_source  # noqa: E402
+from flatnas_tf.app.evaluation import (  # noqa: E402
+    OOD_CHOICES,
+    accuracy_on_test_split,
+    ood_source,
+)
 from flatnas_tf.app.split import DataSplit  # noqa: E402
 from flatnas_tf.defaults import VALIDATION_FRACTION  # noqa: E402
 from flatnas_tf.robustness.chance import DEFAULT_SIGNIFICANCE  # noqa: E402
@@ -127,7 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--depths", type=_numbers(int, 1), default=[2, 3, 4], help="Stage depth choices.")
     add("--sigma", type=float, default=0.05, help="Relative weight noise of R.")
     add("--samples", type=int, default=10, help="M: perturbations averaged in R.")
-    add("--ood", default="builtin", choices=["builtin", "cifar10_corrupted"])
+    add("--ood", default="builtin", choices=OOD_CHOICES)
     add("--corruptions", default="benchmark", help="evaluate_ood's set, or a comma list.")
     add("--severities", type=_numbers(int, 1), default=list(SEVERITIES))
     add("--ood-examples", type=int, default=200, help="Test images per corruption cell.")

@@ -8,8 +8,10 @@ line that names the argument, says what it must be and repeats what it got:
     `samples` must be an integer >= 1; received samples=0.
     `alpha` must be a number in [0, 1]; received alpha=1.5.
     `max_params` must be a finite number > 0 or None; received max_params=-1.
+    `schedule` must be one of ('cosine', 'constant'); received schedule='step'.
 
-Each check returns the value as a plain int or float (None when allowed).
+Each check returns the value as a plain int or float (None when allowed), or
+the choice.
 Numbers are told by Python's `numbers` ABCs, which NumPy's scalar types
 register with, so this module needs no NumPy (the CLI checks its options
 before anything heavy is imported).
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_integer", "check_number", "is_number"]
+__all__ = ["check_choice", "check_integer", "check_number", "is_number"]
 
 
 def is_number(value: Any) -> bool:
@@ -33,6 +36,34 @@ def is_number(value: Any) -> bool:
     (True, True, False, False)
     """
     return not isinstance(value, bool) and isinstance(value, numbers.Real)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """`value`, if it is one of `choices`.
+
+    Args:
+        value: The argument.
+        name: Its name, for the message.
+        choices: The values allowed.
+
+    Returns:
+        The value.
+
+    Raises:
+        ValueError: Otherwise.
+
+    Example:
+    >>> check_choice("cosine", "schedule", ("cosine", "constant"))
+    'cosine'
+    >>> check_choice("step", "schedule", ("cosine", "constant"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `schedule` must be one of ('cosine', 'constant'); received schedule='step'.
+    """
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}; received {name}={value!r}.")
+    return value
 
 
 def check_integer(

@@ -8,11 +8,12 @@ symbolic build of a training state, a model's loss tracker, an optimizer's
 learning-rate object and the per-variable bookkeeping of its update (which
 `FusedSGD` replaces with fused kernels); TensorFlow hides its registry of custom
 gradients (which every trace of SAM's step grows) and the cross-replica call
-that applies an optimizer's update once for all replicas. flatnas-tf therefore uses some private members;
-this module is the only place that touches them, so that a KerasTuner or Keras
-release that renames one breaks here, loudly (`tests/test_compat.py` checks
-every name below against the installed versions), not somewhere inside a
-search. The tested versions are pinned in setup.py (keras-tuner 1.4, Keras 3).
+that applies an optimizer's update once for all replicas. flatnas-tf therefore
+uses some private members; this module is the only place that touches them, so
+that a KerasTuner or Keras release that renames one breaks here, loudly
+(`tests/test_compat.py` checks every name below against the installed
+versions), not somewhere inside a search. The tested versions are pinned in
+setup.py (keras-tuner 1.4, Keras 3).
 
 Three kinds of reliance:
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from flatnas_tf.checks import check_integer, check_number, is_number
+from flatnas_tf.checks import check_choice, check_integer, check_number, is_number
 
 
 def test_numbers_exclude_bools_and_strings():
@@ -41,6 +41,12 @@ def test_numbers_exclude_bools_and_strings():
         (check_number, (math.inf, "lr", 0), "`lr` must be a finite number >= 0; received lr=inf."),
         (check_number, (math.nan, "x"), "`x` must be a finite number; received x=nan."),
         (check_number, (False, "alpha", 0, 1), "received alpha=False."),
+        (
+            check_choice,
+            ("linear", "schedule", ["cosine", "constant"]),
+            "`schedule` must be one of ('cosine', 'constant'); received schedule='linear'.",
+        ),
+        (check_choice, ("sam", "sam", ("asam", "sam", "off")), "OK"),
     ],
 )
 def test_bad_values_get_one_line_that_names_them(check, args, message):

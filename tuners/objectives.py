@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from flatnas_tf.checks import check_number
+from flatnas_tf.checks import check_choice, check_number
 from flatnas_tf.figures import CHANCE_METRIC
 
 __all__ = [
@@ -64,8 +64,7 @@ def check_mode_and_alpha(mode: str, alpha: float) -> float:
     Raises:
         ValueError: An unknown mode, or alpha outside [0, 1].
     """
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
+    check_choice(mode, "mode", MODES)
     return check_number(alpha, "alpha", 0, 1)
 
 

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import stats
 
+from flatnas_tf.checks import check_choice
 from flatnas_tf.tuners.encoding import SpaceEncoding
 
 #: The members of the pool, in the order ties are broken.
@@ -355,8 +356,7 @@ class AdaptivePredictor:
         Raises:
             ValueError: `member` is not in the pool, or what `fit` refuses.
         """
-        if member not in self.pool:
-            raise ValueError(f"`member` must be one of {list(self.pool)}; received {member!r}.")
+        check_choice(member, "member", self.pool)
         x, target, mean, sd = self._training_rows(configurations, y)
         self._model = _fit(member, x, target, self.seed)
         self._scale = (mean, sd)

@@ -71,7 +71,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.checks import check_choice, check_integer, check_number
 from flatnas_tf.tuners import pareto, space
 from flatnas_tf.tuners.predictors import POOL, POOR_TAU, AdaptivePredictor
 
@@ -316,8 +316,7 @@ class SurrogateSettings:
         check_integer(self.folds, "folds", 2)
         check_number(self.reselect_growth, "reselect_growth", 0)
         check_number(self.min_score, "min_score", -1, 1)
-        if self.choice not in CHOICES:
-            raise ValueError(f"`choice` must be one of {list(CHOICES)}; received {self.choice!r}.")
+        check_choice(self.choice, "choice", CHOICES)
         object.__setattr__(self, "pool", tuple(self.pool))
         AdaptivePredictor([], pool=self.pool)  # refuses unknown members now
 

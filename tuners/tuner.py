@@ -211,7 +211,7 @@ class FlatNASOracle(NSGA2Oracle):
         return self.constraints.get(CHANCE_METRIC)
 
     def alpha_norm(self, trials: Sequence[Trial]) -> float:
-        """mean(err) / mean(R) over the trials that have both (1 in the first generation).
+        """The scale of R in objective 1 over these trials (`objectives.alpha_norm`).
 
         Args:
             trials: The completed trials.

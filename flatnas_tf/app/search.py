@@ -29,7 +29,7 @@ from typing import Any
 from flatnas_tf._version import __version__
 from flatnas_tf.app.runs import PROJECT, RunDirectory, RunError
 from flatnas_tf.app.split import DataSplit
-from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.checks import check_choice, check_integer, check_number
 from flatnas_tf.defaults import BATCH_SIZE, DEPTHS, MAX_DEPTH, MAX_WIDTH, OOD_EXAMPLES, SIGMA
 from flatnas_tf.training.config import TrainingConfig
 from flatnas_tf.tuners.objectives import MODES
@@ -113,8 +113,7 @@ class SearchConfig:
             raise TypeError(
                 f"`training` must be a TrainingConfig; received {type(self.training).__name__}."
             )
-        if self.mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}; received {self.mode!r}.")
+        check_choice(self.mode, "mode", MODES)
         check_number(self.alpha, "alpha", 0, 1)
         check_integer(self.max_trials, "max_trials", 1)
         check_integer(self.population, "population", 2)

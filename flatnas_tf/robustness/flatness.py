@@ -45,7 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf.checks import check_integer, check_number, is_number
+from flatnas_tf.checks import check_choice, check_integer, check_number, is_number
 from flatnas_tf.defaults import SIGMA
 from flatnas_tf.figures import LOG_NAMES as LOG_NAMES  # the names `logs()` writes
 
@@ -274,8 +274,7 @@ class PerturbedEvaluator:
                 f"Model {model.name!r} was compiled without an accuracy metric; robustness "
                 "is measured on accuracy: compile with metrics=['accuracy']."
             )
-        if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
+        check_choice(mode, "mode", MODES)
         self.model = model
         self.mode = mode
         self.dataset = _as_dataset(data, batch_size, max_batches)
@@ -503,8 +502,7 @@ class FlatnessCallback(keras.callbacks.Callback):
         (self.sigma,) = check_sigmas([sigma])
         self.samples = check_samples(samples)
         every = check_integer(every, "every", 1, optional=True)
-        if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {MODES}; received mode={mode!r}.")
+        check_choice(mode, "mode", MODES)
         self.every = every
         self.seed = seed
         self.mode = mode

@@ -26,7 +26,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from flatnas_tf.checks import check_number
+from flatnas_tf.checks import check_choice, check_number
 from flatnas_tf.defaults import (
     LABEL_SMOOTHING,
     LEARNING_RATE,
@@ -103,11 +103,10 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name, choices in (("sam", SAM_CHOICES), ("schedule", SCHEDULES)):
-            if getattr(self, name) not in choices:
-                raise TrainingConfigError(
-                    f"training setting `{name}` must be one of {choices}; "
-                    f"received {name}={getattr(self, name)!r}."
-                )
+            try:
+                check_choice(getattr(self, name), name, choices)
+            except ValueError as error:
+                raise TrainingConfigError(f"training setting {error}") from None
         for name, bounds in RANGES.items():
             try:
                 value = check_number(getattr(self, name), name, **bounds)

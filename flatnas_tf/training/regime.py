@@ -43,7 +43,7 @@ import keras
 import tensorflow as tf
 
 from flatnas_tf import compat
-from flatnas_tf.checks import check_integer, check_number
+from flatnas_tf.checks import check_choice, check_integer, check_number
 from flatnas_tf.defaults import SCHEDULES, WARMUP
 from flatnas_tf.training.batchnorm import recalibrate_batch_norm
 from flatnas_tf.training.config import RANGES
@@ -169,10 +169,7 @@ class TrainingRegime:
     grappler: bool | None = None
 
     def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise ValueError(
-                f"`schedule` must be one of {SCHEDULES}; received schedule={self.schedule!r}."
-            )
+        check_choice(self.schedule, "schedule", SCHEDULES)
         object.__setattr__(self, "warmup", check_number(self.warmup, "warmup", **RANGES["warmup"]))
         examples = check_integer(self.recalibration_examples, "recalibration_examples", 1)
         object.__setattr__(self, "recalibration_examples", examples)
