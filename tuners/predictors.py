@@ -48,7 +48,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import stats
 
-from flatnas_tf.checks import check_choice
+from flatnas_tf.checks import check_choice, check_integer
 from flatnas_tf.tuners.encoding import SpaceEncoding
 
 #: The members of the pool, in the order ties are broken.
@@ -279,8 +279,7 @@ class AdaptivePredictor:
         unknown = [name for name in pool if name not in _MEMBERS]
         if unknown or not pool:
             raise ValueError(f"`pool` must name some of {list(POOL)}; received {list(pool)}.")
-        if not isinstance(folds, int) or folds < 2:
-            raise ValueError(f"`folds` must be an integer >= 2; received {folds!r}.")
+        folds = check_integer(folds, "folds", 2)
         self.encoding = SpaceEncoding(hyperparameters)
         self.pool, self.folds, self.seed = pool, folds, int(seed)
         self.selection: Selection | None = None

@@ -22,7 +22,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from flatnas_tf.checks import check_integer
+from flatnas_tf.checks import check_integer, check_number
 
 __all__ = ["DEFAULT_SIGNIFICANCE", "binomial_tail", "chance_p_value", "label_counts"]
 
@@ -45,10 +45,8 @@ def binomial_tail(successes: int, trials: int, probability: float) -> float:
     >>> round(binomial_tail(2, 2, 0.5), 4)
     0.25
     """
-    if not 0 <= successes <= trials:
-        raise ValueError(f"`successes` must be in [0, {trials}]; received {successes!r}.")
-    if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"`probability` must be in [0, 1]; received {probability!r}.")
+    successes = check_integer(successes, "successes", 0, check_integer(trials, "trials"))
+    probability = check_number(probability, "probability", 0, 1)
     if successes == 0:
         return 1.0
     if probability == 0.0:

@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from flatnas_tf.checks import check_integer
 from flatnas_tf.data import DatasetUnavailableError, import_tfds, tfds_unavailable_reason
 from flatnas_tf.persistence import storage
 from flatnas_tf.robustness import cifar10_corrupted
@@ -377,8 +378,7 @@ def evaluate_ood(
     result = evaluate_ood(model, "digits-c")  # written once by write_corrupted_set
     ```
     """
-    if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 1):
-        raise ValueError(f"`max_examples` must be an integer >= 1; received {max_examples!r}.")
+    max_examples = check_integer(max_examples, "max_examples", 1, optional=True)
     if isinstance(data, (str, os.PathLike)) and is_corrupted_set(data):
         data = load_corrupted_set(data)
     if isinstance(data, CorruptedSet):

@@ -313,9 +313,7 @@ class FlatNASHyperModel(kt.HyperModel):
             raise ValueError(
                 f"`resolutions` needs square images; the input shape is {input_shape!r}."
             )
-        self.resolutions = tuple(int(r) for r in resolutions)
-        if any(r < 1 for r in self.resolutions):
-            raise ValueError(f"`resolutions` must be >= 1; received {self.resolutions!r}.")
+        self.resolutions = tuple(check_integer(r, "resolutions", 1) for r in resolutions)
 
     # -- the space ------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from flatnas_tf.checks import check_number
+
 
 @keras.saving.register_keras_serializable(package="flatnas_tf")
 class SparseCrossentropyWithSmoothing(keras.losses.Loss):
@@ -37,10 +39,9 @@ class SparseCrossentropyWithSmoothing(keras.losses.Loss):
         reduction: str = "sum_over_batch_size",
         name: str = "sparse_crossentropy_with_smoothing",
     ):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"`label_smoothing` must be in [0, 1); received {label_smoothing!r}.")
+        label_smoothing = check_number(label_smoothing, "label_smoothing", 0, 1, high_open=True)
         super().__init__(name=name, reduction=reduction)
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = label_smoothing
         self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
