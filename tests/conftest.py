@@ -77,6 +77,15 @@ def digits():
     return digits_batches()
 
 
+@pytest.fixture(scope="module")
+def digits_split():
+    """(`DataSplit` of digits at seed 1, the data set it loads)."""
+    from flatnas_tf.app.split import DataSplit
+
+    split = DataSplit("digits", seed=1)
+    return split, split.load()
+
+
 #: Test modules that share a session fixture: one pytest-xdist worker runs
 #: them all, so that it builds the fixture once.
 SHARED_GROUPS = {

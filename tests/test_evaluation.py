@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from flatnas_tf.app.evaluation import EVALUATION_FILE, accuracy_on_test_split, evaluate_model
-from flatnas_tf.app.split import DataSplit
 
 
 @pytest.fixture(scope="module")
-def digits_split():
-    return DataSplit("digits", seed=0).load()
+def digits_data(digits_split):
+    return digits_split[1]
 
 
 class FixedAnswer(keras.Model):
@@ -30,17 +29,17 @@ class FixedAnswer(keras.Model):
         )
 
 
-def test_the_accuracy_counts_the_right_answers_of_the_test_split(digits_split):
-    _, labels = zip(*digits_split.test.as_numpy_iterator(), strict=True)
+def test_the_accuracy_counts_the_right_answers_of_the_test_split(digits_data):
+    _, labels = zip(*digits_data.test.as_numpy_iterator(), strict=True)
     expected = float(np.mean(np.array(labels) == 3))
-    assert accuracy_on_test_split(FixedAnswer(3), digits_split) == pytest.approx(expected)
+    assert accuracy_on_test_split(FixedAnswer(3), digits_data) == pytest.approx(expected)
 
 
-def test_an_evaluation_writes_its_summary_and_ood_table(digits_split, tmp_path):
+def test_an_evaluation_writes_its_summary_and_ood_table(digits_data, tmp_path):
     lines = []
     evaluation = evaluate_model(
-        FixedAnswer(3), digits_split, tmp_path / "eval", target="fixed", trial_id="007",
-        ood_source=digits_split, corruptions=["gaussian_noise", "brightness"], severities=[1, 3],
+        FixedAnswer(3), digits_data, tmp_path / "eval", target="fixed", trial_id="007",
+        ood_source=digits_data, corruptions=["gaussian_noise", "brightness"], severities=[1, 3],
         max_examples=20, echo=lines.append,
     )  # fmt: skip
     summary = json.loads((tmp_path / "eval" / EVALUATION_FILE).read_text())
@@ -54,5 +53,5 @@ def test_an_evaluation_writes_its_summary_and_ood_table(digits_split, tmp_path):
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
         EVALUATION_FILE, "ood.csv", "ood.json", "ood.md",
     ]  # fmt: skip
-    plain = evaluate_model(FixedAnswer(3), digits_split, tmp_path / "plain", target="fixed")
+    plain = evaluate_model(FixedAnswer(3), digits_data, tmp_path / "plain", target="fixed")
     assert plain.ood is None and "ood" not in json.loads(plain.summary_file.read_text())

@@ -7,15 +7,8 @@ import json
 import keras
 import pytest
 
-from flatnas_tf.app.split import DataSplit
 from flatnas_tf.app.training import train_architecture
 from flatnas_tf.training.config import TrainingConfig
-
-
-@pytest.fixture(scope="module")
-def digits_split():
-    split = DataSplit("digits", seed=1)
-    return split, split.load()
 
 
 def test_an_architecture_is_trained_measured_and_saved_with_its_split(digits_split, tmp_path):
