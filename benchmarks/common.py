@@ -42,6 +42,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,46 @@ def add_depths_argument(parser: argparse.ArgumentParser) -> None:
         default=list(DEFAULT_DEPTHS),
         help="Choices of stage depth, comma-separated (default: the default space's 2,3,4).",
     )
+
+
+class Chunk:
+    """The time budget of one chunk of a study that goes on in chunks (`--max-minutes`).
+
+    A unit of work (a model, a search) starts only when it is expected to end
+    within the budget: the time used so far plus the mean duration of the
+    units this chunk has finished (before the first, the time used alone).
+    A chunk then overruns its budget by about the spread of its units'
+    durations, where a check of the time used alone let it overrun by a
+    whole unit (a 50-minute chunk of 15-minute models ran 62 minutes).
+
+    Example:
+    ```python
+    chunk = Chunk(55)
+    for model in models:
+        if not chunk.room_for_another():
+            break
+        with chunk.unit():
+            train(model)
+    ```
+    """
+
+    def __init__(self, minutes: float, clock=time.monotonic):
+        self.budget_s = 60 * minutes
+        self.clock = clock
+        self.started = clock()
+        self.durations: list[float] = []
+
+    def room_for_another(self) -> bool:
+        """Whether another unit, as long as the mean one so far, would end within the budget."""
+        expected = sum(self.durations) / len(self.durations) if self.durations else 0.0
+        return self.clock() - self.started + expected <= self.budget_s
+
+    @contextlib.contextmanager
+    def unit(self):
+        """Times one unit of work (its duration counts only when it finishes)."""
+        started = self.clock()
+        yield
+        self.durations.append(self.clock() - started)
 
 
 def utc_now() -> str:

@@ -19,8 +19,9 @@ What `docs/results/flatness_ood/preregistration.md` fixes for H1, run as it says
                     the corrupted set's manifest digest, the commit and the
                     wall time
 
-A run skips the models already recorded and stops starting new ones after
-`--max-minutes`, so the study goes on in chunks of about an hour from the
+A run skips the models already recorded and starts no model that it expects
+to end after `--max-minutes` (at the mean time of the models it has trained:
+`common.Chunk`), so the study goes on in chunks of about an hour from the
 records committed in the repository. `--first-width W` trains the
 architectures of width W before the others (the analysis reads records by
 architecture, so the order changes no figure; it lets a supernet of width W
@@ -50,6 +51,7 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
 
 from common import (  # noqa: E402
     ROOT,
+    Chunk,
     add_depths_argument,
     append_json_line,
     git_state,
@@ -92,7 +94,12 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     add("--samples", type=int, default=50, help="M: perturbations per sigma.")
     add("--corruptions", default="builtin", help="builtin (digits) or benchmark (CIFAR-10).")
     add("--max-test", type=int, default=None, help="Only the first N test images.")
-    add("--max-minutes", type=float, default=55.0, help="Start no model after this.")
+    add(
+        "--max-minutes",
+        type=float,
+        default=55.0,
+        help="Start no model that would end after this (at the mean time of this run's models).",
+    )
     add("--records", type=pathlib.Path, default=None, help="Default: the study's <data> file.")
     add("--work", type=pathlib.Path, default=None, help="Default: runs/flatness_ood.")
     add("--smoke", action="store_true", help="A tiny run, in a temporary directory (CI).")
@@ -272,17 +279,18 @@ def run(args: argparse.Namespace) -> list[dict]:
     recorded = records_so_far(args.records)
     done = {(r["arch"], r["train_seed"]) for r in recorded if r["stage"] == "study"}
     git = git_state()  # the code this run trains with
-    started = time.monotonic()
+    chunk = Chunk(args.max_minutes)
     written = []
     for arch in architecture_order(hypermodel, args.archs, args.first_width):
         for train_seed in args.train_seeds:
             if (arch, train_seed) in done:
                 continue
-            if time.monotonic() - started > 60 * args.max_minutes:
+            if not chunk.room_for_another():
                 print(f"time is up: {len(written)} models recorded in this run", flush=True)
                 return written
             hp = hypermodel.random_hyperparameters(seed=arch)
-            figures = measure(args, data, hypermodel, corrupted, hp, train_seed, git)
+            with chunk.unit():
+                figures = measure(args, data, hypermodel, corrupted, hp, train_seed, git)
             record = {"stage": "study", "arch": arch, **figures}
             append_record(args.records, record)
             written.append(record)

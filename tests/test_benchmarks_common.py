@@ -251,3 +251,30 @@ def test_the_default_depths_are_the_default_spaces():
     default = inspect.signature(FlatNASHyperModel).parameters["depths"].default
     assert tuple(default) == common.DEFAULT_DEPTHS
     assert common.number_list(int)("1, 2,") == [1, 2]
+
+
+def test_a_chunk_starts_no_unit_it_expects_to_end_after_its_budget():
+    now = [0.0]
+    chunk = common.Chunk(50, clock=lambda: now[0])  # 3,000 s
+    started = []
+    for unit in range(10):
+        if not chunk.room_for_another():
+            break
+        with chunk.unit():
+            now[0] += 900  # 15-minute units
+        started.append(unit)
+    # Three units end at 2,700 s; a fourth would end at 3,600 s, past the budget (the
+    # time used alone, 2,700 s, would have let it start and overrun by 10 minutes).
+    assert started == [0, 1, 2] and now[0] == 2700
+    assert chunk.durations == [900, 900, 900]
+    empty = common.Chunk(0, clock=lambda: 0.0)
+    assert empty.room_for_another()  # no unit yet: nothing says it would overrun
+
+
+def test_a_unit_that_fails_does_not_count_as_one_finished():
+    now = [0.0]
+    chunk = common.Chunk(10, clock=lambda: now[0])
+    with pytest.raises(RuntimeError), chunk.unit():
+        now[0] += 100
+        raise RuntimeError("training diverged")
+    assert chunk.durations == []
