@@ -31,7 +31,8 @@ What `docs/results/flatness_ood/preregistration.md` fixes for H2, run as it says
                     `<records>` (atomic rewrite)
 
 A run goes search seed by search seed (the three searches, then their picks),
-skips what is recorded and starts nothing new after `--max-minutes` (a search
+skips what is recorded and starts nothing it expects to end after
+`--max-minutes` (at the mean time of what it has run: `common.Chunk`; a search
 already started runs to its end), so the comparison goes on in chunks from the
 committed records. `--smoke` runs a tiny version (a first generation of two,
 two epochs, one retraining seed) into a temporary directory, for CI.
@@ -56,7 +57,7 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import flatness_ood_study as study  # noqa: E402
-from common import git_state, utc_now  # noqa: E402
+from common import Chunk, git_state, utc_now  # noqa: E402
 
 SEARCH_SIGMA = 0.05  # `flatnas-tf search`'s defaults
 SEARCH_SAMPLES = 10
@@ -300,11 +301,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     data = study.load_study_data(args)
     corrupted = study.corrupted_test_set(args, data)
     git = git_state()  # the code this run trains with
-    started = time.monotonic()
+    chunk = Chunk(args.max_minutes)
     written: list[dict] = []
 
     def time_is_up() -> bool:
-        if time.monotonic() - started <= 60 * args.max_minutes:
+        if chunk.room_for_another():
             return False
         print(f"time is up: {len(written)} records written in this run", flush=True)
         return True
@@ -320,7 +321,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 continue
             if time_is_up():
                 return written
-            record = run_search(args, data, arm, search_seed, git)
+            with chunk.unit():
+                record = run_search(args, data, arm, search_seed, git)
             add(record)
             print(
                 f"search seed {search_seed} arm {arm}: {record['trials_trained']} trained, "
@@ -335,7 +337,10 @@ def run(args: argparse.Namespace) -> list[dict]:
                         continue
                     if time_is_up():
                         return written
-                    record = retrain_pick(args, data, corrupted, search, pick, seed, recorded, git)
+                    with chunk.unit():
+                        record = retrain_pick(
+                            args, data, corrupted, search, pick, seed, recorded, git
+                        )
                     add(record)
                     how = "copied" if "copied_from" in record else study.describe(record)
                     print(f"seed {search_seed} arm {arm} {pick} retrain {seed}: {how}", flush=True)

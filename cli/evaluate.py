@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from flatnas_tf.app import runs
 from flatnas_tf.cli import errors, inputs
 from flatnas_tf.cli import options as opt
 
@@ -53,6 +54,11 @@ def evaluate(**options: Any) -> None:
 
     if options["ood"] == "builtin":
         inputs.check_frost_dir(options["frost_dir"])
+    is_search = runs.RunDirectory(pathlib.Path(options["target"])).is_search()
+    if is_search and not options["trial_id"]:
+        raise click.UsageError("TARGET is a search directory: pass --trial ID.")
+    if options["trial_id"] and not is_search:
+        raise click.UsageError("--trial is for a search directory; TARGET is a model.")
     target = evaluation_target(options["target"], options["trial_id"])
     if options["data"] is None and target.settings.get("data") is None:
         raise click.UsageError(

@@ -206,6 +206,8 @@ def test_export_and_evaluate_a_trial(search_dir, tmp_path):
         assert (target / "evaluation.json").is_file()
         assert not (target / "saved_model" / "evaluation.json").exists()
     keras_file = out / "models" / f"trial_{trial_id}" / "model.keras"
+    with_trial = CliRunner().invoke(main, ["evaluate", str(keras_file), "--trial", trial_id])
+    assert with_trial.exit_code == 2 and "--trial is for a search directory" in with_trial.output
     from_file = _run("evaluate", keras_file, "--data", "digits", "--seed", "1", "--ood", "none")
     assert from_file.exit_code == 0, from_file.output
     assert f"{100 * summary['test_accuracy']:.2f}%" in from_file.output

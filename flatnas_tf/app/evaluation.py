@@ -71,19 +71,21 @@ class EvaluationTarget:
         settings: The data split it was trained on, as recorded: the
             search's run.json settings, or the manifest's data keys (empty
             without a manifest).
-        out: Where its evaluation is written unless told otherwise: the
-            export's directory, or SEARCH/evaluate/trial_<id>.
+        out: Where its evaluation is written unless told otherwise:
+            SEARCH/evaluate/trial_<id>, the export's directory, or the model
+            file's own.
+        loader: Loads the model, given the data's image shape.
         trial_id: The search's trial, when the target is one.
-        manifest_dir: The directory whose manifest.json `settings` come from
-            (None for a search's trial).
+        manifest_dir: Where a manifest.json beside the model would be (the
+            export's directory, or the model's own; None for a search's trial).
     """
 
     path: Path
     settings: dict[str, Any]
     out: Path
+    loader: Callable[[tuple[int, ...]], Any] = dataclasses.field(repr=False)
     trial_id: str | None = None
     manifest_dir: Path | None = None
-    _load: Callable[[tuple[int, ...]], Any] = dataclasses.field(default=None, repr=False)
 
     def load(self, input_shape: tuple[int, ...]):
         """The model: pixels in [0, 255] -> logits.
@@ -95,7 +97,7 @@ class EvaluationTarget:
         Raises:
             ValueError: The file is not a model this library loads.
         """
-        return self._load(input_shape)
+        return self.loader(input_shape)
 
 
 def evaluation_target(path: str | os.PathLike, trial_id: str | None = None) -> EvaluationTarget:
@@ -112,6 +114,8 @@ def evaluation_target(path: str | os.PathLike, trial_id: str | None = None) -> E
     Raises:
         flatnas_tf.app.runs.TrialError: A search directory without a trial id,
             or a trial it does not hold or cannot rebuild.
+        flatnas_tf.app.runs.RunError: A search directory whose run.json
+            cannot be read.
 
     Example:
     ```python
@@ -132,7 +136,7 @@ def evaluation_target(path: str | os.PathLike, trial_id: str | None = None) -> E
         trial = models.find_trial(result, trial_id)
         model = models.trial_model(result, trial)
         out = run.root / "evaluate" / f"trial_{trial.trial_id}"
-        return EvaluationTarget(path, settings, out, trial.trial_id, None, lambda shape: model)
+        return EvaluationTarget(path, settings, out, lambda shape: model, trial.trial_id)
     from flatnas_tf.persistence.export import exported_model, load_model
 
     model_path, manifest_dir, settings = exported_model(path)
@@ -140,9 +144,8 @@ def evaluation_target(path: str | os.PathLike, trial_id: str | None = None) -> E
         model_path,
         settings,
         manifest_dir,
-        None,
-        manifest_dir,
         lambda shape: load_model(model_path, shape),
+        manifest_dir=manifest_dir,
     )
 
 

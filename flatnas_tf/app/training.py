@@ -52,7 +52,11 @@ __all__ = [
 
 
 class HyperparameterValueError(ValueError):
-    """A hyperparameter name the space lacks, or a value outside its choices."""
+    """Hyperparameter values that cannot be trained.
+
+    A name the space lacks, a value outside its choices, or a values file
+    that is not one JSON object.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
