@@ -27,8 +27,15 @@ def _options(**given):
 
 @pytest.fixture
 def environment(monkeypatch):
+    """No role variables during the test, and after it the environment as it was.
+
+    `take_role` writes os.environ itself; a role left behind would make every
+    later KerasTuner search in this process a chief serving on its address.
+    Setting each variable through monkeypatch first records it for the undo.
+    """
     for name in ROLE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return monkeypatch
 
 
@@ -59,7 +66,12 @@ def test_tls_files_become_the_tuners_tls(tmp_path):
     assert options["tls"] == TLS(trusted=str(ca))
 
 
-def test_every_distributed_option_is_one_of_the_search_command(environment):
+def test_every_distributed_option_is_one_of_the_search_command():
     help_text = CliRunner().invoke(main, ["search", "--help"]).output
     for name in _NAMES:
         assert f"--{name.replace('_', '-')}" in help_text
+
+
+def test_no_role_variable_outlives_the_tests_that_set_one():
+    # Runs after the role tests in this module (pytest keeps file order).
+    assert not any(name in os.environ for name in ROLE_VARIABLES)
