@@ -9,6 +9,7 @@ through the supernet does (`SupernetTuner.train_and_measure`):
 
     inherited   the supernet's weights, BatchNorm statistics recalibrated (E = 0)
     supernet    the same, fine-tuned --fine-tune-epochs with the space's step
+                (left out with --fine-tune-epochs 0: a search's E = 0)
 
 and compares each against the seed-mean of the study's records:
 
@@ -214,7 +215,10 @@ def main(argv=None) -> dict:
         supernet, samples=args.samples, sigma=args.sigma, seed=0, directory=str(work),
         project_name="through", max_params=None, overwrite=True,
     )  # fmt: skip
-    for way, epochs in (("inherited", 0), ("supernet", args.fine_tune_epochs)):
+    epochs_by_way = {"inherited": 0, "supernet": args.fine_tune_epochs}
+    if not args.fine_tune_epochs:  # fine-tuning for 0 epochs is the inherited way again
+        del epochs_by_way["supernet"]
+    for way, epochs in epochs_by_way.items():
         for arch in archs:
             values = reference[arch]["hyperparameters"]
             if (way, arch) in measured.items:
@@ -237,7 +241,8 @@ def main(argv=None) -> dict:
             return [scale * reference[a][figure] for a in archs]
         return [scale * measured.items[(way, a)]["figures"][figure] for a in archs]
 
-    ways = ("inherited", "supernet", "scratch")
+    measured_ways = list(epochs_by_way)
+    ways = (*measured_ways, "scratch")
     result = {
         "measured": shown_path(measured.path),
         "architectures": archs,
@@ -251,7 +256,7 @@ def main(argv=None) -> dict:
                 figure: correlations(column(way, figure), column("scratch", figure))
                 for figure in ("val_accuracy", "robustness")
             }
-            for way in ways[:2]
+            for way in measured_ways
         },
         "val_accuracy_pct_range": {
             way: [
@@ -262,7 +267,7 @@ def main(argv=None) -> dict:
         },  # fmt: skip
         "candidate_s_median": {
             way: round(statistics.median(measured.items[(way, a)]["wall_s"] for a in archs), 2)
-            for way in ways[:2]
+            for way in measured_ways
         },
         "per_architecture": [
             {

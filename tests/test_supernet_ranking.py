@@ -82,6 +82,13 @@ def test_the_study_architectures_are_measured_through_a_supernet_and_resume(tmp_
     again = supernet_ranking.main(argv)  # everything measured: nothing is trained again
     assert len(measured.read_text().splitlines()) == 6
     assert again["per_architecture"] == result["per_architecture"]
+    # No fine-tuning: the inherited way alone (the supernet is resumed, not trained again).
+    inherited = supernet_ranking.main([*argv, "--fine-tune-epochs", "0"])
+    assert list(inherited["ranking"]) == ["inherited_vs_scratch"]
+    assert list(inherited["candidate_s_median"]) == ["inherited"]
+    assert set(inherited["per_architecture"][0]) == {"arch", "inherited", "scratch"}
+    assert inherited["supernet_training_s"] == result["supernet_training_s"]
+    assert len(measured.read_text().splitlines()) == 9  # 3 more: other settings, measured anew
     # Records whose architecture 1 is another draw: its measurements are not reused.
     lines[1]["hyperparameters"] = draws[2]
     records.write_text("".join(json.dumps(line) + "\n" for line in lines))
