@@ -16,9 +16,11 @@ and compares each against the seed-mean of the study's records:
     tau         Kendall tau and Spearman (95 % bootstrap intervals) between
                 the supernet's figure and the scratch one, for validation
                 accuracy and for R at the supernet search's sigma
-    ceiling     the same tau between two from-scratch training seeds: how well
-                one scratch run ranks the architectures as another does, the
-                most a supernet can be expected to reach
+    one seed    the supernet's tau against each from-scratch training seed
+                beside the tau between two such seeds, and their difference
+                (paired bootstrap): does the supernet predict a from-scratch
+                run as well as training from scratch again does? Seeds that
+                barely agree leave any supernet a low tau (`seed_comparison`)
     spread      the range of each column (a supernet that has not told its
                 sub-networks apart squeezes them into a few points)
 
@@ -41,6 +43,7 @@ Prints one JSON object (with the run's settings, machine, commit and date: `comm
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import pathlib
@@ -48,6 +51,8 @@ import re
 import statistics
 import sys
 import time
+
+import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -59,7 +64,8 @@ from flatness_ood_study import (  # noqa: E402
     number_list,
     study_space,
 )
-from study_analysis import kept_and_excluded, read_records, seed_agreement  # noqa: E402
+from rank_stats import bootstrap, kendall  # noqa: E402
+from study_analysis import kept_and_excluded, read_records  # noqa: E402
 from weight_sharing import Records, correlations, measure  # noqa: E402
 
 DEFINING = ("data", "split_seed", "width", "depths", "supernet_epochs", "fine_tune_epochs",
@@ -100,29 +106,70 @@ def _usable_by_arch(records: list[dict], data: str, width: float) -> dict[int, l
     return by_arch
 
 
-def scratch_agreement(
-    records: list[dict], data: str, width: float, sigma: float, archs: list[int]
+def seed_comparison(
+    records: list[dict], data: str, width: float, sigma: float, supernet: dict[int, dict]
 ) -> dict:
-    """How well two from-scratch seeds rank `archs` alike: the ceiling of the supernet's tau.
+    """Does the supernet rank the architectures as well as a second from-scratch seed does?
+
+    Two from-scratch training seeds of the same architectures do not agree
+    perfectly, so a supernet's tau against one of them has a ceiling below 1.
+    Over the architectures trained with every seed, with one bootstrap over
+    architectures (paired, so the difference has its own interval):
+
+        seed_vs_seed      mean Kendall tau between pairs of scratch seeds
+        supernet_vs_seed  mean Kendall tau between the supernet and each seed
+        difference        supernet_vs_seed - seed_vs_seed: about 0 when the
+                          supernet predicts a from-scratch run as well as
+                          training from scratch again does
+
+    Args:
+        records: The study's records (`read_records`).
+        data: The data set spec the records must have been trained on.
+        width: The supernet's width.
+        sigma: The sigma of R.
+        supernet: {arch: figures} as the supernet measured them (the keys
+            "val_accuracy" and "robustness").
 
     Returns:
-        {"val_accuracy", "robustness"}: each [tau, low, high], the Kendall tau
-        between training seeds over the architectures trained with every seed
-        (`study_analysis.seed_agreement`; None where undefined, as with one
-        seed), and "architectures", their number.
+        {"architectures": n, "seeds": s, "val_accuracy": {...}, "robustness":
+        {...}}, each figure's three statistics as [value, low, high] (None
+        where undefined: fewer than 2 seeds or 3 architectures).
     """
     by_arch = _usable_by_arch(records, data, width)
-    chosen = [record for arch in archs for record in by_arch.get(arch, [])]
-    figures = {
+    seeds = sorted({record["train_seed"] for arch in supernet for record in by_arch.get(arch, [])})
+    complete = [
+        arch
+        for arch in supernet
+        if set(seeds) <= {record["train_seed"] for record in by_arch.get(arch, [])}
+    ]
+    pairs = list(itertools.combinations(range(1, len(seeds) + 1), 2))
+
+    def seed_vs_seed(*columns: np.ndarray) -> float:
+        taus = [kendall(columns[i], columns[j]) for i, j in pairs]
+        return statistics.fmean(taus) if taus else math.nan
+
+    def supernet_vs_seed(*columns: np.ndarray) -> float:
+        return statistics.fmean(kendall(columns[0], column) for column in columns[1:])
+
+    def difference(*columns: np.ndarray) -> float:
+        return supernet_vs_seed(*columns) - seed_vs_seed(*columns)
+
+    scratch_figures = {
         "val_accuracy": lambda record: record["val_accuracy"],
         "robustness": lambda record: record["R"][f"{sigma:g}"],
     }
-    result: dict = {}
-    for name, figure in figures.items():
-        tau = seed_agreement(chosen, figure)
-        ends = (tau.value, tau.low, tau.high)
-        result[name] = [None if math.isnan(x) else round(x, 3) for x in ends]  # JSON: no NaN
-        result["architectures"] = tau.n
+    result: dict = {"architectures": len(complete), "seeds": len(seeds)}
+    for name, figure in scratch_figures.items():
+        scratch = {(r["arch"], r["train_seed"]): figure(r) for a in complete for r in by_arch[a]}
+        columns = [[supernet[arch][name] for arch in complete]]
+        columns += [[scratch[arch, seed] for arch in complete] for seed in seeds]
+        result[name] = {}
+        for statistic in (supernet_vs_seed, seed_vs_seed, difference):
+            found = bootstrap(statistic, columns)
+            ends = (found.value, found.low, found.high)
+            result[name][statistic.__name__] = [  # JSON has no NaN
+                None if math.isnan(x) else round(x, 3) for x in ends
+            ]
     return result
 
 
@@ -248,9 +295,16 @@ def main(argv=None) -> dict:
         "architectures": archs,
         "scratch_seeds": [reference[a]["seeds"] for a in archs],
         "supernet_training_s": round(supernet_s, 1),
-        "scratch_seed_agreement": scratch_agreement(
-            records, args.data, args.width, args.sigma, archs
-        ),
+        "against_one_seed": {
+            way: seed_comparison(
+                records,
+                args.data,
+                args.width,
+                args.sigma,
+                {arch: measured.items[(way, arch)]["figures"] for arch in archs},
+            )
+            for way in measured_ways
+        },
         "ranking": {
             f"{way}_vs_scratch": {
                 figure: correlations(column(way, figure), column("scratch", figure))

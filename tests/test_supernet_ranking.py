@@ -42,18 +42,30 @@ def test_the_reference_is_the_seed_mean_of_usable_records_at_the_width():
         supernet_ranking.scratch_reference(records, "digits", 1.0, 0.05)
 
 
-def test_the_ceiling_is_the_agreement_of_two_scratch_seeds_on_the_chosen_architectures():
+def test_the_supernet_is_compared_with_a_second_scratch_seed_on_architectures_with_every_seed():
     narrow = {"width_mult": 0.25}
     records = [  # seed 1 ranks accuracy as seed 0 does and R the other way round
         _record(arch, narrow, seed, 0.5 + arch / 10 + seed / 100, (arch if seed else -arch))
         for arch in range(5)
         for seed in (0, 1)
     ]
-    records.append(_record(5, narrow, 0, 0.9, 0.0))  # one seed only: not in the ceiling
+    records.append(_record(5, narrow, 0, 0.9, 0.0))  # one seed only: left out
     records.append(_record(6, {"width_mult": 0.5}, 0, 0.9, 0.0))  # another width
-    ceiling = supernet_ranking.scratch_agreement(records, "digits", 0.25, 0.05, [0, 1, 2, 3, 5])
-    assert ceiling["architectures"] == 4
-    assert ceiling["val_accuracy"][0] == 1.0 and ceiling["robustness"][0] == -1.0
+    # The supernet ranks accuracy backwards and R as seed 1 does.
+    supernet = {arch: {"val_accuracy": -arch, "robustness": arch} for arch in (0, 1, 2, 3, 5)}
+    compared = supernet_ranking.seed_comparison(records, "digits", 0.25, 0.05, supernet)
+    assert compared["architectures"] == 4 and compared["seeds"] == 2
+    accuracy, robustness = compared["val_accuracy"], compared["robustness"]
+    assert accuracy["seed_vs_seed"][0] == 1.0 and accuracy["supernet_vs_seed"][0] == -1.0
+    assert accuracy["difference"][0] == -2.0
+    assert robustness["seed_vs_seed"][0] == -1.0 and robustness["supernet_vs_seed"][0] == 0.0
+    assert robustness["difference"][0] == 1.0
+    for statistic in (*accuracy.values(), *robustness.values()):
+        assert statistic[1] <= statistic[0] <= statistic[2]
+    one_seed = [record for record in records if record["train_seed"] == 0]
+    alone = supernet_ranking.seed_comparison(one_seed, "digits", 0.25, 0.05, supernet)
+    assert alone["seeds"] == 1 and alone["val_accuracy"]["seed_vs_seed"] == [None] * 3
+    assert alone["val_accuracy"]["supernet_vs_seed"][0] == -1.0
 
 
 def test_the_study_architectures_are_measured_through_a_supernet_and_resume(tmp_path):
@@ -71,8 +83,9 @@ def test_the_study_architectures_are_measured_through_a_supernet_and_resume(tmp_
     result = supernet_ranking.main(argv)
     assert json.loads((tmp_path / "ranking.json").read_text()) == json.loads(json.dumps(result))
     assert result["architectures"] == [0, 1, 2] and result["scratch_seeds"] == [1, 1, 1]
-    assert result["scratch_seed_agreement"]["architectures"] == 3  # one seed: no ceiling
-    assert result["scratch_seed_agreement"]["val_accuracy"] == [None] * 3
+    for way in ("inherited", "supernet"):  # one seed: nothing to compare a second one with
+        assert result["against_one_seed"][way]["seeds"] == 1
+        assert result["against_one_seed"][way]["val_accuracy"]["difference"] == [None] * 3
     for way in ("inherited", "supernet"):
         for figure in ("val_accuracy", "robustness"):
             tau, low, high = result["ranking"][f"{way}_vs_scratch"][figure]["kendall_tau"]
