@@ -165,12 +165,22 @@ class Chunk:
         expected = sum(self.durations) / len(self.durations) if self.durations else 0.0
         return self.clock() - self.started + expected <= self.budget_s
 
+    def for_other_units(self) -> Chunk:
+        """The same budget and start, for units of another kind (their mean starts afresh)."""
+        other = Chunk(self.budget_s / 60, self.clock)
+        other.started = self.started
+        return other
+
+    def add(self, seconds: float) -> None:
+        """Counts a finished unit of work timed elsewhere (e.g. by a Keras callback)."""
+        self.durations.append(seconds)
+
     @contextlib.contextmanager
     def unit(self):
         """Times one unit of work (its duration counts only when it finishes)."""
         started = self.clock()
         yield
-        self.durations.append(self.clock() - started)
+        self.add(self.clock() - started)
 
 
 def utc_now() -> str:

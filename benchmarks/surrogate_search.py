@@ -21,6 +21,18 @@ every set-up (alpha_norm over all their trials) and the reference point 1.1
 x the largest objective 1 and params of all their trials, so every point
 counts and the set-ups are on one scale.
 
+A set-up's machine time is the supernet's training (its epochs' seconds, as
+its state records them) and, for each trial, the seconds since the previous
+trial ended (or its search began): training, measurement and the oracle's
+proposals (a surrogate's refit) alike.
+
+The run lives in --work (default runs/surrogate_search/<data>-w<width>-s<seed>):
+the supernet, each set-up's search and a JSONL line per ended trial (its
+seconds and figures). It goes on in chunks of --max-minutes: a supernet epoch
+or a trial starts only if it is expected to end within them (`common.Chunk`);
+when one would not, the run stops and says so, and the same command resumes
+it, in this sitting or a later one, until the report is written.
+
 Reported per set-up: the curve (trials, seconds, hypervolume), the final
 hypervolume, machine seconds and hypervolume per machine hour; and
 `surrogate_trials_to_plain_hv`, the trials the surrogate set-up took to reach
@@ -32,15 +44,17 @@ weights trained from random): the comparison is of what each search sees.
 Usage:
     python benchmarks/surrogate_search.py --data npz:../shared/data/cifar10_subset_dev.npz
         [--trials 60] [--epochs 10] [--supernet-epochs 30] [--fine-tune-epochs 1]
-        [--out docs/benchmarks/surrogate_search.json]
+        [--work DIR] [--max-minutes 55] [--out docs/benchmarks/surrogate_search.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import pathlib
+import re
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -48,9 +62,19 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import add_out_argument, number_list, report  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    Chunk,
+    add_out_argument,
+    append_json_line,
+    number_list,
+    report,
+    settings_of,
+    write_atomic,
+)
 
 SETUPS = ("plain", "supernet", "supernet_surrogate")
+FIGURES = {"accuracy": "val_accuracy", "robustness": "robustness", "params": "params"}
 ALPHA = 0.5
 
 
@@ -72,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--samples", type=int, default=10, help="Weight perturbations per R.")
     add("--seed", type=int, default=0)
     add("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
+    add("--work", type=pathlib.Path, default=None, help="The run's directory (see above).")
+    add("--max-minutes", type=float, default=math.inf, help="This chunk's budget.")
     add_out_argument(parser, "surrogate_search")
     return parser.parse_args(argv)
 
@@ -85,61 +111,131 @@ def searched_space(args, data):
     )
 
 
-def _timed(tuner_class):
-    """`tuner_class` that notes the moment each trial ends."""
+class ChunkEnded(Exception):  # noqa: N818 (the end of a chunk, not an error)
+    """The chunk's budget has no room for another unit: run the command again to go on."""
 
-    class Timed(tuner_class):
+
+UNSAVED = ("out", "setups", "work", "max_minutes")  # arguments that change no figure
+
+
+def work_directory(args) -> pathlib.Path:
+    """--work, created, holding this run's settings (another run's are refused)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.data) + f"-w{args.width:g}-s{args.seed}"
+    work = args.work or ROOT / "runs" / "surrogate_search" / name
+    settings = settings_of(args, exclude=UNSAVED)
+    path = work / "settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            other = sorted(k for k in {**saved, **settings} if saved.get(k) != settings.get(k))
+            raise SystemExit(
+                f"{work} holds a run with other {', '.join(other)}: pass another --work, "
+                "or the same settings to resume it"
+            )
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(settings, indent=1) + "\n")
+    return work
+
+
+def stop_at_budget(chunk: Chunk):
+    """A Keras callback that ends `fit` after an epoch when `chunk` has no room for another."""
+    import keras
+
+    class StopAtBudget(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.began = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            chunk.add(time.monotonic() - self.began)
+            if not chunk.room_for_another():
+                self.model.stop_training = True
+
+    return StopAtBudget()
+
+
+def _logged(tuner_class, log: pathlib.Path, setup: str, chunk: Chunk):
+    """`tuner_class` that logs each ended trial (seconds, figures) and stops at the budget."""
+
+    class Logged(tuner_class):
         def on_trial_end(self, trial):
+            now = time.monotonic()
+            metrics = self.oracle.trials[trial.trial_id].metrics
+            figures = {name: metrics.get_last_value(metric) for name, metric in FIGURES.items()}
+            # Logged before the trial is ended: a kill in between runs it again, and
+            # `trial_log` adds the seconds of both runs.
+            line = {"setup": setup, "trial_id": trial.trial_id, "seconds": now - self.mark}
+            append_json_line(log, {**line, **figures})
             super().on_trial_end(trial)
-            self.ended_at.append((trial.trial_id, time.monotonic()))
+            chunk.add(now - self.mark)
+            self.mark = now
+            if not chunk.room_for_another():
+                raise ChunkEnded(f"{setup}: {trial.trial_id} ended")
 
-    return Timed
+    return Logged
 
 
-def _search(setup: str, args, data, supernet, directory: str) -> tuple[list[dict], float]:
-    """Runs one set-up; returns its trials' figures (in end order) and when it began."""
+def trial_log(log: pathlib.Path, setup: str) -> list[dict]:
+    """A set-up's trials in the order they ended, each with its machine seconds.
+
+    A trial logged twice (run again after a kill) is placed where it last
+    ended, with the seconds of both runs and its last run's figures. The
+    seconds of a trial without finite figures (failed) go to the next one.
+    """
+    lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    trials: dict[str, dict] = {}
+    carried = 0.0
+    for line in lines:
+        if line["setup"] != setup:
+            continue
+        carried += line["seconds"]
+        if all(line[f] is not None and np.isfinite(line[f]) for f in FIGURES):
+            earlier = trials.pop(line["trial_id"], {"seconds": 0.0})["seconds"]
+            trials[line["trial_id"]] = {**line, "seconds": earlier + carried}
+            carried = 0.0
+    return list(trials.values())
+
+
+def _search(setup: str, args, data, supernet, work: pathlib.Path, chunk: Chunk) -> None:
+    """Runs (or resumes) one set-up's search; ends early with `ChunkEnded`."""
     from flatnas_tf.tuners import FlatNASTuner, SupernetTuner, SurrogateSettings
 
     common = dict(
         mode="flatnas", alpha=ALPHA, max_params=None, population_size=args.population,
-        max_trials=args.trials, seed=args.seed, samples=args.samples, directory=directory,
+        max_trials=args.trials, seed=args.seed, samples=args.samples, directory=str(work),
         project_name=setup,
     )  # fmt: skip
+    log = work / "trials.jsonl"
     if setup == "plain":
-        tuner, epochs = _timed(FlatNASTuner)(searched_space(args, data), **common), args.epochs
+        tuner_class, epochs = _logged(FlatNASTuner, log, setup, chunk), args.epochs
+        tuner = tuner_class(searched_space(args, data), **common)
     else:
         surrogate = None
         if setup == "supernet_surrogate":
             surrogate = SurrogateSettings(
                 initial_trials=args.surrogate_initial, candidates=args.surrogate_candidates
             )
-        tuner = _timed(SupernetTuner)(supernet, surrogate=surrogate, **common)
-        epochs = args.fine_tune_epochs
-    tuner.ended_at = []
-    began = time.monotonic()
+        tuner_class = _logged(SupernetTuner, log, setup, chunk)
+        tuner, epochs = tuner_class(supernet, surrogate=surrogate, **common), args.fine_tune_epochs
+    tuner.mark = time.monotonic()
     tuner.search(
         data.batches("train", args.batch_size, training=True, seed=args.seed),
         validation_data=data.batches("validation", args.batch_size),
         epochs=epochs,
         verbose=0,
     )
-    trials = []
-    for trial_id, ended in tuner.ended_at:
-        metrics = tuner.oracle.trials[trial_id].metrics
-        accuracy, robustness, params = (
-            metrics.get_last_value(name) for name in ("val_accuracy", "robustness", "params")
-        )
-        figures = {"accuracy": accuracy, "robustness": robustness, "params": params}
-        if all(f is not None and np.isfinite(f) for f in figures.values()):
-            trials.append({**figures, "at": ended})
-    return trials, began
 
 
-def curves(runs: dict[str, tuple[list[dict], float, float]]) -> dict[str, list[list[float]]]:
-    """(trials, seconds, hypervolume) after each trial of each set-up, on one scale."""
+def curves(runs: dict[str, tuple[list[dict], float]]) -> dict[str, list[list[float]]]:
+    """(trials, seconds, hypervolume) after each trial of each set-up, on one scale.
+
+    Args:
+        runs: {setup: (its trials as `trial_log` gives them, the seconds
+            charged before its first trial)}.
+    """
     from flatnas_tf.tuners import objectives, pareto
 
-    pooled = [t for trials, _, _ in runs.values() for t in trials]
+    pooled = [t for trials, _ in runs.values() for t in trials]
     accuracy = np.array([t["accuracy"] for t in pooled])
     robustness = np.array([t["robustness"] for t in pooled])
     norm = objectives.alpha_norm(accuracy, robustness, population_size=1)
@@ -159,41 +255,52 @@ def curves(runs: dict[str, tuple[list[dict], float, float]]) -> dict[str, list[l
         return pareto.hypervolume(front, "min", reference)
 
     result = {}
-    for setup, (trials, began, charged) in runs.items():
+    for setup, (trials, charged) in runs.items():
         every = points(trials)
+        seconds = charged + np.cumsum([t["seconds"] for t in trials])
         result[setup] = [
-            [k, round(t["at"] - began + charged, 1), volume(every[:k])]
-            for k, t in enumerate(trials, start=1)
+            [k, round(float(seconds[k - 1]), 1), volume(every[:k])]
+            for k in range(1, len(trials) + 1)
         ]
     return result
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Runs the set-ups and reports them (see the module docstring)."""
+def main(argv: list[str] | None = None) -> dict | None:
+    """Runs the set-ups and reports them (None: the chunk ended first; see the module docstring)."""
     from flatnas_tf import load_dataset
     from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
     from flatnas_tf.space.supernet import Supernet
 
     args = parse_args(argv)
+    work = work_directory(args)
     data = load_dataset(args.data, seed=args.seed)
-    runs = {}
-    with tempfile.TemporaryDirectory() as directory:
-        supernet, supernet_s = None, 0.0
+    chunk = Chunk(args.max_minutes)
+    supernet, supernet_s = None, 0.0
+    try:
         if any(s != "plain" for s in args.setups):
             supernet = Supernet(searched_space(args, data), width=args.width)
-            started = time.monotonic()
-            train_supernet(
+            state = train_supernet(
                 supernet,
                 data.batches("train", args.batch_size, training=True, seed=args.seed),
                 SupernetSettings(epochs=args.supernet_epochs, seed=args.seed),
-                directory=pathlib.Path(directory) / "supernet",
+                directory=work / "supernet",
                 verbose=0,
+                callbacks=[stop_at_budget(chunk)],
             )
-            supernet_s = time.monotonic() - started
+            supernet_s = sum(entry["seconds"] for entry in state["history"])
+            if state["epochs_done"] < args.supernet_epochs:
+                raise ChunkEnded(f"supernet: {state['epochs_done']} epochs done")
         for setup in args.setups:
-            trials, began = _search(setup, args, data, supernet, directory)
-            runs[setup] = (trials, began, 0.0 if setup == "plain" else supernet_s)
-            print(f"{setup}: {len(trials)} trials measured", file=sys.stderr, flush=True)
+            _search(setup, args, data, supernet, work, chunk.for_other_units())
+            print(f"{setup}: searched", file=sys.stderr, flush=True)
+    except ChunkEnded as ended:
+        print(f"chunk of {args.max_minutes:g} min used ({ended}); run the same command "
+              f"again to go on ({work})", file=sys.stderr, flush=True)  # fmt: skip
+        return None
+    runs = {
+        setup: (trial_log(work / "trials.jsonl", setup), 0.0 if setup == "plain" else supernet_s)
+        for setup in args.setups
+    }
     curve = curves(runs)
     setups = {}
     for setup, points in curve.items():

@@ -278,3 +278,17 @@ def test_a_unit_that_fails_does_not_count_as_one_finished():
         now[0] += 100
         raise RuntimeError("training diverged")
     assert chunk.durations == []
+
+
+def test_units_of_another_kind_share_the_budget_but_not_the_mean():
+    now = [0.0]
+    chunk = common.Chunk(50, clock=lambda: now[0])  # 3,000 s
+    chunk.add(100)  # short units timed elsewhere (e.g. by a callback)
+    now[0] = 2000
+    assert chunk.room_for_another()  # another 100 s unit fits
+    longer = chunk.for_other_units()
+    assert longer.room_for_another()  # no unit of this kind yet
+    with longer.unit():
+        now[0] += 900
+    assert not longer.room_for_another()  # 2,900 + 900 s is past the budget
+    assert chunk.room_for_another() and chunk.durations == [100]  # 2,900 + 100 s is not
