@@ -406,6 +406,37 @@ def report(
     return payload
 
 
+def safe_name(text: str) -> str:
+    """`text` as a file name: every run of other characters than letters, digits, _ . - is one _."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def check_work_settings(work: pathlib.Path, settings: Mapping[str, Any]) -> None:
+    """Keeps a resumable run's settings in `work`/settings.json; refuses other ones.
+
+    The first call writes them (atomically); a later call with other settings
+    exits with status 2 and a one-line error that names them, so a run never
+    mixes figures measured under other settings into one report.
+
+    Args:
+        work: The run's directory (created if missing).
+        settings: The settings that define its figures (JSON-safe).
+    """
+    settings = json.loads(json.dumps(settings))  # as saved
+    path = pathlib.Path(work) / "settings.json"
+    saved = json.loads(path.read_text()) if path.exists() else None
+    if saved is None:
+        write_atomic(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+    elif saved != settings:
+        changed = sorted(k for k in {**saved, **settings} if saved.get(k) != settings.get(k))
+        print(
+            f"error: {work} holds records measured with other settings ({', '.join(changed)}); "
+            "pass another --work or restore the settings.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
 def append_json_line(path: str | os.PathLike, record: Mapping[str, Any], **dumps: Any) -> None:
     """Appends `record` to a JSON-lines file atomically (`write_atomic`).
 

@@ -70,7 +70,7 @@ if __package__ in (None, ""):  # run as a script: make `rank_stats` importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import rank_stats  # noqa: E402
-from common import run_record, write_atomic  # noqa: E402
+from common import check_work_settings, run_record, write_atomic  # noqa: E402
 
 from flatnas_tf import (  # noqa: E402
     DatasetUnavailableError,
@@ -841,23 +841,6 @@ DEFINING = (
 )  # fmt: skip
 
 
-def _check_work_dir(args, work: pathlib.Path) -> None:
-    """Refuses to mix records measured under other settings into one report."""
-    settings = json.loads(json.dumps({k: getattr(args, k) for k in DEFINING}))  # as saved
-    path = work / "settings.json"
-    saved = _read_json(path)
-    if saved is None:
-        _write_json(path, settings)
-    elif saved != settings:
-        changed = sorted(k for k in settings if saved.get(k) != settings[k])
-        print(
-            f"error: {work} holds records measured with other settings ({', '.join(changed)}); "
-            "pass another --work or restore the settings.",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-
-
 def main(argv: list[str] | None = None) -> pathlib.Path | None:
     """Runs the chosen stages; returns the report's path when one was written."""
     args = parse_args(argv)
@@ -868,7 +851,7 @@ def main(argv: list[str] | None = None) -> pathlib.Path | None:
     except (ValueError, DatasetUnavailableError) as error:
         print(f"error: --data {args.data}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    _check_work_dir(args, work)
+    check_work_settings(work, {k: getattr(args, k) for k in DEFINING})
     command = "python benchmarks/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     log = RunLog(work / "runs.json", command.strip(), start)
     hypermodel = make_hypermodel(args, data)

@@ -260,20 +260,39 @@ def seed_agreement(
     >>> seed_agreement(rows, lambda r: r["x"], resamples=50).value
     1.0
     """
+    archs, columns = seed_columns(records, figure)
+    if len(columns) < 2:
+        return rank_stats.Correlation(math.nan, math.nan, math.nan, len(archs))
+    return rank_stats.bootstrap(mean_tau_between, columns, resamples)
+
+
+def seed_columns(
+    records: Sequence[dict], figure: Callable[[dict], float]
+) -> tuple[list[int], list[list[float]]]:
+    """The architectures trained with every training seed, and one column of `figure` per seed.
+
+    Args:
+        records: Study records (one per architecture and training seed).
+        figure: The figure of a record.
+
+    Returns:
+        (architectures, columns): columns[i][j] is the figure of
+        architectures[j] trained with the i-th seed (seeds in order).
+    """
     values: dict[int, dict[int, float]] = {}
     for record in records:
         values.setdefault(record["arch"], {})[record["train_seed"]] = figure(record)
     seeds = sorted({seed for per_seed in values.values() for seed in per_seed})
-    complete = [per_seed for per_seed in values.values() if set(seeds) <= set(per_seed)]
-    columns = [[per_seed[seed] for per_seed in complete] for seed in seeds]
-    pairs = list(itertools.combinations(range(len(seeds)), 2))
+    archs = [arch for arch, per_seed in values.items() if set(seeds) <= set(per_seed)]
+    return archs, [[values[arch][seed] for arch in archs] for seed in seeds]
+
+
+def mean_tau_between(*columns: np.ndarray) -> float:
+    """The mean Kendall tau over pairs of columns (NaN with fewer than two)."""
+    pairs = list(itertools.combinations(columns, 2))
     if not pairs:
-        return rank_stats.Correlation(math.nan, math.nan, math.nan, len(complete))
-
-    def mean_tau(*columns: np.ndarray) -> float:
-        return float(np.mean([rank_stats.kendall(columns[i], columns[j]) for i, j in pairs]))
-
-    return rank_stats.bootstrap(mean_tau, columns, resamples)
+        return math.nan
+    return float(np.mean([rank_stats.kendall(a, b) for a, b in pairs]))
 
 
 def within_architectures(

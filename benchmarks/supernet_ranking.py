@@ -43,11 +43,9 @@ Prints one JSON object (with the run's settings, machine, commit and date: `comm
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import pathlib
-import re
 import statistics
 import sys
 import time
@@ -57,7 +55,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the sibling modules importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from common import ROOT, add_out_argument, report, shown_path  # noqa: E402
+from common import ROOT, add_out_argument, report, safe_name, shown_path  # noqa: E402
 from flatness_ood_study import (  # noqa: E402
     VALIDATION_FRACTION,
     load_study_data,
@@ -65,7 +63,12 @@ from flatness_ood_study import (  # noqa: E402
     study_space,
 )
 from rank_stats import bootstrap, kendall  # noqa: E402
-from study_analysis import kept_and_excluded, read_records  # noqa: E402
+from study_analysis import (  # noqa: E402
+    kept_and_excluded,
+    mean_tau_between,
+    read_records,
+    seed_columns,
+)
 from weight_sharing import Records, correlations, measure  # noqa: E402
 
 DEFINING = ("data", "split_seed", "width", "depths", "supernet_epochs", "fine_tune_epochs",
@@ -114,7 +117,8 @@ def seed_comparison(
     Two from-scratch training seeds of the same architectures do not agree
     perfectly, so a supernet's tau against one of them has a ceiling below 1.
     Over the architectures trained with every seed, with one bootstrap over
-    architectures (paired, so the difference has its own interval):
+    architectures (paired, so the difference has its own interval; the
+    seeds themselves are not resampled):
 
         seed_vs_seed      mean Kendall tau between pairs of scratch seeds
         supernet_vs_seed  mean Kendall tau between the supernet and each seed
@@ -132,24 +136,18 @@ def seed_comparison(
 
     Returns:
         {"architectures": n, "seeds": s, "val_accuracy": {...}, "robustness":
-        {...}}, each figure's three statistics as [value, low, high] (None
-        where undefined: fewer than 2 seeds or 3 architectures).
+        {...}}, each figure's three statistics as [value, low, high]; None
+        where undefined (seed_vs_seed and difference with one seed, all
+        three below 3 architectures).
     """
     by_arch = _usable_by_arch(records, data, width)
-    seeds = sorted({record["train_seed"] for arch in supernet for record in by_arch.get(arch, [])})
-    complete = [
-        arch
-        for arch in supernet
-        if set(seeds) <= {record["train_seed"] for record in by_arch.get(arch, [])}
-    ]
-    pairs = list(itertools.combinations(range(1, len(seeds) + 1), 2))
-
-    def seed_vs_seed(*columns: np.ndarray) -> float:
-        taus = [kendall(columns[i], columns[j]) for i, j in pairs]
-        return statistics.fmean(taus) if taus else math.nan
+    chosen = [record for arch in supernet for record in by_arch.get(arch, [])]
 
     def supernet_vs_seed(*columns: np.ndarray) -> float:
         return statistics.fmean(kendall(columns[0], column) for column in columns[1:])
+
+    def seed_vs_seed(*columns: np.ndarray) -> float:
+        return mean_tau_between(*columns[1:])
 
     def difference(*columns: np.ndarray) -> float:
         return supernet_vs_seed(*columns) - seed_vs_seed(*columns)
@@ -158,15 +156,15 @@ def seed_comparison(
         "val_accuracy": lambda record: record["val_accuracy"],
         "robustness": lambda record: record["R"][f"{sigma:g}"],
     }
-    result: dict = {"architectures": len(complete), "seeds": len(seeds)}
+    result: dict = {}
     for name, figure in scratch_figures.items():
-        scratch = {(r["arch"], r["train_seed"]): figure(r) for a in complete for r in by_arch[a]}
-        columns = [[supernet[arch][name] for arch in complete]]
-        columns += [[scratch[arch, seed] for arch in complete] for seed in seeds]
+        archs, seeds = seed_columns(chosen, figure)
+        result.update(architectures=len(archs), seeds=len(seeds))
+        columns = [[supernet[arch][name] for arch in archs], *seeds]
         result[name] = {}
         for statistic in (supernet_vs_seed, seed_vs_seed, difference):
-            found = bootstrap(statistic, columns)
-            ends = (found.value, found.low, found.high)
+            found = bootstrap(statistic, columns) if seeds else None
+            ends = (found.value, found.low, found.high) if found else (math.nan,) * 3
             result[name][statistic.__name__] = [  # JSON has no NaN
                 None if math.isnan(x) else round(x, 3) for x in ends
             ]
@@ -235,12 +233,19 @@ def main(argv=None) -> dict:
             check_values(space, reference[arch]["hyperparameters"])
         except HyperparameterValueError as error:
             raise SystemExit(f"architecture {arch}: {error} (pass the study's --depths)") from None
-    run_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.data) + f"-w{args.width:g}"
+    run_name = f"{safe_name(args.data)}-w{args.width:g}"
     work = args.work or ROOT / "runs" / "supernet_ranking" / run_name
     work.mkdir(parents=True, exist_ok=True)
     settings = {name: getattr(args, name) for name in DEFINING}
     settings = json.loads(json.dumps({**settings, "training": training.to_settings()}))
-    measured = Records(work / "measured.jsonl", settings)
+    epochs_by_way = {"inherited": 0, "supernet": args.fine_tune_epochs}
+    if not args.fine_tune_epochs:  # fine-tuning for 0 epochs is the inherited way again
+        del epochs_by_way["supernet"]
+    path = work / "measured.jsonl"  # inherited lines serve every --fine-tune-epochs
+    by_way = {
+        way: Records(path, {**settings, "fine_tune_epochs": epochs})
+        for way, epochs in epochs_by_way.items()
+    }
     train = data.batches("train", args.batch_size, training=True, seed=0)
     validation = data.batches("validation", 256)
 
@@ -262,10 +267,8 @@ def main(argv=None) -> dict:
         supernet, samples=args.samples, sigma=args.sigma, seed=0, directory=str(work),
         project_name="through", max_params=None, overwrite=True,
     )  # fmt: skip
-    epochs_by_way = {"inherited": 0, "supernet": args.fine_tune_epochs}
-    if not args.fine_tune_epochs:  # fine-tuning for 0 epochs is the inherited way again
-        del epochs_by_way["supernet"]
     for way, epochs in epochs_by_way.items():
+        measured = by_way[way]
         for arch in archs:
             values = reference[arch]["hyperparameters"]
             if (way, arch) in measured.items:
@@ -286,12 +289,12 @@ def main(argv=None) -> dict:
         scale = 100 if figure == "val_accuracy" else 1
         if way == "scratch":
             return [scale * reference[a][figure] for a in archs]
-        return [scale * measured.items[(way, a)]["figures"][figure] for a in archs]
+        return [scale * by_way[way].items[(way, a)]["figures"][figure] for a in archs]
 
     measured_ways = list(epochs_by_way)
     ways = (*measured_ways, "scratch")
     result = {
-        "measured": shown_path(measured.path),
+        "measured": shown_path(path),
         "architectures": archs,
         "scratch_seeds": [reference[a]["seeds"] for a in archs],
         "supernet_training_s": round(supernet_s, 1),
@@ -301,7 +304,7 @@ def main(argv=None) -> dict:
                 args.data,
                 args.width,
                 args.sigma,
-                {arch: measured.items[(way, arch)]["figures"] for arch in archs},
+                {arch: by_way[way].items[(way, arch)]["figures"] for arch in archs},
             )
             for way in measured_ways
         },
@@ -320,7 +323,7 @@ def main(argv=None) -> dict:
             for way in ways
         },  # fmt: skip
         "candidate_s_median": {
-            way: round(statistics.median(measured.items[(way, a)]["wall_s"] for a in archs), 2)
+            way: round(statistics.median(by_way[way].items[(way, a)]["wall_s"] for a in archs), 2)
             for way in measured_ways
         },
         "per_architecture": [

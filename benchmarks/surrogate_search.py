@@ -31,7 +31,9 @@ the supernet, each set-up's search and a JSONL line per ended trial (its
 seconds and figures). It goes on in chunks of --max-minutes: a supernet epoch
 or a trial starts only if it is expected to end within them (`common.Chunk`);
 when one would not, the run stops and says so, and the same command resumes
-it, in this sitting or a later one, until the report is written.
+it, in this sitting or a later one, until the report is written. (A run
+killed mid-trial rather than stopped by its budget loses that trial's
+seconds, which the resumed search spends again and counts.)
 
 Reported per set-up: the curve (trials, seconds, hypervolume), the final
 hypervolume, machine seconds and hypervolume per machine hour; and
@@ -53,9 +55,7 @@ import argparse
 import json
 import math
 import pathlib
-import re
 import sys
-import time
 
 import numpy as np
 
@@ -67,10 +67,11 @@ from common import (  # noqa: E402
     Chunk,
     add_out_argument,
     append_json_line,
+    check_work_settings,
     number_list,
     report,
+    safe_name,
     settings_of,
-    write_atomic,
 )
 
 SETUPS = ("plain", "supernet", "supernet_surrogate")
@@ -115,26 +116,14 @@ class ChunkEnded(Exception):  # noqa: N818 (the end of a chunk, not an error)
     """The chunk's budget has no room for another unit: run the command again to go on."""
 
 
-UNSAVED = ("out", "setups", "work", "max_minutes")  # arguments that change no figure
+NOT_DEFINING = ("out", "setups", "work", "max_minutes")  # arguments that change no figure
 
 
 def work_directory(args) -> pathlib.Path:
-    """--work, created, holding this run's settings (another run's are refused)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.data) + f"-w{args.width:g}-s{args.seed}"
+    """--work (default under runs/), holding this run's settings; another run's are refused."""
+    name = f"{safe_name(args.data)}-w{args.width:g}-s{args.seed}"
     work = args.work or ROOT / "runs" / "surrogate_search" / name
-    settings = settings_of(args, exclude=UNSAVED)
-    path = work / "settings.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != settings:
-            other = sorted(k for k in {**saved, **settings} if saved.get(k) != settings.get(k))
-            raise SystemExit(
-                f"{work} holds a run with other {', '.join(other)}: pass another --work, "
-                "or the same settings to resume it"
-            )
-    else:
-        work.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(settings, indent=1) + "\n")
+    check_work_settings(work, settings_of(args, exclude=NOT_DEFINING))
     return work
 
 
@@ -144,14 +133,21 @@ def stop_at_budget(chunk: Chunk):
 
     class StopAtBudget(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.began = time.monotonic()
+            self.began = chunk.clock()
 
         def on_epoch_end(self, epoch, logs=None):
-            chunk.add(time.monotonic() - self.began)
+            chunk.add(chunk.clock() - self.began)
             if not chunk.room_for_another():
                 self.model.stop_training = True
 
     return StopAtBudget()
+
+
+def _unfinished(oracle) -> bool:
+    """Whether a search has trials to start, or one to run again (interrupted by a kill)."""
+    return bool(oracle.remaining_trials) or any(
+        trial.status == "RUNNING" for trial in oracle.trials.values()
+    )
 
 
 def _logged(tuner_class, log: pathlib.Path, setup: str, chunk: Chunk):
@@ -159,18 +155,22 @@ def _logged(tuner_class, log: pathlib.Path, setup: str, chunk: Chunk):
 
     class Logged(tuner_class):
         def on_trial_end(self, trial):
-            now = time.monotonic()
-            metrics = self.oracle.trials[trial.trial_id].metrics
-            figures = {name: metrics.get_last_value(metric) for name, metric in FIGURES.items()}
+            now = chunk.clock()
+            metrics = self.oracle.trials[trial.trial_id].metrics  # none if the trial failed
+            figures = {
+                name: metrics.get_last_value(metric) if metrics.exists(metric) else None
+                for name, metric in FIGURES.items()
+            }
             # Logged before the trial is ended: a kill in between runs it again, and
             # `trial_log` adds the seconds of both runs.
-            line = {"setup": setup, "trial_id": trial.trial_id, "seconds": now - self.mark}
-            append_json_line(log, {**line, **figures})
+            seconds = now - self.last_ended
+            append_json_line(log, {"setup": setup, "trial_id": trial.trial_id,
+                                   "seconds": seconds, **figures})  # fmt: skip
             super().on_trial_end(trial)
-            chunk.add(now - self.mark)
-            self.mark = now
-            if not chunk.room_for_another():
-                raise ChunkEnded(f"{setup}: {trial.trial_id} ended")
+            chunk.add(seconds)
+            self.last_ended = now
+            if _unfinished(self.oracle) and not chunk.room_for_another():
+                raise ChunkEnded(f"{setup}: trial {trial.trial_id} ended")
 
     return Logged
 
@@ -217,13 +217,51 @@ def _search(setup: str, args, data, supernet, work: pathlib.Path, chunk: Chunk) 
             )
         tuner_class = _logged(SupernetTuner, log, setup, chunk)
         tuner, epochs = tuner_class(supernet, surrogate=surrogate, **common), args.fine_tune_epochs
-    tuner.mark = time.monotonic()
-    tuner.search(
+    if _unfinished(tuner.oracle):
+        for logged in trial_log(log, setup):  # this set-up's mean trial so far, for the budget
+            chunk.add(logged["seconds"])
+        if not chunk.room_for_another():
+            raise ChunkEnded(f"{setup}: no room for another trial")
+    tuner.last_ended = chunk.clock()
+    tuner.search(  # returns at once when finished
         data.batches("train", args.batch_size, training=True, seed=args.seed),
         validation_data=data.batches("validation", args.batch_size),
         epochs=epochs,
         verbose=0,
     )
+
+
+def _trained_supernet(args, data, work: pathlib.Path, chunk: Chunk):
+    """The set-ups' supernet, trained or resumed in `work`, and its training seconds.
+
+    Raises:
+        ChunkEnded: Epochs are left that the chunk has no room for (its
+            epochs so far, recorded in the supernet's state, give the mean).
+    """
+    from flatnas_tf.space import sandwich
+    from flatnas_tf.space.supernet import Supernet
+
+    directory = work / "supernet"
+    done = 0
+    if (directory / sandwich.STATE_FILE).exists():  # written after each finished epoch
+        saved = sandwich.read_supernet_state(directory)
+        done = saved["epochs_done"]
+        for epoch in saved["history"]:
+            chunk.add(epoch["seconds"])
+    if done < args.supernet_epochs and not chunk.room_for_another():
+        raise ChunkEnded(f"supernet: {done} of {args.supernet_epochs} epochs")
+    supernet = Supernet(searched_space(args, data), width=args.width)
+    state = sandwich.train_supernet(  # returns at once when finished
+        supernet,
+        data.batches("train", args.batch_size, training=True, seed=args.seed),
+        sandwich.SupernetSettings(epochs=args.supernet_epochs, seed=args.seed),
+        directory=directory,
+        verbose=0,
+        callbacks=[stop_at_budget(chunk)],
+    )
+    if state["epochs_done"] < args.supernet_epochs:
+        raise ChunkEnded(f"supernet: {state['epochs_done']} of {args.supernet_epochs} epochs")
+    return supernet, sum(epoch["seconds"] for epoch in state["history"])
 
 
 def curves(runs: dict[str, tuple[list[dict], float]]) -> dict[str, list[list[float]]]:
@@ -268,8 +306,6 @@ def curves(runs: dict[str, tuple[list[dict], float]]) -> dict[str, list[list[flo
 def main(argv: list[str] | None = None) -> dict | None:
     """Runs the set-ups and reports them (None: the chunk ended first; see the module docstring)."""
     from flatnas_tf import load_dataset
-    from flatnas_tf.space.sandwich import SupernetSettings, train_supernet
-    from flatnas_tf.space.supernet import Supernet
 
     args = parse_args(argv)
     work = work_directory(args)
@@ -278,18 +314,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     supernet, supernet_s = None, 0.0
     try:
         if any(s != "plain" for s in args.setups):
-            supernet = Supernet(searched_space(args, data), width=args.width)
-            state = train_supernet(
-                supernet,
-                data.batches("train", args.batch_size, training=True, seed=args.seed),
-                SupernetSettings(epochs=args.supernet_epochs, seed=args.seed),
-                directory=work / "supernet",
-                verbose=0,
-                callbacks=[stop_at_budget(chunk)],
-            )
-            supernet_s = sum(entry["seconds"] for entry in state["history"])
-            if state["epochs_done"] < args.supernet_epochs:
-                raise ChunkEnded(f"supernet: {state['epochs_done']} epochs done")
+            supernet, supernet_s = _trained_supernet(args, data, work, chunk)
         for setup in args.setups:
             _search(setup, args, data, supernet, work, chunk.for_other_units())
             print(f"{setup}: searched", file=sys.stderr, flush=True)

@@ -101,7 +101,9 @@ def test_the_study_architectures_are_measured_through_a_supernet_and_resume(tmp_
     assert list(inherited["candidate_s_median"]) == ["inherited"]
     assert set(inherited["per_architecture"][0]) == {"arch", "inherited", "scratch"}
     assert inherited["supernet_training_s"] == result["supernet_training_s"]
-    assert len(measured.read_text().splitlines()) == 9  # 3 more: other settings, measured anew
+    first = result["per_architecture"][0]
+    assert inherited["per_architecture"][0]["inherited"] == first["inherited"]
+    assert len(measured.read_text().splitlines()) == 6  # the inherited figures are reused
     # Records whose architecture 1 is another draw: its measurements are not reused.
     lines[1]["hyperparameters"] = draws[2]
     records.write_text("".join(json.dumps(line) + "\n" for line in lines))
