@@ -14,8 +14,8 @@ objectives (alpha 0.5), the same budget of `--trials` trials and the same seed:
                         initial_trials=--surrogate-initial, candidates=
                         --surrogate-candidates)
 
-After each trial a set-up ends: the seconds since it began (the supernet's
-training included) and the hypervolume of its trials so far in (objective 1,
+After each trial a set-up ends: its machine seconds so far (below) and the
+hypervolume of its trials so far in (objective 1,
 params), objective 1 being `tuners.objectives.robust_error` with one norm for
 every set-up (alpha_norm over all their trials) and the reference point 1.1
 x the largest objective 1 and params of all their trials, so every point
