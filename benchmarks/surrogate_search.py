@@ -76,6 +76,7 @@ from common import (  # noqa: E402
 
 SETUPS = ("plain", "supernet", "supernet_surrogate")
 FIGURES = {"accuracy": "val_accuracy", "robustness": "robustness", "params": "params"}
+TRIAL_LOG = "trials.jsonl"  # in --work: a line per ended trial of every set-up
 ALPHA = 0.5
 
 
@@ -205,7 +206,7 @@ def _search(setup: str, args, data, supernet, work: pathlib.Path, chunk: Chunk) 
         max_trials=args.trials, seed=args.seed, samples=args.samples, directory=str(work),
         project_name=setup,
     )  # fmt: skip
-    log = work / "trials.jsonl"
+    log = work / TRIAL_LOG
     if setup == "plain":
         tuner_class, epochs = _logged(FlatNASTuner, log, setup, chunk), args.epochs
         tuner = tuner_class(searched_space(args, data), **common)
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict | None:
               f"again to go on ({work})", file=sys.stderr, flush=True)  # fmt: skip
         return None
     runs = {
-        setup: (trial_log(work / "trials.jsonl", setup), 0.0 if setup == "plain" else supernet_s)
+        setup: (trial_log(work / TRIAL_LOG, setup), 0.0 if setup == "plain" else supernet_s)
         for setup in args.setups
     }
     curve = curves(runs)
